@@ -1,1 +1,29 @@
-//! placeholder
+//! Melodies to grid tokens and back.
+//!
+//! A melody is laid on a time grid (default a sixteenth note): a note onset is its
+//! MIDI number (`60`), each further step it lasts is `_`, a rest onset is `r`, and
+//! `.` ends a song. [`encode`] does this with transposition and filtering (songs
+//! off the grid are refused with the reason), [`decode`] goes back from tokens to
+//! a melody, [`Vocabulary`] maps tokens to ids as a `tokenizers` WordLevel
+//! `tokenizer.json`, and [`midi`], [`musicxml`] and [`kern`] write what a person
+//! can hear or read.
+
+pub mod codec;
+pub mod kern;
+pub mod midi;
+pub mod musicxml;
+mod notation;
+pub mod token;
+pub mod vocab;
+
+pub use codec::{
+    DecodeError, DecodeOptions, EncodeOptions, Encoded, FilterReason, Transposition, decode,
+    encode, encode_with, reference_transposition, transpose,
+};
+pub use token::{Token, TokenError, parse_tokens, tokens_to_string};
+pub use vocab::{VocabError, Vocabulary};
+
+/// The default grid step: a sixteenth of a whole note, as in the reference.
+pub fn default_step() -> esac_parse::Duration {
+    esac_parse::Duration::new(1, 16)
+}
