@@ -1,1 +1,290 @@
-fn main() {}
+//! `cargo xtask`: the esac-melody command line.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use esac_parse::Duration;
+use grid_codec::{EncodeOptions, Transposition};
+use trainer::{PrepareOptions, Split};
+use xtask::{bench, download, source};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Learn folk melodies from the Essen collection and write new ones",
+    after_help = "Examples:\n  cargo xtask download erk\n  cargo xtask prepare --data ~/.cache/esac-melody/essen/erk --out data/erk\n  cargo xtask bench parse --data ../shared/data/essen/deutschl/erk"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch a collection (erk, deutschl, or a zip URL), verify it and cache it.
+    #[command(
+        after_help = "Examples:\n  cargo xtask download erk\n  cargo xtask download deutschl\n  cargo xtask download erk --from ../shared/data/essen/deutschl/erk\n  cargo xtask download https://example.org/songs.zip"
+    )]
+    Download {
+        /// `erk` (1,700 German songs), `deutschl` (all 5,365 German kern songs) or a URL of a zip.
+        #[arg(default_value = "erk")]
+        target: String,
+        /// Use an offline mirror instead of the network: a folder or a zip.
+        #[arg(long, value_name = "DIR|ZIP")]
+        from: Option<PathBuf>,
+        /// Cache folder (default: $ESAC_MELODY_CACHE or the platform cache folder).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Fetch again even if a verified copy is cached.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Parse, encode and split a collection into songs.jsonl, tokenizer.json and report.json.
+    #[command(
+        after_help = "Examples:\n  cargo xtask prepare --out data/erk\n  cargo xtask prepare --data ../shared/data/essen/esac/erk --out data/erk-esac\n  cargo xtask prepare --data songs.zip --out data/mine --transpose none"
+    )]
+    Prepare {
+        /// A folder of .krn or .sm files, one such file, or a zip (default: the cached erk collection).
+        #[arg(long, value_name = "DIR|ZIP")]
+        data: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long, default_value = "data/erk")]
+        out: PathBuf,
+        /// Seed of the song-level 80/10/10 split.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Grid step as a fraction of a whole note.
+        #[arg(long, default_value = "1/16", value_parser = parse_step)]
+        step: Duration,
+        /// How songs are transposed before encoding.
+        #[arg(long, value_enum, default_value_t = TransposeArg::Reference)]
+        transpose: TransposeArg,
+        /// Pitch range for `--transpose all-keys`, as LOW-HIGH MIDI numbers.
+        #[arg(long, default_value = "45-84", value_parser = parse_range)]
+        range: (u8, u8),
+    },
+    /// Benchmarks; results are printed as JSON lines.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Parse + encode a whole collection; prints songs/s.
+    Parse {
+        /// Folder, file or zip (default: the cached erk collection).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TransposeArg {
+    /// To C major / A minor, as the reference notebook does.
+    Reference,
+    /// Keep the written pitches.
+    None,
+    /// Every key whose pitches stay within --range (data augmentation).
+    AllKeys,
+}
+
+fn parse_step(text: &str) -> Result<Duration, String> {
+    let (n, d) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: write the step as a fraction such as 1/16"))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: bad numerator"))?;
+    let d: u64 = d
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: bad denominator"))?;
+    if n == 0 || d == 0 {
+        return Err(format!("{text:?}: the step must be positive"));
+    }
+    Ok(Duration::new(n, d))
+}
+
+fn parse_range(text: &str) -> Result<(u8, u8), String> {
+    let (low, high) = text
+        .split_once('-')
+        .ok_or_else(|| format!("{text:?}: write the range as LOW-HIGH, e.g. 45-84"))?;
+    let low: u8 = low
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: bad low pitch"))?;
+    let high: u8 = high
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: bad high pitch"))?;
+    if low > high || high > 127 {
+        return Err(format!("{text:?}: need 0 <= LOW <= HIGH <= 127"));
+    }
+    Ok((low, high))
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    if let Err(error) = run(Cli::parse()) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Download {
+            target,
+            from,
+            cache,
+            force,
+        } => {
+            let collection = resolve_target(&target)?;
+            let mut options = download::Options::new(cache.unwrap_or_else(download::cache_root));
+            options.from = from;
+            options.force = force;
+            let done = download::download(&collection, &options)?;
+            let verified = if collection.pinned.is_some() {
+                "verified against the pinned checksum"
+            } else {
+                "no pinned checksum for a custom URL"
+            };
+            let state = if done.cached {
+                "already cached"
+            } else {
+                "downloaded"
+            };
+            println!(
+                "{}: {state}, {} files, {verified}\n  {}",
+                collection.name,
+                done.files,
+                done.path.display()
+            );
+        }
+        Command::Prepare {
+            data,
+            out,
+            seed,
+            step,
+            transpose,
+            range,
+        } => {
+            let data = data_or_cached_erk(data)?;
+            let transposition = match transpose {
+                TransposeArg::Reference => Transposition::ToCMajorAMinor,
+                TransposeArg::None => Transposition::None,
+                TransposeArg::AllKeys => Transposition::AllKeys {
+                    low: range.0,
+                    high: range.1,
+                },
+            };
+            let options = PrepareOptions {
+                encode: EncodeOptions {
+                    step,
+                    transposition,
+                },
+                seed,
+                ..Default::default()
+            };
+            prepare(&data, &out, &options)?;
+        }
+        Command::Bench {
+            which: BenchCommand::Parse { data, iterations },
+        } => {
+            let data = data_or_cached_erk(data)?;
+            let result = bench::parse(&data, iterations)?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+    }
+    Ok(())
+}
+
+fn resolve_target(target: &str) -> Result<download::Collection> {
+    if let Some(known) = download::known(target) {
+        return Ok(known);
+    }
+    if target.starts_with("http://") || target.starts_with("https://") {
+        return Ok(download::from_url(target));
+    }
+    bail!("unknown collection {target:?}: use `erk`, `deutschl`, or the URL of a zip")
+}
+
+/// The given data path, or the cached erk collection (downloaded if missing).
+fn data_or_cached_erk(data: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(data) = data {
+        return Ok(data);
+    }
+    let collection = download::known("erk").expect("erk is known");
+    let done = download::download(&collection, &download::Options::new(download::cache_root()))
+        .context("no --data given, and the erk collection could not be fetched")?;
+    if !done.cached {
+        eprintln!("fetched erk into {}", done.path.display());
+    }
+    Ok(done.path)
+}
+
+fn prepare(data: &Path, out: &Path, options: &PrepareOptions) -> Result<()> {
+    let start = Instant::now();
+    let collection = source::load(data)?;
+    let prepared = trainer::prepare(&collection, options);
+    let files = trainer::write_prepared(&prepared, out)
+        .with_context(|| format!("cannot write into {}", out.display()))?;
+    let r = &prepared.report;
+    println!(
+        "read {} files from {}: {} songs, {} rejected",
+        r.files,
+        data.display(),
+        r.songs_read,
+        r.rejected
+    );
+    for (reason, count) in &r.rejected_reasons {
+        println!("  rejected {count:>5}  {reason}");
+    }
+    println!(
+        "on the {} grid: {} songs, {} filtered, {} grace notes dropped",
+        r.step, r.on_grid, r.filtered, r.grace_notes_dropped
+    );
+    let mut reasons: Vec<(&String, &usize)> = r.filtered_reasons.iter().collect();
+    reasons.sort_by_key(|(_, count)| std::cmp::Reverse(**count));
+    for (reason, count) in reasons.iter().take(8) {
+        println!("  filtered {count:>5}  {reason}");
+    }
+    if reasons.len() > 8 {
+        println!("  ... {} more kinds in report.json", reasons.len() - 8);
+    }
+    for split in [Split::Train, Split::Val, Split::Test] {
+        println!(
+            "  {:<5} {:>5} songs {:>8} tokens",
+            format!("{split:?}").to_lowercase(),
+            r.songs_per_split[&split],
+            r.tokens_per_split[&split]
+        );
+    }
+    println!(
+        "vocabulary: {} tokens; split seed {}; {:.2} s",
+        r.vocabulary_size,
+        r.seed,
+        start.elapsed().as_secs_f64()
+    );
+    println!(
+        "wrote {}, {}, {}",
+        files.songs.display(),
+        files.tokenizer.display(),
+        files.report.display()
+    );
+    Ok(())
+}

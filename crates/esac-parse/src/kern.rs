@@ -495,7 +495,7 @@ const MAX_RECIPROCAL: u64 = 1024;
 fn is_plausible_reciprocal(value: u64) -> bool {
     let mut rest = value;
     for p in [2, 3, 5, 7] {
-        while rest > 1 && rest % p == 0 {
+        while rest > 1 && rest.is_multiple_of(p) {
             rest /= p;
         }
     }

@@ -1,0 +1,371 @@
+//! Corpus preparation: parsed songs -> grid tokens, a song-level split, the
+//! vocabulary, and a report of everything left out and why.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use esac_parse::{Collection, Melody};
+use grid_codec::{EncodeOptions, Vocabulary, encode_with, tokens_to_string};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Which part of the song-level split a song belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+/// Settings of a preparation run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrepareOptions {
+    pub encode: EncodeOptions,
+    /// Seed of the song shuffle that decides the split.
+    pub seed: u64,
+    /// Shares of songs for validation and test; the rest is training.
+    pub val_share: f64,
+    pub test_share: f64,
+}
+
+impl Default for PrepareOptions {
+    fn default() -> Self {
+        Self {
+            encode: EncodeOptions::default(),
+            seed: 42,
+            val_share: 0.1,
+            test_share: 0.1,
+        }
+    }
+}
+
+/// One line of `songs.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SongRecord {
+    pub id: String,
+    pub file: String,
+    pub title: String,
+    pub split: Split,
+    /// Semitones the song was moved by before encoding.
+    pub transposed_by: i32,
+    /// Space-separated grid tokens without the terminal `.`.
+    pub tokens: String,
+}
+
+/// A song or file that did not make it, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exclusion {
+    pub file: String,
+    pub line: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+/// `report.json`: what was read, kept, and left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub files: usize,
+    pub songs_read: usize,
+    pub rejected: usize,
+    pub rejected_reasons: BTreeMap<String, usize>,
+    pub rejected_songs: Vec<Exclusion>,
+    pub filtered: usize,
+    pub filtered_reasons: BTreeMap<String, usize>,
+    pub filtered_songs: Vec<Exclusion>,
+    pub on_grid: usize,
+    pub grace_notes_dropped: usize,
+    pub vocabulary_size: usize,
+    pub songs_per_split: BTreeMap<Split, usize>,
+    /// Tokens the model sees per split, counting each song's terminal `.`.
+    pub tokens_per_split: BTreeMap<Split, usize>,
+    pub seed: u64,
+    pub step: String,
+    pub transposition: String,
+}
+
+/// The result of preparation.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub songs: Vec<SongRecord>,
+    pub vocabulary: Vocabulary,
+    pub report: Report,
+}
+
+/// The kind of a reason, for counting: `event 17: duration 1/24 ...` -> `duration 1/24 ...`
+/// with numbers of events dropped so that like reasons group together.
+fn reason_kind(reason: &str) -> String {
+    let without_event = match reason.split_once(": ") {
+        Some((head, tail)) if head.starts_with("event ") => tail,
+        _ => reason,
+    };
+    without_event
+        .split(" in `")
+        .next()
+        .unwrap_or(without_event)
+        .to_owned()
+}
+
+fn count_kinds<'a>(reasons: impl Iterator<Item = &'a str>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for reason in reasons {
+        *counts.entry(reason_kind(reason)).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn display_path(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Encodes a collection, splits it by song, and builds the vocabulary.
+pub fn prepare(collection: &Collection, options: &PrepareOptions) -> Prepared {
+    let mut filtered_songs = Vec::new();
+    let mut encoded: Vec<(&Melody, Vec<grid_codec::Encoded>)> = Vec::new();
+    let mut grace_notes_dropped = 0;
+    for song in &collection.songs {
+        match encode_with(song, &options.encode) {
+            Ok(versions) if !versions.is_empty() => {
+                grace_notes_dropped += versions[0].dropped_grace_notes;
+                encoded.push((song, versions));
+            }
+            Ok(_) => filtered_songs.push(Exclusion {
+                file: display_path(&song.file),
+                line: song.line,
+                id: Some(song.id.clone()),
+                reason: "no transposition keeps the song within the pitch range".into(),
+            }),
+            Err(reason) => filtered_songs.push(Exclusion {
+                file: display_path(&song.file),
+                line: song.line,
+                id: Some(song.id.clone()),
+                reason: reason.to_string(),
+            }),
+        }
+    }
+    let splits = assign_splits(encoded.len(), options);
+    let mut songs = Vec::new();
+    for ((song, versions), split) in encoded.iter().zip(&splits) {
+        for version in versions {
+            songs.push(SongRecord {
+                id: song.id.clone(),
+                file: display_path(&song.file),
+                title: song.title.clone(),
+                split: *split,
+                transposed_by: version.transposed_by,
+                tokens: tokens_to_string(&version.tokens),
+            });
+        }
+    }
+    let vocabulary = Vocabulary::build(
+        encoded
+            .iter()
+            .flat_map(|(_, versions)| versions.iter().map(|v| v.tokens.as_slice())),
+    );
+    let mut songs_per_split = BTreeMap::new();
+    let mut tokens_per_split = BTreeMap::new();
+    for split in [Split::Train, Split::Val, Split::Test] {
+        songs_per_split.insert(split, 0);
+        tokens_per_split.insert(split, 0);
+    }
+    for song in &songs {
+        *songs_per_split.entry(song.split).or_insert(0) += 1;
+        *tokens_per_split.entry(song.split).or_insert(0) += song.tokens.split(' ').count() + 1;
+    }
+    let rejected_songs: Vec<Exclusion> = collection
+        .rejected
+        .iter()
+        .map(|r| Exclusion {
+            file: display_path(&r.location.file),
+            line: r.location.line,
+            id: None,
+            reason: format!("{}:{}: {}", r.location.line, r.location.column, r.reason),
+        })
+        .collect();
+    let report = Report {
+        files: collection.music_files,
+        songs_read: collection.songs.len(),
+        rejected: rejected_songs.len(),
+        rejected_reasons: count_kinds(collection.rejected.iter().map(|r| r.reason.as_str())),
+        rejected_songs,
+        filtered: filtered_songs.len(),
+        filtered_reasons: count_kinds(filtered_songs.iter().map(|f| f.reason.as_str())),
+        filtered_songs,
+        on_grid: encoded.len(),
+        grace_notes_dropped,
+        vocabulary_size: vocabulary.len(),
+        songs_per_split,
+        tokens_per_split,
+        seed: options.seed,
+        step: options.encode.step.to_string(),
+        transposition: format!("{:?}", options.encode.transposition),
+    };
+    Prepared {
+        songs,
+        vocabulary,
+        report,
+    }
+}
+
+/// Seeded song-level split: shuffle the song order, then cut test, val, train.
+fn assign_splits(count: usize, options: &PrepareOptions) -> Vec<Split> {
+    let mut order: Vec<usize> = (0..count).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(options.seed));
+    let test = (count as f64 * options.test_share).round() as usize;
+    let val = (count as f64 * options.val_share).round() as usize;
+    let mut splits = vec![Split::Train; count];
+    for (rank, &song) in order.iter().enumerate() {
+        if rank < test {
+            splits[song] = Split::Test;
+        } else if rank < test + val {
+            splits[song] = Split::Val;
+        }
+    }
+    splits
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// The files a preparation writes.
+pub struct PreparedFiles {
+    pub songs: PathBuf,
+    pub tokenizer: PathBuf,
+    pub report: PathBuf,
+}
+
+/// Writes `songs.jsonl`, `tokenizer.json` and `report.json` into `out`.
+pub fn write_prepared(prepared: &Prepared, out: &Path) -> io::Result<PreparedFiles> {
+    fs::create_dir_all(out)?;
+    let files = PreparedFiles {
+        songs: out.join("songs.jsonl"),
+        tokenizer: out.join("tokenizer.json"),
+        report: out.join("report.json"),
+    };
+    let mut lines = String::new();
+    for song in &prepared.songs {
+        lines.push_str(&serde_json::to_string(song).map_err(io::Error::other)?);
+        lines.push('\n');
+    }
+    write_atomic(&files.songs, lines.as_bytes())?;
+    write_atomic(&files.tokenizer, prepared.vocabulary.to_json().as_bytes())?;
+    let report = serde_json::to_string_pretty(&prepared.report).map_err(io::Error::other)?;
+    write_atomic(&files.report, report.as_bytes())?;
+    Ok(files)
+}
+
+/// Reads `songs.jsonl`; errors name the line.
+pub fn read_songs(path: &Path) -> io::Result<Vec<SongRecord>> {
+    let text = fs::read_to_string(path)?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}:{}: {e}", path.display(), i + 1),
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use esac_parse::{Duration, Event, Key, Mode, Pitch, Spelling};
+
+    fn song(id: &str, sixteenths: &[u64]) -> Melody {
+        let mut m = Melody::new(id, format!("{id}.krn"), 1);
+        m.key = Some(Key {
+            tonic: Spelling {
+                letter: 'G',
+                alter: 0,
+            },
+            mode: Mode::Major,
+        });
+        for &s in sixteenths {
+            m.events
+                .push(Event::new(Pitch::Note(67), Duration::new(s, 48)));
+        }
+        m
+    }
+
+    #[test]
+    fn split_is_by_song_seeded_and_reported() {
+        let mut collection = Collection {
+            music_files: 21,
+            ..Default::default()
+        };
+        for i in 0..20 {
+            collection.songs.push(song(&format!("S{i}"), &[3, 6]));
+        }
+        // 1/48 steps: not on a 1/16 grid.
+        collection.songs.push(song("OFF", &[1]));
+        let prepared = prepare(&collection, &PrepareOptions::default());
+        let report = &prepared.report;
+        assert_eq!(report.songs_read, 21);
+        assert_eq!(report.on_grid, 20);
+        assert_eq!(report.filtered, 1);
+        assert_eq!(
+            report.filtered_reasons.keys().collect::<Vec<_>>(),
+            ["duration 1/48 is not a multiple of 1/16"]
+        );
+        assert_eq!(report.songs_per_split[&Split::Train], 16);
+        assert_eq!(report.songs_per_split[&Split::Val], 2);
+        assert_eq!(report.songs_per_split[&Split::Test], 2);
+        // "60 60 _" plus the terminal: 4 tokens a song.
+        assert_eq!(prepared.songs[0].tokens, "60 60 _");
+        assert_eq!(report.tokens_per_split[&Split::Train], 16 * 4);
+        assert_eq!(prepared.vocabulary.len(), 4);
+        let again = prepare(&collection, &PrepareOptions::default());
+        assert_eq!(again.songs, prepared.songs);
+        let other = prepare(
+            &collection,
+            &PrepareOptions {
+                seed: 7,
+                ..Default::default()
+            },
+        );
+        assert_ne!(other.songs, prepared.songs);
+    }
+
+    #[test]
+    fn files_are_written_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("prepare-test-{}", std::process::id()));
+        let mut collection = Collection::default();
+        collection.songs.push(song("A", &[3]));
+        let prepared = prepare(&collection, &PrepareOptions::default());
+        let files = write_prepared(&prepared, &dir).unwrap();
+        assert_eq!(read_songs(&files.songs).unwrap(), prepared.songs);
+        let vocab = Vocabulary::load(&files.tokenizer).unwrap();
+        assert_eq!(vocab.tokens(), prepared.vocabulary.tokens());
+        let report: Report =
+            serde_json::from_str(&fs::read_to_string(&files.report).unwrap()).unwrap();
+        assert_eq!(report, prepared.report);
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
