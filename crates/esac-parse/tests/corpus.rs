@@ -142,6 +142,22 @@ fn erk_in_esac_and_kern_agree_note_for_note() {
     let (differing, compared) = disagreements(&kern.songs, &esac.songs);
     assert_eq!(compared, 1699);
     assert_eq!(differing, Vec::<String>::new());
+
+    // The EsAC mode guess (and tonic) gives the kern file's key.
+    let mut cursor = 0;
+    let mut other_keys = Vec::new();
+    for song in &kern.songs {
+        let offset = esac.songs[cursor..]
+            .iter()
+            .position(|e| e.id == song.id)
+            .unwrap();
+        let record = &esac.songs[cursor + offset];
+        cursor += offset + 1;
+        if record.key != song.key || record.key_signature != song.key_signature {
+            other_keys.push(song.id.clone());
+        }
+    }
+    assert_eq!(other_keys, Vec::<String>::new());
 }
 
 #[test]
