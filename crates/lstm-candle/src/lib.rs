@@ -1,5 +1,19 @@
 //! A hand-written LSTM cell and stack whose gate math runs on Candle tensors, the
-//! melody model built on it (embedding -> LSTM -> dropout -> linear, with
-//! PyTorch's parameter names), and its checkpoint format (config + weights).
+//! melody model built on it (embedding -> LSTM stack -> dropout -> linear), and
+//! its checkpoint format (`config.json` + `model.safetensors`).
 //!
-//! This crate knows nothing about music. It is filled in by the model issue.
+//! Parameters carry PyTorch's names (`embedding.weight`, `lstm.weight_ih_l0`,
+//! `lstm.weight_hh_l0`, `lstm.bias_ih_l0`, `lstm.bias_hh_l0`, ..., `fc.weight`,
+//! `fc.bias`), gate rows are in PyTorch's order (input, forget, cell, output) and
+//! initialisation follows PyTorch's rules, so weights move both ways between this
+//! crate and a PyTorch `LSTMModel`. This crate knows nothing about music.
+
+pub mod checkpoint;
+pub mod lstm;
+pub mod model;
+
+pub use checkpoint::{CheckpointError, load_checkpoint, save_checkpoint};
+pub use lstm::{LayerState, LstmState, lstm_cell_step};
+pub use model::{MelodyModel, ModelConfig, ModelError};
+
+pub use candle_core::{DType, Device, Tensor};

@@ -1,0 +1,411 @@
+//! The melody model: embedding -> LSTM stack -> dropout -> linear.
+
+use std::collections::HashMap;
+
+use candle_core::{D, DType, Device, Module, Tensor, Var};
+use candle_nn::{Linear, VarMap};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::lstm::{
+    GateWeights, LayerState, LstmState, lstm_cell_step, project_sequence, run_layer, stack_steps,
+};
+
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("bad model configuration: {0}")]
+    Config(String),
+    #[error("token id {id} is outside the vocabulary of {vocab_size}")]
+    IdOutOfRange { id: u32, vocab_size: usize },
+}
+
+/// Architecture and size; everything needed to rebuild the model's tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub vocab_size: usize,
+    pub embedding_dim: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    /// Dropout on the output of every LSTM layer during training.
+    pub dropout: f64,
+}
+
+impl ModelConfig {
+    /// The reference notebook's model for a vocabulary: embedding dim = vocabulary
+    /// size, hidden 128, one layer, dropout 0.2.
+    pub fn reference(vocab_size: usize) -> Self {
+        Self {
+            vocab_size,
+            embedding_dim: vocab_size,
+            hidden_size: 128,
+            num_layers: 1,
+            dropout: 0.2,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let positive = self.vocab_size > 0
+            && self.embedding_dim > 0
+            && self.hidden_size > 0
+            && self.num_layers > 0;
+        if !positive {
+            return Err(ModelError::Config(
+                "vocabulary, embedding, hidden size and layers must be positive".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ModelError::Config(format!(
+                "dropout {} must be in [0, 1)",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every parameter's PyTorch name and shape, in PyTorch's `state_dict` order.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (v, e, h) = (self.vocab_size, self.embedding_dim, self.hidden_size);
+        let mut shapes = vec![("embedding.weight".to_owned(), vec![v, e])];
+        for layer in 0..self.num_layers {
+            let input = if layer == 0 { e } else { h };
+            shapes.push((format!("lstm.weight_ih_l{layer}"), vec![4 * h, input]));
+            shapes.push((format!("lstm.weight_hh_l{layer}"), vec![4 * h, h]));
+            shapes.push((format!("lstm.bias_ih_l{layer}"), vec![4 * h]));
+            shapes.push((format!("lstm.bias_hh_l{layer}"), vec![4 * h]));
+        }
+        shapes.push(("fc.weight".to_owned(), vec![v, h]));
+        shapes.push(("fc.bias".to_owned(), vec![v]));
+        shapes
+    }
+
+    pub fn num_parameters(&self) -> usize {
+        self.parameter_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Reads the configuration off a set of tensors named as PyTorch names them
+    /// (dropout is not stored in weights; `dropout` fills it in).
+    pub fn infer(shapes: &HashMap<String, Vec<usize>>, dropout: f64) -> Result<Self, ModelError> {
+        let get = |name: &str| {
+            shapes
+                .get(name)
+                .ok_or_else(|| ModelError::Config(format!("no tensor named {name}")))
+        };
+        let embedding = get("embedding.weight")?;
+        let recurrent = get("lstm.weight_hh_l0")?;
+        let (&[vocab_size, embedding_dim], &[_, hidden_size]) =
+            (embedding.as_slice(), recurrent.as_slice())
+        else {
+            return Err(ModelError::Config(
+                "embedding.weight and lstm.weight_hh_l0 must be matrices".into(),
+            ));
+        };
+        let num_layers = (0..)
+            .take_while(|l| shapes.contains_key(&format!("lstm.weight_ih_l{l}")))
+            .count();
+        Ok(Self {
+            vocab_size,
+            embedding_dim,
+            hidden_size,
+            num_layers,
+            dropout,
+        })
+    }
+}
+
+/// A standard normal draw (Box-Muller), so that initialisation needs no extra crate.
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// The melody model. Parameters live in a candle-nn [`VarMap`] under PyTorch names.
+pub struct MelodyModel {
+    pub config: ModelConfig,
+    varmap: VarMap,
+    device: Device,
+    dtype: DType,
+}
+
+impl MelodyModel {
+    /// A new model initialised as PyTorch does: embedding N(0, 1); every LSTM
+    /// tensor U(-1/sqrt(hidden), 1/sqrt(hidden)); the linear layer's weight and
+    /// bias U(-1/sqrt(hidden), 1/sqrt(hidden)) (Kaiming-uniform with a = sqrt(5)).
+    pub fn new(
+        config: ModelConfig,
+        device: &Device,
+        dtype: DType,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        config.validate()?;
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        let bound = 1.0 / (config.hidden_size as f64).sqrt();
+        let mut tensors = HashMap::new();
+        for (name, shape) in config.parameter_shapes() {
+            let count: usize = shape.iter().product();
+            let values: Vec<f64> = if name == "embedding.weight" {
+                (0..count).map(|_| normal(&mut rng)).collect()
+            } else {
+                (0..count)
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect()
+            };
+            let tensor = Tensor::from_vec(values, shape, device)?.to_dtype(dtype)?;
+            tensors.insert(name, tensor);
+        }
+        Self::from_tensors(config, tensors, device, dtype)
+    }
+
+    /// A model from named tensors (PyTorch names); shapes are checked against the config.
+    pub fn from_tensors(
+        config: ModelConfig,
+        mut tensors: HashMap<String, Tensor>,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, ModelError> {
+        config.validate()?;
+        let varmap = VarMap::new();
+        {
+            let mut data = varmap.data().lock().expect("fresh varmap");
+            for (name, shape) in config.parameter_shapes() {
+                let tensor = tensors
+                    .remove(&name)
+                    .ok_or_else(|| ModelError::Config(format!("missing tensor {name}")))?;
+                if tensor.dims() != shape.as_slice() {
+                    return Err(ModelError::Config(format!(
+                        "{name} has shape {:?}, the configuration needs {shape:?}",
+                        tensor.dims()
+                    )));
+                }
+                let tensor = tensor.to_device(device)?.to_dtype(dtype)?;
+                data.insert(name, Var::from_tensor(&tensor)?);
+            }
+        }
+        if let Some(extra) = tensors.keys().next() {
+            return Err(ModelError::Config(format!(
+                "unexpected tensor {extra} for this configuration"
+            )));
+        }
+        Ok(Self {
+            config,
+            varmap,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The parameters in PyTorch's `state_dict` order.
+    pub fn parameters(&self) -> Vec<(String, Var)> {
+        let data = self.varmap.data().lock().expect("not poisoned");
+        self.config
+            .parameter_shapes()
+            .into_iter()
+            .map(|(name, _)| {
+                let var = data[&name].clone();
+                (name, var)
+            })
+            .collect()
+    }
+
+    /// The underlying candle-nn variable map.
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    fn tensor(&self, name: &str) -> Tensor {
+        let data = self.varmap.data().lock().expect("not poisoned");
+        data[name].as_tensor().clone()
+    }
+
+    /// All-zero (h, c) for every layer.
+    pub fn zero_state(&self, batch: usize) -> Result<LstmState, ModelError> {
+        let zeros = Tensor::zeros((batch, self.config.hidden_size), self.dtype, &self.device)?;
+        Ok(LstmState {
+            layers: (0..self.config.num_layers)
+                .map(|_| LayerState {
+                    h: zeros.clone(),
+                    c: zeros.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Checks ids against the vocabulary and makes a `(batch, time)` u32 tensor.
+    pub fn ids_tensor(&self, ids: &[Vec<u32>]) -> Result<Tensor, ModelError> {
+        let time = ids.first().map_or(0, Vec::len);
+        if ids.iter().any(|row| row.len() != time) || time == 0 {
+            return Err(ModelError::Config(
+                "id rows must be non-empty and of equal length".into(),
+            ));
+        }
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        if let Some(&id) = flat
+            .iter()
+            .find(|&&id| id as usize >= self.config.vocab_size)
+        {
+            return Err(ModelError::IdOutOfRange {
+                id,
+                vocab_size: self.config.vocab_size,
+            });
+        }
+        Ok(Tensor::from_vec(flat, (ids.len(), time), &self.device)?)
+    }
+
+    /// Logits `(batch, time, vocab)` for `(batch, time)` ids, and the final state.
+    /// With `dropout` (a seeded generator) the model runs in training mode.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        state: Option<LstmState>,
+        mut dropout: Option<&mut ChaCha8Rng>,
+    ) -> Result<(Tensor, LstmState), ModelError> {
+        let (batch, time) = ids.dims2()?;
+        let state = match state {
+            Some(state) => state,
+            None => self.zero_state(batch)?,
+        };
+        let embedding = self.tensor("embedding.weight");
+        let ids_by_step: Vec<Tensor> = (0..time)
+            .map(|t| ids.narrow(1, t, 1)?.squeeze(1))
+            .collect::<candle_core::Result<_>>()?;
+        let mut final_layers = Vec::with_capacity(self.config.num_layers);
+        let mut outputs: Vec<Tensor> = Vec::new();
+        for (layer, layer_state) in state.layers.into_iter().enumerate() {
+            let weights = GateWeights::split(
+                &self.tensor(&format!("lstm.weight_ih_l{layer}")),
+                &self.tensor(&format!("lstm.weight_hh_l{layer}")),
+                &self.tensor(&format!("lstm.bias_ih_l{layer}")),
+                &self.tensor(&format!("lstm.bias_hh_l{layer}")),
+            )?;
+            let (steps, last) = if layer == 0 {
+                // The embedding is a lookup, so its projection is a per-token table:
+                // one (vocab x embedding) @ (embedding x hidden) matmul per gate.
+                let tables: Vec<Tensor> = (0..4)
+                    .map(|k| {
+                        embedding
+                            .matmul(&weights.input_t[k])?
+                            .broadcast_add(&weights.bias[k])
+                    })
+                    .collect::<candle_core::Result<_>>()?;
+                let steps = ids_by_step.iter().map(|step_ids| {
+                    Ok([
+                        tables[0].index_select(step_ids, 0)?,
+                        tables[1].index_select(step_ids, 0)?,
+                        tables[2].index_select(step_ids, 0)?,
+                        tables[3].index_select(step_ids, 0)?,
+                    ])
+                });
+                run_layer(steps, &weights, layer_state)?
+            } else {
+                let inputs = stack_steps(&outputs)?;
+                let projected = project_sequence(&inputs, &weights)?;
+                let steps = (0..time).map(|t| {
+                    Ok([
+                        projected[0].get(t)?,
+                        projected[1].get(t)?,
+                        projected[2].get(t)?,
+                        projected[3].get(t)?,
+                    ])
+                });
+                run_layer(steps, &weights, layer_state)?
+            };
+            outputs = steps;
+            if let Some(rng) = dropout.as_deref_mut() {
+                outputs = outputs
+                    .iter()
+                    .map(|h| self.dropout(h, rng))
+                    .collect::<Result<_, _>>()?;
+            }
+            final_layers.push(last);
+        }
+        let hidden = stack_steps(&outputs)?; // (batch, time, hidden)
+        let fc = Linear::new(self.tensor("fc.weight"), Some(self.tensor("fc.bias")));
+        let logits = fc.forward(&hidden)?;
+        Ok((
+            logits,
+            LstmState {
+                layers: final_layers,
+            },
+        ))
+    }
+
+    /// One step for every sequence of a batch: logits `(batch, vocab)` for the ids
+    /// `(batch,)`, carrying the state. Costs the same however long the sequence is.
+    pub fn step(&self, ids: &Tensor, state: LstmState) -> Result<(Tensor, LstmState), ModelError> {
+        let embedding = self.tensor("embedding.weight");
+        let mut input = embedding.index_select(ids, 0)?;
+        let mut layers = Vec::with_capacity(state.layers.len());
+        for (layer, layer_state) in state.layers.into_iter().enumerate() {
+            let weights = GateWeights::split(
+                &self.tensor(&format!("lstm.weight_ih_l{layer}")),
+                &self.tensor(&format!("lstm.weight_hh_l{layer}")),
+                &self.tensor(&format!("lstm.bias_ih_l{layer}")),
+                &self.tensor(&format!("lstm.bias_hh_l{layer}")),
+            )?;
+            let project = |k: usize| {
+                input
+                    .matmul(&weights.input_t[k])?
+                    .broadcast_add(&weights.bias[k])
+            };
+            let projected = [project(0)?, project(1)?, project(2)?, project(3)?];
+            let next = lstm_cell_step(&projected, &weights.recurrent_t, &layer_state)?;
+            input = next.h.clone();
+            layers.push(next);
+        }
+        let fc = Linear::new(self.tensor("fc.weight"), Some(self.tensor("fc.bias")));
+        Ok((fc.forward(&input)?, LstmState { layers }))
+    }
+
+    /// Inverted dropout with a mask from our own seeded generator (Candle's CPU
+    /// device cannot be seeded).
+    fn dropout(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor, ModelError> {
+        let p = self.config.dropout;
+        if p == 0.0 {
+            return Ok(x.clone());
+        }
+        let keep = 1.0 / (1.0 - p);
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| {
+                if rng.random::<f64>() < p {
+                    0.0
+                } else {
+                    keep as f32
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, x.shape(), &self.device)?.to_dtype(self.dtype)?;
+        Ok(x.mul(&mask)?)
+    }
+
+    /// Summed negative log-likelihood and count of the targets where `mask` is 1,
+    /// for `(batch, time, vocab)` logits and `(batch, time)` targets and mask.
+    pub fn masked_nll(
+        logits: &Tensor,
+        targets: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Tensor, ModelError> {
+        let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+        let picked = log_probs
+            .gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
+            .squeeze(D::Minus1)?;
+        Ok(picked
+            .mul(&mask.to_dtype(picked.dtype())?)?
+            .sum_all()?
+            .neg()?)
+    }
+}
