@@ -1,0 +1,327 @@
+//! The model's numbers against independent references: PyTorch's logits for the
+//! reference notebook's trained weights, candle-nn's own LSTM, and finite
+//! differences of the loss.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
+use candle_nn::rnn::{LSTMConfig, RNN};
+use lstm_candle::{MelodyModel, ModelConfig, load_checkpoint, save_checkpoint};
+use rand::SeedableRng;
+
+fn reference_dir() -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/reference-lstm-erk");
+    assert!(
+        dir.is_dir(),
+        "the reference model is expected at {}",
+        dir.display()
+    );
+    dir
+}
+
+fn small(layers: usize, dtype: DType) -> MelodyModel {
+    let config = ModelConfig {
+        vocab_size: 7,
+        embedding_dim: 5,
+        hidden_size: 6,
+        num_layers: layers,
+        dropout: 0.2,
+    };
+    MelodyModel::new(config, &Device::Cpu, dtype, 3).unwrap()
+}
+
+fn ids(model: &MelodyModel, rows: &[&[u32]]) -> Tensor {
+    model
+        .ids_tensor(&rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>())
+        .unwrap()
+}
+
+#[test]
+fn pytorch_logits_of_the_reference_model() {
+    // Written by PyTorch (eval mode, zero state) for the reference notebook's
+    // trained weights; we load the bare state_dict without a config.json.
+    let dir = reference_dir();
+    let model = load_checkpoint(&dir, &Device::Cpu).unwrap();
+    assert_eq!(model.config, ModelConfig::reference(38));
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("logits.json")).unwrap()).unwrap();
+    for case in fixture["cases"].as_array().unwrap() {
+        let row: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let expected: Vec<Vec<f64>> = serde_json::from_value(case["logits"].clone()).unwrap();
+        let input = model.ids_tensor(&[row.clone()]).unwrap();
+        let (logits, _) = model.forward(&input, None, None).unwrap();
+        let got: Vec<Vec<f32>> = logits.squeeze(0).unwrap().to_vec2().unwrap();
+        let mut worst = 0f64;
+        for (g, e) in got.iter().flatten().zip(expected.iter().flatten()) {
+            worst = worst.max((f64::from(*g) - e).abs());
+        }
+        // float32 paths differ by up to ~1e-5 (the fixture's own note).
+        assert!(worst < 5e-5, "{}: max |diff| {worst}", case["name"]);
+    }
+}
+
+#[test]
+fn matches_candle_nn_lstm_with_the_same_weights() {
+    let model = small(2, DType::F64);
+    let input = ids(&model, &[&[0, 3, 1, 6, 2], &[5, 5, 4, 0, 1]]);
+    let (ours, state) = model.forward(&input, None, None).unwrap();
+
+    let vb = VarBuilder::from_varmap(model.varmap(), DType::F64, &Device::Cpu);
+    let embedding = candle_nn::embedding(7, 5, vb.pp("embedding")).unwrap();
+    let mut x = embedding.forward(&input).unwrap();
+    let mut finals = Vec::new();
+    for layer in 0..2 {
+        let config = LSTMConfig {
+            layer_idx: layer,
+            ..Default::default()
+        };
+        let lstm =
+            candle_nn::lstm(if layer == 0 { 5 } else { 6 }, 6, config, vb.pp("lstm")).unwrap();
+        let states = lstm.seq(&x).unwrap();
+        x = lstm.states_to_tensor(&states).unwrap();
+        finals.push(states.last().unwrap().clone());
+    }
+    let fc = candle_nn::linear(6, 7, vb.pp("fc")).unwrap();
+    let theirs = fc.forward(&x).unwrap();
+    let diff = (ours - theirs)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(diff < 1e-12, "max |diff| {diff}");
+    for (layer, theirs) in state.layers.iter().zip(&finals) {
+        let dh = (&layer.h - theirs.h())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let dc = (&layer.c - theirs.c())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(dh < 1e-12 && dc < 1e-12);
+    }
+}
+
+fn loss(model: &MelodyModel, input: &Tensor, targets: &Tensor) -> Tensor {
+    let (logits, _) = model.forward(input, None, None).unwrap();
+    let (b, t, v) = logits.dims3().unwrap();
+    lstm_candle::lstm::cross_entropy(
+        &logits.reshape((b * t, v)).unwrap(),
+        &targets.flatten_all().unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let model = small(2, DType::F64);
+    let input = ids(&model, &[&[0, 3, 1, 6], &[5, 2, 4, 0]]);
+    let targets = ids(&model, &[&[3, 1, 6, 2], &[2, 4, 0, 1]]);
+    let grads = loss(&model, &input, &targets).backward().unwrap();
+    let eps = 1e-6;
+    for (name, var) in model.parameters() {
+        let analytic = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let original = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let shape = var.as_tensor().shape().clone();
+        // A spread of entries of every parameter.
+        for index in (0..original.len()).step_by(original.len().div_ceil(5)) {
+            let at = |delta: f64| {
+                let mut values = original.clone();
+                values[index] += delta;
+                var.set(&Tensor::from_vec(values, shape.clone(), &Device::Cpu).unwrap())
+                    .unwrap();
+                loss(&model, &input, &targets).to_scalar::<f64>().unwrap()
+            };
+            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+            var.set(&Tensor::from_vec(original.clone(), shape.clone(), &Device::Cpu).unwrap())
+                .unwrap();
+            let error = (numeric - analytic[index]).abs()
+                / (1e-8 + numeric.abs().max(analytic[index].abs()));
+            assert!(
+                error < 1e-5 || (numeric - analytic[index]).abs() < 1e-9,
+                "{name}[{index}]: numeric {numeric} analytic {}",
+                analytic[index]
+            );
+        }
+    }
+}
+
+#[test]
+fn one_step_at_a_time_equals_the_whole_sequence() {
+    let model = small(2, DType::F64);
+    let sequence = [[0u32, 4], [3, 4], [1, 2], [6, 6], [2, 0]];
+    let rows: Vec<Vec<u32>> = (0..2)
+        .map(|b| sequence.iter().map(|s| s[b]).collect())
+        .collect();
+    let (whole, whole_state) = model
+        .forward(&model.ids_tensor(&rows).unwrap(), None, None)
+        .unwrap();
+    let mut state = model.zero_state(2).unwrap();
+    for (t, step_ids) in sequence.iter().enumerate() {
+        let (logits, next) = model
+            .step(
+                &Tensor::new(step_ids.as_slice(), &Device::Cpu).unwrap(),
+                state,
+            )
+            .unwrap();
+        state = next;
+        let expected = whole.narrow(1, t, 1).unwrap().squeeze(1).unwrap();
+        let diff = (logits - expected)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-12, "step {t}: {diff}");
+    }
+    let dh = (&state.layers[1].h - &whole_state.layers[1].h)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(dh < 1e-12);
+}
+
+#[test]
+fn dropout_is_seeded_and_off_in_eval() {
+    let model = small(1, DType::F32);
+    let input = ids(&model, &[&[0, 3, 1, 6, 2]]);
+    let run = |seed| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        model
+            .forward(&input, None, Some(&mut rng))
+            .unwrap()
+            .0
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(run(1), run(1));
+    assert_ne!(run(1), run(2));
+    let eval = model
+        .forward(&input, None, None)
+        .unwrap()
+        .0
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_ne!(run(1), eval);
+}
+
+#[test]
+fn initialisation_follows_pytorch_rules() {
+    let config = ModelConfig::reference(38);
+    let model = MelodyModel::new(config.clone(), &Device::Cpu, DType::F32, 0).unwrap();
+    let again = MelodyModel::new(config, &Device::Cpu, DType::F32, 0).unwrap();
+    let bound = 1.0 / 128f32.sqrt();
+    for ((name, var), (_, other)) in model.parameters().iter().zip(again.parameters()) {
+        let values = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(
+            values,
+            other
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            "seeded"
+        );
+        if name == "embedding.weight" {
+            let mean = values.iter().sum::<f32>() / values.len() as f32;
+            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / values.len() as f32;
+            assert!(
+                mean.abs() < 0.1 && (var - 1.0).abs() < 0.1,
+                "N(0,1): mean {mean} var {var}"
+            );
+        } else {
+            assert!(
+                values.iter().all(|v| v.abs() <= bound),
+                "{name} within U(-1/sqrt(128), 1/sqrt(128))"
+            );
+        }
+    }
+    assert_eq!(
+        model.config.num_parameters(),
+        38 * 38 + 4 * 128 * (38 + 128 + 2) + 38 * 128 + 38
+    );
+}
+
+#[test]
+fn checkpoint_round_trip_and_corruption() {
+    let model = small(2, DType::F32);
+    let dir = tempfile::tempdir().unwrap();
+    save_checkpoint(&model, dir.path()).unwrap();
+    let loaded = load_checkpoint(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(loaded.config, model.config);
+    let input = ids(&model, &[&[0, 3, 1, 6]]);
+    let a = model
+        .forward(&input, None, None)
+        .unwrap()
+        .0
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let b = loaded
+        .forward(&input, None, None)
+        .unwrap()
+        .0
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(a, b);
+    let weights = dir.path().join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&weights, bytes).unwrap();
+    let err = load_checkpoint(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("not a valid safetensors file"),
+        "{err}"
+    );
+}
