@@ -1,4 +1,5 @@
-//! `cargo xtask bench parse`: songs per second for parse + encode of a collection.
+//! `cargo xtask bench parse|train`: songs per second for parse + encode of a
+//! collection; training tokens per second (forward + backward + update).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -57,5 +58,72 @@ pub fn parse(data: &Path, iterations: usize) -> Result<ParseBench> {
         best_ms: best * 1e3,
         median_ms: median * 1e3,
         songs_per_s: songs as f64 / median,
+    })
+}
+
+/// Training throughput at one model size, printed as a JSON line.
+#[derive(Debug, Serialize)]
+pub struct TrainBench {
+    pub bench: &'static str,
+    pub hidden: usize,
+    pub layers: usize,
+    pub vocab: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub steps: usize,
+    pub threads: usize,
+    pub median_step_ms: f64,
+    pub tokens_per_s: f64,
+}
+
+/// Times `steps` training updates (after two warm-up steps) of the melody model
+/// on random token windows: forward, all-position loss, backward, Adam.
+pub fn train(hidden: usize, layers: usize, steps: usize, threads: usize) -> Result<TrainBench> {
+    use candle_core::{DType, Device};
+    use lstm_candle::{MelodyModel, ModelConfig};
+    use rand::{Rng, SeedableRng};
+    use trainer::optim::{Adam, AdamConfig};
+    use trainer::train::{Objective, batch_gradients};
+
+    let (vocab, batch, seq_len) = (38, 64, 64);
+    let config = ModelConfig {
+        hidden_size: hidden,
+        num_layers: layers,
+        ..ModelConfig::reference(vocab)
+    };
+    let device = Device::Cpu;
+    let model = MelodyModel::new(config, &device, DType::F32, 0)?;
+    let mut adam = Adam::new(model.parameters(), AdamConfig::default())?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut times = Vec::new();
+    for step in 0..steps + 2 {
+        let rows: Vec<Vec<u32>> = (0..batch)
+            .map(|_| {
+                (0..=seq_len)
+                    .map(|_| rng.random_range(0..vocab as u32))
+                    .collect()
+            })
+            .collect();
+        let start = Instant::now();
+        let (_, grads) =
+            batch_gradients(&model, &rows, seq_len, Objective::All, step as u64, threads)?;
+        adam.step(&grads, 1e-3, 1.0)?;
+        if step >= 2 {
+            times.push(start.elapsed());
+        }
+    }
+    times.sort();
+    let median = times[times.len() / 2].as_secs_f64();
+    Ok(TrainBench {
+        bench: "train-step",
+        hidden,
+        layers,
+        vocab,
+        batch,
+        seq_len,
+        steps,
+        threads,
+        median_step_ms: median * 1e3,
+        tokens_per_s: (batch * seq_len) as f64 / median,
     })
 }

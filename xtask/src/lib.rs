@@ -1,7 +1,9 @@
 //! The esac-melody command line as a library, so that its pieces are testable:
 //! [`download`] fetches and verifies collections, [`source`] reads songs from a
-//! folder or zip, and [`bench`] measures the parser.
+//! folder or zip, [`train_cmd`] trains and evaluates models, and [`bench`]
+//! measures the parser and the training step.
 
 pub mod bench;
 pub mod download;
 pub mod source;
+pub mod train_cmd;

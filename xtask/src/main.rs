@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use esac_parse::Duration;
 use grid_codec::{EncodeOptions, Transposition};
 use trainer::{PrepareOptions, Split};
+use xtask::train_cmd::{self, DeviceArg, TrainArgs};
 use xtask::{bench, download, source};
 
 #[derive(Parser)]
@@ -65,6 +66,34 @@ enum Command {
         #[arg(long, default_value = "45-84", value_parser = parse_range)]
         range: (u8, u8),
     },
+    /// Get the data, prepare it, train the model, and report test-set NLL over whole songs.
+    #[command(
+        after_help = "Examples:\n  cargo xtask train\n  cargo xtask train --name big --hidden 256 --layers 2\n  cargo xtask train --name reference --reference-recipe\n  cargo xtask train --name erk --resume"
+    )]
+    Train(Box<TrainArgs>),
+    /// Whole-song test NLL per token of a trained model.
+    #[command(after_help = "Example:\n  cargo xtask eval --model runs/erk")]
+    Eval {
+        /// A run folder (or any folder with model.safetensors and config.json).
+        #[arg(long)]
+        model: PathBuf,
+        /// Prepared data (default: MODEL/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+        device: DeviceArg,
+    },
+    /// Print eval-mode logits at every position for token ids, as JSON.
+    #[command(after_help = "Example:\n  cargo xtask logits --model runs/erk --ids \"0 12 5 7\"")]
+    Logits {
+        #[arg(long)]
+        model: PathBuf,
+        /// Space-separated token ids.
+        #[arg(long)]
+        ids: String,
+        #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+        device: DeviceArg,
+    },
     /// Benchmarks; results are printed as JSON lines.
     Bench {
         #[command(subcommand)]
@@ -81,6 +110,11 @@ enum BenchCommand {
         data: Option<PathBuf>,
         #[arg(long, default_value_t = 20)]
         iterations: usize,
+    },
+    /// Training tokens/s (forward + backward + Adam) at the default size and at 2 x 256.
+    Train {
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
     },
 }
 
@@ -131,6 +165,13 @@ fn parse_range(text: &str) -> Result<(u8, u8), String> {
 }
 
 fn main() {
+    // Training splits each batch across cores itself; Candle's matrix products
+    // are small here and run fastest on one thread each. Set before any thread
+    // starts; a user's own RAYON_NUM_THREADS wins.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -209,6 +250,30 @@ fn run(cli: Cli) -> Result<()> {
             let result = bench::parse(&data, iterations)?;
             println!("{}", serde_json::to_string(&result)?);
         }
+        Command::Bench {
+            which: BenchCommand::Train { steps },
+        } => {
+            let cores = train_cmd::available_threads();
+            for (hidden, layers) in [(128, 1), (256, 2)] {
+                for threads in [1, cores] {
+                    let result = bench::train(hidden, layers, steps, threads)?;
+                    println!("{}", serde_json::to_string(&result)?);
+                    if cores == 1 {
+                        break;
+                    }
+                }
+            }
+        }
+        Command::Train(args) => {
+            let data = data_or_cached_erk(args.data.clone())?;
+            train_cmd::train(&args, &data)?;
+        }
+        Command::Eval {
+            model,
+            data,
+            device,
+        } => train_cmd::eval(&model, data.as_deref(), device)?,
+        Command::Logits { model, ids, device } => train_cmd::logits(&model, &ids, device)?,
     }
     Ok(())
 }

@@ -119,6 +119,14 @@ impl ModelConfig {
     }
 }
 
+/// Training-mode dropout: the seed of this update and the index of the batch's
+/// first row within the whole batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropout {
+    pub seed: u64,
+    pub first_row: usize,
+}
+
 /// A standard normal draw (Box-Muller), so that initialisation needs no extra crate.
 fn normal(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
@@ -267,12 +275,12 @@ impl MelodyModel {
     }
 
     /// Logits `(batch, time, vocab)` for `(batch, time)` ids, and the final state.
-    /// With `dropout` (a seeded generator) the model runs in training mode.
+    /// With `dropout` the model runs in training mode.
     pub fn forward(
         &self,
         ids: &Tensor,
         state: Option<LstmState>,
-        mut dropout: Option<&mut ChaCha8Rng>,
+        dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
         let (batch, time) = ids.dims2()?;
         let state = match state {
@@ -325,10 +333,11 @@ impl MelodyModel {
                 run_layer(steps, &weights, layer_state)?
             };
             outputs = steps;
-            if let Some(rng) = dropout.as_deref_mut() {
+            if let Some(dropout) = dropout {
                 outputs = outputs
                     .iter()
-                    .map(|h| self.dropout(h, rng))
+                    .enumerate()
+                    .map(|(t, h)| self.dropout(h, dropout, layer, t))
                     .collect::<Result<_, _>>()?;
             }
             final_layers.push(last);
@@ -371,23 +380,38 @@ impl MelodyModel {
         Ok((fc.forward(&input)?, LstmState { layers }))
     }
 
-    /// Inverted dropout with a mask from our own seeded generator (Candle's CPU
-    /// device cannot be seeded).
-    fn dropout(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor, ModelError> {
+    /// Inverted dropout on one step's `(batch, hidden)` output. Each row's mask
+    /// comes from a generator seeded by (seed, row, layer, step), so a batch split
+    /// across threads draws the same masks as the whole batch (Candle's own
+    /// dropout cannot be seeded on the CPU).
+    fn dropout(
+        &self,
+        x: &Tensor,
+        dropout: Dropout,
+        layer: usize,
+        step: usize,
+    ) -> Result<Tensor, ModelError> {
         let p = self.config.dropout;
         if p == 0.0 {
             return Ok(x.clone());
         }
-        let keep = 1.0 / (1.0 - p);
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| {
-                if rng.random::<f64>() < p {
-                    0.0
-                } else {
-                    keep as f32
-                }
-            })
-            .collect();
+        let keep = (1.0 / (1.0 - p)) as f32;
+        let (rows, width) = x.dims2()?;
+        let mut mask = Vec::with_capacity(rows * width);
+        for row in 0..rows {
+            let key = [
+                dropout.seed,
+                (dropout.first_row + row) as u64,
+                layer as u64,
+                step as u64,
+            ]
+            .iter()
+            .fold(0xCBF2_9CE4_8422_2325u64, |h, v| {
+                (h ^ v).wrapping_mul(0x0000_0100_0000_01B3)
+            });
+            let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(key);
+            mask.extend((0..width).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }));
+        }
         let mask = Tensor::from_vec(mask, x.shape(), &self.device)?.to_dtype(self.dtype)?;
         Ok(x.mul(&mask)?)
     }

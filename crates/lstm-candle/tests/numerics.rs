@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use candle_nn::rnn::{LSTMConfig, RNN};
-use lstm_candle::{MelodyModel, ModelConfig, load_checkpoint, save_checkpoint};
-use rand::SeedableRng;
+use lstm_candle::{Dropout, MelodyModel, ModelConfig, load_checkpoint, save_checkpoint};
 
 fn reference_dir() -> PathBuf {
     let dir =
@@ -55,7 +54,7 @@ fn pytorch_logits_of_the_reference_model() {
             .map(|v| v.as_u64().unwrap() as u32)
             .collect();
         let expected: Vec<Vec<f64>> = serde_json::from_value(case["logits"].clone()).unwrap();
-        let input = model.ids_tensor(&[row.clone()]).unwrap();
+        let input = model.ids_tensor(std::slice::from_ref(&row)).unwrap();
         let (logits, _) = model.forward(&input, None, None).unwrap();
         let got: Vec<Vec<f32>> = logits.squeeze(0).unwrap().to_vec2().unwrap();
         let mut worst = 0f64;
@@ -216,32 +215,48 @@ fn one_step_at_a_time_equals_the_whole_sequence() {
     assert!(dh < 1e-12);
 }
 
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
 #[test]
 fn dropout_is_seeded_and_off_in_eval() {
     let model = small(1, DType::F32);
     let input = ids(&model, &[&[0, 3, 1, 6, 2]]);
     let run = |seed| {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        model
-            .forward(&input, None, Some(&mut rng))
-            .unwrap()
-            .0
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
+        let dropout = Dropout { seed, first_row: 0 };
+        flat(&model.forward(&input, None, Some(dropout)).unwrap().0)
     };
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), run(2));
-    let eval = model
-        .forward(&input, None, None)
-        .unwrap()
-        .0
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let eval = flat(&model.forward(&input, None, None).unwrap().0);
     assert_ne!(run(1), eval);
+    // Rows split across two calls draw the same masks as one call.
+    let two = ids(&model, &[&[0, 3, 1, 6, 2], &[4, 4, 1, 0, 5]]);
+    let whole = model
+        .forward(
+            &two,
+            None,
+            Some(Dropout {
+                seed: 9,
+                first_row: 0,
+            }),
+        )
+        .unwrap()
+        .0;
+    let second_row = two.narrow(0, 1, 1).unwrap();
+    let split = model
+        .forward(
+            &second_row,
+            None,
+            Some(Dropout {
+                seed: 9,
+                first_row: 1,
+            }),
+        )
+        .unwrap()
+        .0;
+    assert_eq!(flat(&whole.narrow(0, 1, 1).unwrap()), flat(&split));
 }
 
 #[test]

@@ -1,14 +1,26 @@
-//! The data pipeline and, with the model issue, the training loop.
+//! The data pipeline, the training loop and evaluation.
 //!
 //! [`prepare`] turns a parsed collection into what training reads: grid tokens
 //! per song (`songs.jsonl`), a song-level seeded train/val/test split (the
 //! reference split 64-token windows at random, which leaks neighbouring windows
 //! into validation), the vocabulary (`tokenizer.json`) and a report of every song
-//! left out and why (`report.json`).
+//! left out and why (`report.json`). [`train`] trains the LSTM of `lstm-candle`
+//! on it with checkpoints and logs; [`eval`] scores whole held-out songs.
 
+pub mod data;
+pub mod eval;
+pub mod logs;
+pub mod optim;
 pub mod prepare;
+pub mod train;
 
+pub use data::Dataset;
+pub use eval::{Evaluation, evaluate};
+pub use optim::Schedule;
 pub use prepare::{
     Exclusion, PrepareOptions, Prepared, Report, SongRecord, Split, prepare, read_songs,
     write_atomic, write_prepared,
+};
+pub use train::{
+    FinalMetrics, Objective, RunConfig, RunOptions, TrainConfig, TrainError, TrainOutcome, train,
 };

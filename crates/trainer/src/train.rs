@@ -1,0 +1,657 @@
+//! The training loop: next-token loss at every position (or, for comparison,
+//! only the last as the reference did), Adam, clipping, a schedule, evaluation
+//! at an interval, early stopping, atomic checkpoints and exact `--resume`.
+//!
+//! A run folder holds `model.safetensors` + `config.json` (the best-validation
+//! weights, loadable by `lstm_candle::load_checkpoint`), `tokenizer.json`,
+//! `state/` (latest weights, optimizer moments and progress: what `--resume`
+//! reads), `metrics.csv`, `metrics.json`, TensorBoard events and `model.dot`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use lstm_candle::checkpoint::{read_safetensors, tensors_to_safetensors};
+use lstm_candle::{
+    CheckpointError, Dropout, MelodyModel, ModelConfig, ModelError, load_checkpoint,
+    save_checkpoint,
+};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::data::{Dataset, epoch_windows};
+use crate::eval::{Evaluation, evaluate};
+use crate::logs::{EventWriter, MetricRow, model_dot, parameter_summary, write_metrics_csv};
+use crate::optim::{Adam, AdamConfig, Schedule, learning_rate};
+use crate::prepare::write_atomic;
+
+/// Which positions of a window are trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Next-token loss at every position (teacher forcing).
+    All,
+    /// Only the last position, as the reference notebook did.
+    Last,
+}
+
+/// Every hyper-parameter of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Embedding width; `None` = vocabulary size, as in the reference.
+    pub embedding_dim: Option<usize>,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub dropout: f64,
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub lr: f64,
+    pub schedule: Schedule,
+    pub warmup_steps: usize,
+    pub epochs: usize,
+    /// Stop after this many updates even if epochs remain.
+    pub max_steps: Option<usize>,
+    /// Clip the global gradient norm to this.
+    pub clip_norm: Option<f64>,
+    pub weight_decay: f64,
+    pub objective: Objective,
+    /// Evaluate (and checkpoint) every this many updates, and at the end.
+    pub eval_every: usize,
+    /// Stop when validation has not improved for this many evaluations.
+    pub patience: Option<usize>,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// The reference notebook's recipe: its model and optimiser, last-position
+    /// objective, 10 epochs, constant learning rate.
+    pub fn reference() -> Self {
+        Self {
+            embedding_dim: None,
+            hidden_size: 128,
+            num_layers: 1,
+            dropout: 0.2,
+            batch_size: 64,
+            seq_len: 64,
+            lr: 1e-3,
+            schedule: Schedule::Constant,
+            warmup_steps: 0,
+            epochs: 10,
+            max_steps: None,
+            clip_norm: None,
+            weight_decay: 0.0,
+            objective: Objective::Last,
+            eval_every: 1000,
+            patience: None,
+            seed: 42,
+        }
+    }
+
+    pub fn model_config(&self, vocab_size: usize) -> ModelConfig {
+        ModelConfig {
+            vocab_size,
+            embedding_dim: self.embedding_dim.unwrap_or(vocab_size),
+            hidden_size: self.hidden_size,
+            num_layers: self.num_layers,
+            dropout: self.dropout,
+        }
+    }
+}
+
+/// Which data a run used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    pub source: String,
+    pub fingerprint: String,
+    pub train_songs: usize,
+    pub val_songs: usize,
+    pub test_songs: usize,
+    pub train_tokens: usize,
+}
+
+/// Final scores of a run, also written to `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalMetrics {
+    pub test: Evaluation,
+    pub best_val_nll: f64,
+    pub steps: usize,
+    pub epochs_completed: f64,
+    pub train_seconds: f64,
+    pub tokens_per_s: f64,
+    pub stopped_early: bool,
+}
+
+/// `config.json` of a run: the model's configuration (what `load_checkpoint`
+/// reads) plus everything else about the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    #[serde(flatten)]
+    pub model: ModelConfig,
+    pub training: TrainConfig,
+    pub dataset: DatasetInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<FinalMetrics>,
+}
+
+/// Progress saved with each checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Progress {
+    step: usize,
+    epoch: usize,
+    batch_in_epoch: usize,
+    best_val: Option<f64>,
+    evals_since_best: usize,
+    rows: Vec<MetricRow>,
+    train_seconds: f64,
+    tokens_seen: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the loss became {loss} at step {step}; training stopped and the last good checkpoint in {checkpoint} was kept (try a lower --lr or --clip-norm)"
+    )]
+    NonFinite {
+        step: usize,
+        loss: f64,
+        checkpoint: PathBuf,
+    },
+    #[error("cannot resume {run}: {reason}")]
+    Resume { run: PathBuf, reason: String },
+    #[error("{0} already holds a run; pass --resume to continue it or choose another --name")]
+    RunExists(PathBuf),
+    #[error("bad training configuration: {0}")]
+    Config(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// How to run, beyond the hyper-parameters.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub resume: bool,
+    pub progress: bool,
+    pub device: Device,
+    /// Printed at the start: the parameter table.
+    pub print_summary: bool,
+    /// Threads that share each batch (data parallel).
+    pub threads: usize,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub run_dir: PathBuf,
+    pub metrics: FinalMetrics,
+}
+
+const STATE_DIR: &str = "state";
+
+/// Trains a model on `dataset` into `run_dir`.
+pub fn train(
+    dataset: &Dataset,
+    data_source: &str,
+    config: &TrainConfig,
+    run_dir: &Path,
+    options: &RunOptions,
+) -> Result<TrainOutcome, TrainError> {
+    if config.batch_size == 0 || config.seq_len == 0 || config.eval_every == 0 {
+        return Err(TrainError::Config(
+            "batch size, sequence length and eval interval must be positive".into(),
+        ));
+    }
+    if !(config.lr > 0.0 && config.lr.is_finite()) {
+        return Err(TrainError::Config(format!(
+            "learning rate {} must be positive",
+            config.lr
+        )));
+    }
+    let model_config = config.model_config(dataset.vocabulary.len());
+    let run_config = RunConfig {
+        model: model_config.clone(),
+        training: config.clone(),
+        dataset: DatasetInfo {
+            source: data_source.to_owned(),
+            fingerprint: dataset.fingerprint.clone(),
+            train_songs: dataset.train.len(),
+            val_songs: dataset.val.len(),
+            test_songs: dataset.test.len(),
+            train_tokens: dataset.train_tokens(),
+        },
+        metrics: None,
+    };
+    let state_dir = run_dir.join(STATE_DIR);
+    let (model, mut adam, mut progress) = if options.resume {
+        resume(run_dir, &run_config, &options.device)?
+    } else {
+        if state_dir.exists() || run_dir.join("config.json").exists() {
+            return Err(TrainError::RunExists(run_dir.to_owned()));
+        }
+        let model = MelodyModel::new(
+            model_config.clone(),
+            &options.device,
+            DType::F32,
+            config.seed,
+        )?;
+        let adam = Adam::new(model.parameters(), adam_config(config))?;
+        let progress = Progress {
+            step: 0,
+            epoch: 0,
+            batch_in_epoch: 0,
+            best_val: None,
+            evals_since_best: 0,
+            rows: Vec::new(),
+            train_seconds: 0.0,
+            tokens_seen: 0,
+        };
+        (model, adam, progress)
+    };
+    fs::create_dir_all(run_dir).map_err(io(run_dir))?;
+    dataset
+        .vocabulary
+        .save(&run_dir.join("tokenizer.json"))
+        .map_err(|e| TrainError::Config(e.to_string()))?;
+    let dot_path = run_dir.join("model.dot");
+    write_atomic(&dot_path, model_dot(&model_config).as_bytes()).map_err(io(&dot_path))?;
+    if options.print_summary {
+        eprintln!("{}", parameter_summary(&model_config));
+    }
+    let mut events = EventWriter::create(run_dir).map_err(io(run_dir))?;
+
+    let batches_per_epoch = epoch_windows(&dataset.train, config.seq_len, config.seed, 0)
+        .len()
+        .div_ceil(config.batch_size);
+    let total_steps = config
+        .max_steps
+        .unwrap_or(usize::MAX)
+        .min(config.epochs * batches_per_epoch);
+    let bar = if options.progress {
+        let bar = ProgressBar::new(total_steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_position(progress.step as u64);
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let started = Instant::now() - std::time::Duration::from_secs_f64(progress.train_seconds);
+    let mut loss_sum = 0f64;
+    let mut loss_count = 0usize;
+    let mut interval_start = (Instant::now(), progress.tokens_seen);
+    let mut stopped_early = false;
+    'epochs: while progress.step < total_steps {
+        let windows = epoch_windows(
+            &dataset.train,
+            config.seq_len,
+            config.seed,
+            progress.epoch as u64,
+        );
+        let batches: Vec<&[Vec<u32>]> = windows.chunks(config.batch_size).collect();
+        while progress.batch_in_epoch < batches.len() {
+            if progress.step >= total_steps {
+                break 'epochs;
+            }
+            let batch = batches[progress.batch_in_epoch];
+            let dropout_seed = config.seed.wrapping_add(1)
+                ^ (progress.step as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let (loss_value, grads) = batch_gradients(
+                &model,
+                batch,
+                config.seq_len,
+                config.objective,
+                dropout_seed,
+                options.threads,
+            )?;
+            if !loss_value.is_finite() {
+                bar.abandon();
+                return Err(TrainError::NonFinite {
+                    step: progress.step,
+                    loss: loss_value,
+                    checkpoint: state_dir,
+                });
+            }
+            let grad_norm = adam.grad_norm(&grads)?;
+            let scale = match config.clip_norm {
+                Some(max) if grad_norm > max => max / grad_norm,
+                _ => 1.0,
+            };
+            let lr = learning_rate(
+                config.lr,
+                config.schedule,
+                config.warmup_steps,
+                progress.step,
+                total_steps,
+            );
+            adam.step(&grads, lr, scale)?;
+            progress.step += 1;
+            progress.batch_in_epoch += 1;
+            progress.tokens_seen += (batch.len() * config.seq_len) as u64;
+            loss_sum += loss_value;
+            loss_count += 1;
+            bar.set_position(progress.step as u64);
+            if progress.step % 10 == 0 {
+                let elapsed = interval_start.0.elapsed().as_secs_f64().max(1e-9);
+                let tokens_per_s = (progress.tokens_seen - interval_start.1) as f64 / elapsed;
+                bar.set_message(format!(
+                    "loss {:.3}, {:.0} tok/s",
+                    loss_sum / loss_count as f64,
+                    tokens_per_s
+                ));
+                events
+                    .scalars(
+                        progress.step as u64,
+                        &[
+                            ("train/loss", loss_value),
+                            ("train/lr", lr),
+                            ("train/grad_norm", grad_norm),
+                            ("train/tokens_per_s", tokens_per_s),
+                        ],
+                    )
+                    .map_err(io(&events.path))?;
+            }
+            let last_step = progress.step >= total_steps;
+            if progress.step % config.eval_every == 0 || last_step {
+                let val = evaluate(&model, &dataset.val, 64)?;
+                let elapsed = interval_start.0.elapsed().as_secs_f64().max(1e-9);
+                let row = MetricRow {
+                    step: progress.step,
+                    epoch: progress.epoch,
+                    train_loss: loss_sum / loss_count.max(1) as f64,
+                    val_nll: val.nll_per_token,
+                    lr,
+                    grad_norm,
+                    tokens_per_s: (progress.tokens_seen - interval_start.1) as f64 / elapsed,
+                    elapsed_s: started.elapsed().as_secs_f64(),
+                };
+                tracing::info!(
+                    step = row.step,
+                    train_loss = row.train_loss,
+                    val_nll = row.val_nll,
+                    "evaluation"
+                );
+                events
+                    .scalars(
+                        progress.step as u64,
+                        &[
+                            ("val/nll_per_token", val.nll_per_token),
+                            ("val/accuracy", val.accuracy),
+                        ],
+                    )
+                    .map_err(io(&events.path))?;
+                progress.rows.push(row);
+                loss_sum = 0.0;
+                loss_count = 0;
+                let improved = progress
+                    .best_val
+                    .is_none_or(|best| val.nll_per_token < best);
+                if improved {
+                    progress.best_val = Some(val.nll_per_token);
+                    progress.evals_since_best = 0;
+                    save_checkpoint(&model, run_dir)?;
+                    write_run_config(run_dir, &run_config)?;
+                } else {
+                    progress.evals_since_best += 1;
+                }
+                progress.train_seconds = started.elapsed().as_secs_f64();
+                save_state(run_dir, &model, &adam, &progress, &run_config)?;
+                write_metrics_csv(&run_dir.join("metrics.csv"), &progress.rows)
+                    .map_err(io(run_dir))?;
+                bar.set_message(format!(
+                    "val {:.4} (best {:.4})",
+                    val.nll_per_token,
+                    progress.best_val.unwrap_or(f64::NAN)
+                ));
+                interval_start = (Instant::now(), progress.tokens_seen);
+                if config
+                    .patience
+                    .is_some_and(|p| progress.evals_since_best >= p)
+                {
+                    stopped_early = true;
+                    break 'epochs;
+                }
+            }
+        }
+        progress.epoch += 1;
+        progress.batch_in_epoch = 0;
+    }
+    bar.finish_and_clear();
+    let train_seconds = started.elapsed().as_secs_f64();
+    let best = load_checkpoint(run_dir, &options.device)?;
+    let test = evaluate(&best, &dataset.test, 64)?;
+    let metrics = FinalMetrics {
+        test,
+        best_val_nll: progress.best_val.unwrap_or(f64::NAN),
+        steps: progress.step,
+        epochs_completed: progress.step as f64 / batches_per_epoch as f64,
+        train_seconds,
+        tokens_per_s: progress.tokens_seen as f64 / train_seconds.max(1e-9),
+        stopped_early,
+    };
+    events
+        .scalars(
+            progress.step as u64,
+            &[
+                ("test/nll_per_token", test.nll_per_token),
+                ("test/accuracy", test.accuracy),
+            ],
+        )
+        .map_err(io(&events.path))?;
+    let metrics_path = run_dir.join("metrics.json");
+    write_atomic(
+        &metrics_path,
+        serde_json::to_string_pretty(&metrics)
+            .expect("serialisable")
+            .as_bytes(),
+    )
+    .map_err(io(&metrics_path))?;
+    write_run_config(
+        run_dir,
+        &RunConfig {
+            metrics: Some(metrics.clone()),
+            ..run_config
+        },
+    )?;
+    Ok(TrainOutcome {
+        run_dir: run_dir.to_owned(),
+        metrics,
+    })
+}
+
+/// Forward and backward of one batch of windows (`seq_len + 1` ids each), its
+/// rows split over `threads` threads that each run their own graph; returns the
+/// mean loss and the summed gradients. Dropout masks depend on the row, not on
+/// the split, so the thread count does not change what is computed.
+pub fn batch_gradients(
+    model: &MelodyModel,
+    batch: &[Vec<u32>],
+    seq_len: usize,
+    objective: Objective,
+    seed: u64,
+    threads: usize,
+) -> Result<(f64, GradStore), TrainError> {
+    let rows = batch.len();
+    let shard_rows = rows.div_ceil(threads.clamp(1, rows.max(1)));
+    let shard = |first_row: usize| -> Result<(f64, GradStore), TrainError> {
+        let windows = &batch[first_row..(first_row + shard_rows).min(rows)];
+        let inputs: Vec<Vec<u32>> = windows.iter().map(|w| w[..seq_len].to_vec()).collect();
+        let targets: Vec<u32> = match objective {
+            Objective::All => windows
+                .iter()
+                .flat_map(|w| w[1..].iter().copied())
+                .collect(),
+            Objective::Last => windows.iter().map(|w| w[seq_len]).collect(),
+        };
+        let count = targets.len();
+        let input = model.ids_tensor(&inputs)?;
+        let target = Tensor::from_vec(targets, count, model.device())?;
+        let (logits, _) = model.forward(&input, None, Some(Dropout { seed, first_row }))?;
+        let vocab = model.config.vocab_size;
+        let scored = match objective {
+            Objective::All => logits.reshape((count, vocab))?,
+            Objective::Last => logits.narrow(1, seq_len - 1, 1)?.squeeze(1)?,
+        };
+        // Weighted so that the shards' losses and gradients add up to the batch mean.
+        let share = count as f64
+            / (rows
+                * if objective == Objective::All {
+                    seq_len
+                } else {
+                    1
+                }) as f64;
+        let loss = lstm_candle::lstm::cross_entropy(&scored, &target)?.affine(share, 0.0)?;
+        let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+        Ok((value, loss.backward()?))
+    };
+    let starts: Vec<usize> = (0..rows).step_by(shard_rows.max(1)).collect();
+    let results: Vec<Result<(f64, GradStore), TrainError>> = if starts.len() == 1 {
+        vec![shard(0)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = starts
+                .iter()
+                .map(|&start| scope.spawn(move || shard(start)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a training thread panicked"))
+                .collect()
+        })
+    };
+    let mut total = 0.0;
+    let mut merged: Option<GradStore> = None;
+    for result in results {
+        let (value, grads) = result?;
+        total += value;
+        match merged.as_mut() {
+            Some(all) => all.extend(grads)?,
+            None => merged = Some(grads),
+        }
+    }
+    Ok((total, merged.expect("at least one shard")))
+}
+
+fn adam_config(config: &TrainConfig) -> AdamConfig {
+    AdamConfig {
+        weight_decay: config.weight_decay,
+        ..AdamConfig::default()
+    }
+}
+
+fn write_run_config(dir: &Path, config: &RunConfig) -> Result<(), TrainError> {
+    let path = dir.join("config.json");
+    let text = serde_json::to_string_pretty(config).expect("serialisable");
+    write_atomic(&path, text.as_bytes()).map_err(io(&path))
+}
+
+/// Writes `state/` as a whole: into a fresh folder, then swapped in, so a kill
+/// at any moment leaves the previous state or the new one.
+fn save_state(
+    run_dir: &Path,
+    model: &MelodyModel,
+    adam: &Adam,
+    progress: &Progress,
+    config: &RunConfig,
+) -> Result<(), TrainError> {
+    let state = run_dir.join(STATE_DIR);
+    let staging = run_dir.join(format!(".state.tmp-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    save_checkpoint(model, &staging)?;
+    write_run_config(&staging, config)?;
+    let mut moments = Vec::new();
+    for (name, _) in model.parameters() {
+        let (m, v) = &adam.moments[&name];
+        moments.push((format!("m.{name}"), m.clone()));
+        moments.push((format!("v.{name}"), v.clone()));
+    }
+    let optimizer_path = staging.join("optimizer.safetensors");
+    let bytes = tensors_to_safetensors(&moments)?;
+    write_atomic(&optimizer_path, &bytes).map_err(io(&optimizer_path))?;
+    let progress_path = staging.join("progress.json");
+    let text = serde_json::to_string_pretty(&(progress, adam.steps)).expect("serialisable");
+    write_atomic(&progress_path, text.as_bytes()).map_err(io(&progress_path))?;
+    let old = run_dir.join(format!(".state.old-{}", std::process::id()));
+    if state.exists() {
+        fs::rename(&state, &old).map_err(io(&state))?;
+    }
+    fs::rename(&staging, &state).map_err(io(&state))?;
+    let _ = fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn resume(
+    run_dir: &Path,
+    expected: &RunConfig,
+    device: &Device,
+) -> Result<(MelodyModel, Adam, Progress), TrainError> {
+    let fail = |reason: String| TrainError::Resume {
+        run: run_dir.to_owned(),
+        reason,
+    };
+    let state = run_dir.join(STATE_DIR);
+    if !state.is_dir() {
+        return Err(fail(
+            "it has no saved state (state/); start it without --resume".into(),
+        ));
+    }
+    let saved: RunConfig =
+        serde_json::from_str(&fs::read_to_string(state.join("config.json")).map_err(io(&state))?)
+            .map_err(|e| fail(format!("state/config.json: {e}")))?;
+    if saved.dataset.fingerprint != expected.dataset.fingerprint {
+        return Err(fail(
+            "the prepared data differs from the data it was trained on".into(),
+        ));
+    }
+    let comparable = |c: &TrainConfig| TrainConfig {
+        epochs: 0,
+        max_steps: None,
+        patience: None,
+        ..c.clone()
+    };
+    if comparable(&saved.training) != comparable(&expected.training)
+        || saved.model != expected.model
+    {
+        return Err(fail("its hyper-parameters differ from these (only --epochs, --max-steps and --patience may change)".into()));
+    }
+    let model = load_checkpoint(&state, device)?;
+    let mut adam = Adam::new(model.parameters(), adam_config(&expected.training))?;
+    let moments = read_safetensors(&state.join("optimizer.safetensors"), device)?;
+    for (name, _) in model.parameters() {
+        let get = |prefix: &str| {
+            moments
+                .get(&format!("{prefix}.{name}"))
+                .cloned()
+                .ok_or_else(|| fail(format!("optimizer state lacks {prefix}.{name}")))
+        };
+        adam.moments.insert(name.clone(), (get("m")?, get("v")?));
+    }
+    let (progress, steps): (Progress, u64) =
+        serde_json::from_str(&fs::read_to_string(state.join("progress.json")).map_err(io(&state))?)
+            .map_err(|e| fail(format!("state/progress.json: {e}")))?;
+    adam.steps = steps;
+    Ok((model, adam, progress))
+}
