@@ -104,8 +104,17 @@ impl Dataset {
 
 /// One epoch of training windows: the training songs in a seeded order, each
 /// preceded by `.` (so songs start as generation starts), cut at a seeded offset
-/// into windows of `length + 1` ids (inputs and next-token targets), shuffled.
-pub fn epoch_windows(songs: &[Vec<u32>], length: usize, seed: u64, epoch: u64) -> Vec<Vec<u32>> {
+/// into windows of `length + 1` ids (inputs and next-token targets) that start
+/// every `stride` ids, shuffled. Stride `length` covers each target once when
+/// every position is trained; stride 1 gives the reference's one window per
+/// target for the last-position objective.
+pub fn epoch_windows(
+    songs: &[Vec<u32>],
+    length: usize,
+    stride: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<Vec<u32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut order: Vec<usize> = (0..songs.len()).collect();
     order.shuffle(&mut rng);
@@ -122,7 +131,7 @@ pub fn epoch_windows(songs: &[Vec<u32>], length: usize, seed: u64, epoch: u64) -
     };
     let mut windows: Vec<Vec<u32>> = stream[offset..]
         .windows(length + 1)
-        .step_by(length)
+        .step_by(stride.max(1))
         .map(<[u32]>::to_vec)
         .collect();
     windows.shuffle(&mut rng);
@@ -146,12 +155,15 @@ mod tests {
     #[test]
     fn windows_cover_the_stream_and_are_seeded() {
         let songs: Vec<Vec<u32>> = (1..=20).map(|i| vec![i; 7]).collect();
-        let a = epoch_windows(&songs, 8, 1, 0);
-        assert_eq!(a, epoch_windows(&songs, 8, 1, 0));
-        assert_ne!(a, epoch_windows(&songs, 8, 1, 1));
+        let a = epoch_windows(&songs, 8, 8, 1, 0);
+        assert_eq!(a, epoch_windows(&songs, 8, 8, 1, 0));
+        assert_ne!(a, epoch_windows(&songs, 8, 8, 1, 1));
         assert!(a.iter().all(|w| w.len() == 9));
         // 20 songs of 7 plus 21 terminals = 161 ids: about 160 / 8 windows.
         assert!((18..=20).contains(&a.len()), "{}", a.len());
+        // Stride 1: one window per position after the offset.
+        let every = epoch_windows(&songs, 8, 1, 1, 0);
+        assert!((145..=153).contains(&every.len()), "{}", every.len());
     }
 
     #[test]

@@ -275,9 +275,18 @@ pub fn train(
     if options.print_summary {
         eprintln!("{}", parameter_summary(&model_config));
     }
+    if !options.resume {
+        // A first checkpoint before any update: a run killed or diverging early
+        // still has a good state to resume from.
+        save_state(run_dir, &model, &adam, &progress, &run_config)?;
+    }
     let mut events = EventWriter::create(run_dir).map_err(io(run_dir))?;
 
-    let batches_per_epoch = epoch_windows(&dataset.train, config.seq_len, config.seed, 0)
+    let stride = match config.objective {
+        Objective::All => config.seq_len,
+        Objective::Last => 1,
+    };
+    let batches_per_epoch = epoch_windows(&dataset.train, config.seq_len, stride, config.seed, 0)
         .len()
         .div_ceil(config.batch_size);
     let total_steps = config
@@ -308,6 +317,7 @@ pub fn train(
         let windows = epoch_windows(
             &dataset.train,
             config.seq_len,
+            stride,
             config.seed,
             progress.epoch as u64,
         );
@@ -377,6 +387,16 @@ pub fn train(
             let last_step = progress.step >= total_steps;
             if progress.step % config.eval_every == 0 || last_step {
                 let val = evaluate(&model, &dataset.val, 64)?;
+                // An update can blow the weights up without the training loss
+                // showing it yet: never checkpoint a model that scores non-finite.
+                if !val.nll_per_token.is_finite() {
+                    bar.abandon();
+                    return Err(TrainError::NonFinite {
+                        step: progress.step,
+                        loss: val.nll_per_token,
+                        checkpoint: state_dir,
+                    });
+                }
                 let elapsed = interval_start.0.elapsed().as_secs_f64().max(1e-9);
                 let row = MetricRow {
                     step: progress.step,

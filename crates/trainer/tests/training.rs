@@ -1,0 +1,217 @@
+//! Training runs on a slice of erk with a tiny model: determinism, thread-count
+//! independence, refusal of non-finite losses, and run-folder safety.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use trainer::{Dataset, Objective, PrepareOptions, RunOptions, Schedule, TrainConfig, TrainError};
+
+fn erk() -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/essen/deutschl/erk");
+    assert!(
+        dir.is_dir(),
+        "the Essen data is expected at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// Prepares the first 60 erk songs into `dir`.
+fn small_dataset(dir: &Path) -> Dataset {
+    let mut collection = esac_parse::Collection::default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(erk())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "krn"))
+        .take(60)
+    {
+        esac_parse::read_bytes(file, &std::fs::read(file).unwrap(), &mut collection);
+    }
+    let prepared = trainer::prepare(&collection, &PrepareOptions::default());
+    trainer::write_prepared(&prepared, dir).unwrap();
+    Dataset::load(dir).unwrap()
+}
+
+fn tiny() -> TrainConfig {
+    TrainConfig {
+        embedding_dim: Some(8),
+        hidden_size: 16,
+        num_layers: 1,
+        dropout: 0.2,
+        batch_size: 8,
+        seq_len: 16,
+        lr: 1e-2,
+        schedule: Schedule::Cosine { min_ratio: 0.1 },
+        warmup_steps: 2,
+        epochs: 2,
+        max_steps: Some(24),
+        clip_norm: Some(1.0),
+        weight_decay: 0.0,
+        objective: Objective::All,
+        eval_every: 8,
+        patience: None,
+        seed: 5,
+    }
+}
+
+fn options(threads: usize) -> RunOptions {
+    RunOptions {
+        resume: false,
+        progress: false,
+        device: Device::Cpu,
+        print_summary: false,
+        threads,
+    }
+}
+
+fn losses(run: &Path) -> Vec<(f64, f64)> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<f64> = line.split(',').map(|f| f.parse().unwrap()).collect();
+            (fields[2], fields[3])
+        })
+        .collect()
+}
+
+#[test]
+fn same_seed_same_losses_whatever_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = small_dataset(&dir.path().join("data"));
+    let a = trainer::train(
+        &dataset,
+        "test",
+        &tiny(),
+        &dir.path().join("a"),
+        &options(1),
+    )
+    .unwrap();
+    let b = trainer::train(
+        &dataset,
+        "test",
+        &tiny(),
+        &dir.path().join("b"),
+        &options(1),
+    )
+    .unwrap();
+    assert_eq!(losses(&dir.path().join("a")), losses(&dir.path().join("b")));
+    assert_eq!(a.metrics.test, b.metrics.test);
+    assert_eq!(a.metrics.steps, 24);
+    let c = trainer::train(
+        &dataset,
+        "test",
+        &tiny(),
+        &dir.path().join("c"),
+        &options(3),
+    )
+    .unwrap();
+    for ((la, va), (lc, vc)) in losses(&dir.path().join("a"))
+        .iter()
+        .zip(losses(&dir.path().join("c")))
+    {
+        assert!(
+            (la - lc).abs() < 1e-4 && (va - vc).abs() < 1e-4,
+            "{la} {lc} {va} {vc}"
+        );
+    }
+    assert!((a.metrics.test.nll_per_token - c.metrics.test.nll_per_token).abs() < 1e-4);
+    // Training moved the model away from the uniform guess.
+    assert!(a.metrics.test.nll_per_token < (dataset.vocabulary.len() as f64).ln());
+    // The run folder holds what it promises.
+    let run = dir.path().join("a");
+    for file in [
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "metrics.csv",
+        "metrics.json",
+        "model.dot",
+        "state/optimizer.safetensors",
+        "state/progress.json",
+    ] {
+        assert!(run.join(file).is_file(), "{file}");
+    }
+    let config: trainer::RunConfig =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config.training, tiny());
+    assert_eq!(config.dataset.fingerprint, dataset.fingerprint);
+    assert!(config.metrics.is_some());
+    let events = std::fs::read_dir(&run)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+        })
+        .count();
+    assert_eq!(events, 1);
+}
+
+#[test]
+fn a_non_finite_loss_stops_and_keeps_the_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = small_dataset(&dir.path().join("data"));
+    let config = TrainConfig {
+        lr: 1e300,
+        clip_norm: None,
+        eval_every: 1,
+        warmup_steps: 0,
+        schedule: Schedule::Constant,
+        ..tiny()
+    };
+    let run = dir.path().join("run");
+    let err = trainer::train(&dataset, "test", &config, &run, &options(1)).unwrap_err();
+    assert!(matches!(err, TrainError::NonFinite { .. }), "{err}");
+    assert!(err.to_string().contains("last good checkpoint"), "{err}");
+    let checkpoint = lstm_candle::load_checkpoint(&run.join("state"), &Device::Cpu).unwrap();
+    let finite = checkpoint.parameters().iter().all(|(_, v)| {
+        v.as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .all(|x| x.is_finite())
+    });
+    assert!(finite, "the kept checkpoint has finite weights");
+}
+
+#[test]
+fn a_run_is_never_overwritten_and_resume_checks_the_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = small_dataset(&dir.path().join("data"));
+    let run = dir.path().join("run");
+    let config = TrainConfig {
+        max_steps: Some(8),
+        ..tiny()
+    };
+    trainer::train(&dataset, "test", &config, &run, &options(1)).unwrap();
+    let again = trainer::train(&dataset, "test", &config, &run, &options(1)).unwrap_err();
+    assert!(matches!(again, TrainError::RunExists(_)), "{again}");
+    let resume = RunOptions {
+        resume: true,
+        ..options(1)
+    };
+    let other = TrainConfig {
+        hidden_size: 32,
+        ..config.clone()
+    };
+    let err = trainer::train(&dataset, "test", &other, &run, &resume).unwrap_err();
+    assert!(err.to_string().contains("hyper-parameters differ"), "{err}");
+    // More steps on the same settings continue the run.
+    let longer = TrainConfig {
+        max_steps: Some(16),
+        ..config
+    };
+    let outcome = trainer::train(&dataset, "test", &longer, &run, &resume).unwrap();
+    assert_eq!(outcome.metrics.steps, 16);
+    assert_eq!(losses(&run).len(), 2);
+}
