@@ -133,8 +133,8 @@ pub fn default_config() -> TrainConfig {
         schedule: Schedule::Cosine { min_ratio: 0.05 },
         warmup_steps: 20,
         clip_norm: Some(1.0),
-        eval_every: 100,
-        patience: Some(3),
+        eval_every: 50,
+        patience: Some(5),
         ..TrainConfig::reference()
     }
 }

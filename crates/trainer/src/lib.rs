@@ -11,6 +11,7 @@ pub mod data;
 pub mod eval;
 pub mod logs;
 pub mod optim;
+pub mod plot;
 pub mod prepare;
 pub mod train;
 

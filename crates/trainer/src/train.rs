@@ -441,6 +441,16 @@ pub fn train(
                 save_state(run_dir, &model, &adam, &progress, &run_config)?;
                 write_metrics_csv(&run_dir.join("metrics.csv"), &progress.rows)
                     .map_err(io(run_dir))?;
+                let title = format!(
+                    "{} ({:?} objective)",
+                    run_dir.file_name().unwrap_or_default().to_string_lossy(),
+                    config.objective
+                );
+                if let Err(error) =
+                    crate::plot::loss_curve(&progress.rows, &title, &run_dir.join("loss.png"))
+                {
+                    tracing::warn!("cannot draw loss.png: {error}");
+                }
                 bar.set_message(format!(
                     "val {:.4} (best {:.4})",
                     val.nll_per_token,
