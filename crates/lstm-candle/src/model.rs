@@ -282,6 +282,19 @@ impl MelodyModel {
         state: Option<LstmState>,
         dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
+        let (hidden, state) = self.lstm_outputs(ids, state, dropout)?;
+        let fc = Linear::new(self.tensor("fc.weight"), Some(self.tensor("fc.bias")));
+        Ok((fc.forward(&hidden)?, state))
+    }
+
+    /// The LSTM stack alone: the top layer's output at every step `(batch, time,
+    /// hidden)` (after dropout in training mode) and the final (h, c) of every layer.
+    pub fn lstm_outputs(
+        &self,
+        ids: &Tensor,
+        state: Option<LstmState>,
+        dropout: Option<Dropout>,
+    ) -> Result<(Tensor, LstmState), ModelError> {
         let (batch, time) = ids.dims2()?;
         let state = match state {
             Some(state) => state,
@@ -342,11 +355,8 @@ impl MelodyModel {
             }
             final_layers.push(last);
         }
-        let hidden = stack_steps(&outputs)?; // (batch, time, hidden)
-        let fc = Linear::new(self.tensor("fc.weight"), Some(self.tensor("fc.bias")));
-        let logits = fc.forward(&hidden)?;
         Ok((
-            logits,
+            stack_steps(&outputs)?,
             LstmState {
                 layers: final_layers,
             },

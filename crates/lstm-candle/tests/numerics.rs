@@ -87,6 +87,16 @@ fn matches_candle_nn_lstm_with_the_same_weights() {
         x = lstm.states_to_tensor(&states).unwrap();
         finals.push(states.last().unwrap().clone());
     }
+    let (hidden, _) = model.lstm_outputs(&input, None, None).unwrap();
+    let diff = (hidden - &x)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(diff < 1e-12, "top layer outputs differ by {diff}");
     let fc = candle_nn::linear(6, 7, vb.pp("fc")).unwrap();
     let theirs = fc.forward(&x).unwrap();
     let diff = (ours - theirs)

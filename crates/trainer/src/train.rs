@@ -58,7 +58,8 @@ pub struct TrainConfig {
     pub clip_norm: Option<f64>,
     pub weight_decay: f64,
     pub objective: Objective,
-    /// Evaluate (and checkpoint) every this many updates, and at the end.
+    /// Evaluate (and checkpoint) every this many updates, at each epoch's end,
+    /// and at the end.
     pub eval_every: usize,
     /// Stop when validation has not improved for this many evaluations.
     pub patience: Option<usize>,
@@ -385,7 +386,8 @@ pub fn train(
                     .map_err(io(&events.path))?;
             }
             let last_step = progress.step >= total_steps;
-            if progress.step % config.eval_every == 0 || last_step {
+            let epoch_end = progress.batch_in_epoch == batches.len();
+            if progress.step % config.eval_every == 0 || last_step || epoch_end {
                 let val = evaluate(&model, &dataset.val, 64)?;
                 // An update can blow the weights up without the training loss
                 // showing it yet: never checkpoint a model that scores non-finite.
