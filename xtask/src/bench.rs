@@ -82,8 +82,9 @@ pub fn train(hidden: usize, layers: usize, steps: usize, threads: usize) -> Resu
     use candle_core::{DType, Device};
     use lstm_candle::{MelodyModel, ModelConfig};
     use rand::{Rng, SeedableRng};
+    use trainer::data::TrainBatch;
     use trainer::optim::{Adam, AdamConfig};
-    use trainer::train::{Objective, batch_gradients};
+    use trainer::train::batch_gradients;
 
     let (vocab, batch, seq_len) = (38, 64, 64);
     let config = ModelConfig {
@@ -105,8 +106,8 @@ pub fn train(hidden: usize, layers: usize, steps: usize, threads: usize) -> Resu
             })
             .collect();
         let start = Instant::now();
-        let (_, grads) =
-            batch_gradients(&model, &rows, seq_len, Objective::All, step as u64, threads)?;
+        let batch = TrainBatch::from_windows(&rows, seq_len, false);
+        let (_, grads, _) = batch_gradients(&model, &batch, None, step as u64, threads)?;
         adam.step(&grads, 1e-3, 1.0)?;
         if step >= 2 {
             times.push(start.elapsed());

@@ -101,7 +101,10 @@ fn kill_9_then_resume_matches_an_uninterrupted_run() {
             .success()
     );
     let expected = rows(&runs.join("whole"));
-    assert!(expected.len() >= 300, "one evaluation every 10 updates and at each epoch end");
+    assert!(
+        expected.len() >= 300,
+        "one evaluation every 10 updates and at each epoch end"
+    );
 
     let mut child = tiny_run(&data, &runs, "killed", false).spawn().unwrap();
     let run = runs.join("killed");

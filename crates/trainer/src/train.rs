@@ -16,13 +16,13 @@ use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use lstm_candle::checkpoint::{read_safetensors, tensors_to_safetensors};
 use lstm_candle::{
-    CheckpointError, Dropout, MelodyModel, ModelConfig, ModelError, load_checkpoint,
-    save_checkpoint,
+    CheckpointError, Dropout, LayerState, LstmState, MelodyModel, ModelConfig, ModelError,
+    load_checkpoint, save_checkpoint,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::data::{Dataset, epoch_windows};
+use crate::data::{Dataset, TrainBatch, Windows, epoch_lanes, epoch_song_batches, epoch_windows};
 use crate::eval::{Evaluation, evaluate};
 use crate::logs::{EventWriter, MetricRow, model_dot, parameter_summary, write_metrics_csv};
 use crate::optim::{Adam, AdamConfig, Schedule, learning_rate};
@@ -58,6 +58,8 @@ pub struct TrainConfig {
     pub clip_norm: Option<f64>,
     pub weight_decay: f64,
     pub objective: Objective,
+    /// Whole songs or fixed windows from the stream (`seq_len` applies to windows).
+    pub windows: Windows,
     /// Evaluate (and checkpoint) every this many updates, at each epoch's end,
     /// and at the end.
     pub eval_every: usize,
@@ -85,6 +87,7 @@ impl TrainConfig {
             clip_norm: None,
             weight_decay: 0.0,
             objective: Objective::Last,
+            windows: Windows::Stream,
             eval_every: 1000,
             patience: None,
             seed: 42,
@@ -220,6 +223,11 @@ pub fn train(
             "batch size, sequence length and eval interval must be positive".into(),
         ));
     }
+    if config.objective == Objective::Last && config.windows != Windows::Stream {
+        return Err(TrainError::Config(
+            "the last-position objective trains on windows: use --windows stream".into(),
+        ));
+    }
     if !(config.lr > 0.0 && config.lr.is_finite()) {
         return Err(TrainError::Config(format!(
             "learning rate {} must be positive",
@@ -241,7 +249,7 @@ pub fn train(
         metrics: None,
     };
     let state_dir = run_dir.join(STATE_DIR);
-    let (model, mut adam, mut progress) = if options.resume {
+    let (model, mut adam, mut progress, mut carry) = if options.resume {
         resume(run_dir, &run_config, &options.device)?
     } else {
         if state_dir.exists() || run_dir.join("config.json").exists() {
@@ -264,7 +272,7 @@ pub fn train(
             train_seconds: 0.0,
             tokens_seen: 0,
         };
-        (model, adam, progress)
+        (model, adam, progress, None)
     };
     fs::create_dir_all(run_dir).map_err(io(run_dir))?;
     dataset
@@ -279,17 +287,18 @@ pub fn train(
     if !options.resume {
         // A first checkpoint before any update: a run killed or diverging early
         // still has a good state to resume from.
-        save_state(run_dir, &model, &adam, &progress, &run_config)?;
+        save_state(
+            run_dir,
+            &model,
+            &adam,
+            &progress,
+            carry.as_ref(),
+            &run_config,
+        )?;
     }
     let mut events = EventWriter::create(run_dir).map_err(io(run_dir))?;
 
-    let stride = match config.objective {
-        Objective::All => config.seq_len,
-        Objective::Last => 1,
-    };
-    let batches_per_epoch = epoch_windows(&dataset.train, config.seq_len, stride, config.seed, 0)
-        .len()
-        .div_ceil(config.batch_size);
+    let batches_per_epoch = EpochPlan::new(dataset, config, 0).len();
     let total_steps = config
         .max_steps
         .unwrap_or(usize::MAX)
@@ -315,29 +324,22 @@ pub fn train(
     let mut interval_start = (Instant::now(), progress.tokens_seen);
     let mut stopped_early = false;
     'epochs: while progress.step < total_steps {
-        let windows = epoch_windows(
-            &dataset.train,
-            config.seq_len,
-            stride,
-            config.seed,
-            progress.epoch as u64,
-        );
-        let batches: Vec<&[Vec<u32>]> = windows.chunks(config.batch_size).collect();
-        while progress.batch_in_epoch < batches.len() {
+        let plan = EpochPlan::new(dataset, config, progress.epoch as u64);
+        while progress.batch_in_epoch < plan.len() {
             if progress.step >= total_steps {
                 break 'epochs;
             }
-            let batch = batches[progress.batch_in_epoch];
+            let batch = plan.batch(dataset, config, progress.batch_in_epoch);
             let dropout_seed = config.seed.wrapping_add(1)
                 ^ (progress.step as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
-            let (loss_value, grads) = batch_gradients(
-                &model,
-                batch,
-                config.seq_len,
-                config.objective,
-                dropout_seed,
-                options.threads,
-            )?;
+            let initial = if progress.batch_in_epoch == 0 {
+                None
+            } else {
+                carry.as_ref()
+            };
+            let (loss_value, grads, last) =
+                batch_gradients(&model, &batch, initial, dropout_seed, options.threads)?;
+            carry = plan.carries_state().then_some(last);
             if !loss_value.is_finite() {
                 bar.abandon();
                 return Err(TrainError::NonFinite {
@@ -361,7 +363,7 @@ pub fn train(
             adam.step(&grads, lr, scale)?;
             progress.step += 1;
             progress.batch_in_epoch += 1;
-            progress.tokens_seen += (batch.len() * config.seq_len) as u64;
+            progress.tokens_seen += batch.positions() as u64;
             loss_sum += loss_value;
             loss_count += 1;
             bar.set_position(progress.step as u64);
@@ -386,7 +388,7 @@ pub fn train(
                     .map_err(io(&events.path))?;
             }
             let last_step = progress.step >= total_steps;
-            let epoch_end = progress.batch_in_epoch == batches.len();
+            let epoch_end = progress.batch_in_epoch == plan.len();
             if progress.step % config.eval_every == 0 || last_step || epoch_end {
                 let val = evaluate(&model, &dataset.val, 64)?;
                 // An update can blow the weights up without the training loss
@@ -440,7 +442,14 @@ pub fn train(
                     progress.evals_since_best += 1;
                 }
                 progress.train_seconds = started.elapsed().as_secs_f64();
-                save_state(run_dir, &model, &adam, &progress, &run_config)?;
+                save_state(
+                    run_dir,
+                    &model,
+                    &adam,
+                    &progress,
+                    carry.as_ref(),
+                    &run_config,
+                )?;
                 write_metrics_csv(&run_dir.join("metrics.csv"), &progress.rows)
                     .map_err(io(run_dir))?;
                 let title = format!(
@@ -514,53 +523,144 @@ pub fn train(
     })
 }
 
-/// Forward and backward of one batch of windows (`seq_len + 1` ids each), its
-/// rows split over `threads` threads that each run their own graph; returns the
-/// mean loss and the summed gradients. Dropout masks depend on the row, not on
-/// the split, so the thread count does not change what is computed.
+/// The batches of one epoch, built one at a time.
+enum EpochPlan {
+    /// Windows, and how many go in a batch.
+    Windows(Vec<Vec<u32>>, usize),
+    Songs(Vec<Vec<usize>>),
+    /// One stream per batch row, and the window length.
+    Lanes(Vec<Vec<u32>>, usize),
+}
+
+impl EpochPlan {
+    fn new(dataset: &Dataset, config: &TrainConfig, epoch: u64) -> Self {
+        match config.windows {
+            Windows::Songs => EpochPlan::Songs(epoch_song_batches(
+                &dataset.train,
+                config.batch_size,
+                config.seed,
+                epoch,
+            )),
+            Windows::Stream => {
+                // One window per target for the last-position objective (the
+                // reference), back-to-back windows when every position is trained.
+                let stride = match config.objective {
+                    Objective::All => config.seq_len,
+                    Objective::Last => 1,
+                };
+                let windows =
+                    epoch_windows(&dataset.train, config.seq_len, stride, config.seed, epoch);
+                EpochPlan::Windows(windows, config.batch_size.max(1))
+            }
+            Windows::Lanes => EpochPlan::Lanes(
+                epoch_lanes(&dataset.train, config.batch_size, config.seed, epoch),
+                config.seq_len,
+            ),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            EpochPlan::Windows(windows, batch_size) => windows.len().div_ceil(*batch_size),
+            EpochPlan::Songs(batches) => batches.len(),
+            EpochPlan::Lanes(lanes, length) => lanes[0].len().saturating_sub(1) / length,
+        }
+    }
+
+    /// Whether the state at the end of a batch starts the next one.
+    fn carries_state(&self) -> bool {
+        matches!(self, EpochPlan::Lanes(..))
+    }
+
+    fn batch(&self, dataset: &Dataset, config: &TrainConfig, index: usize) -> TrainBatch {
+        match self {
+            EpochPlan::Windows(windows, batch_size) => {
+                let start = index * batch_size;
+                let end = (start + batch_size).min(windows.len());
+                TrainBatch::from_windows(
+                    &windows[start..end],
+                    config.seq_len,
+                    config.objective == Objective::Last,
+                )
+            }
+            EpochPlan::Songs(batches) => {
+                TrainBatch::from_songs(batches[index].iter().map(|&i| dataset.train[i].as_slice()))
+            }
+            EpochPlan::Lanes(lanes, length) => {
+                let start = index * length;
+                let windows: Vec<Vec<u32>> = lanes
+                    .iter()
+                    .map(|lane| lane[start..=start + length].to_vec())
+                    .collect();
+                TrainBatch::from_windows(&windows, *length, false)
+            }
+        }
+    }
+}
+
+/// Forward and backward of one batch, its rows split over `threads` threads that
+/// each run their own graph; returns the mean loss over the scored positions and
+/// the summed gradients. Dropout masks depend on the row, not on the split, so
+/// the thread count does not change what is computed.
 pub fn batch_gradients(
     model: &MelodyModel,
-    batch: &[Vec<u32>],
-    seq_len: usize,
-    objective: Objective,
+    batch: &TrainBatch,
+    initial: Option<&LstmState>,
     seed: u64,
     threads: usize,
-) -> Result<(f64, GradStore), TrainError> {
-    let rows = batch.len();
+) -> Result<(f64, GradStore, LstmState), TrainError> {
+    let rows = batch.rows();
+    let scored = batch.scored().max(1.0);
     let shard_rows = rows.div_ceil(threads.clamp(1, rows.max(1)));
-    let shard = |first_row: usize| -> Result<(f64, GradStore), TrainError> {
-        let windows = &batch[first_row..(first_row + shard_rows).min(rows)];
-        let inputs: Vec<Vec<u32>> = windows.iter().map(|w| w[..seq_len].to_vec()).collect();
-        let targets: Vec<u32> = match objective {
-            Objective::All => windows
-                .iter()
-                .flat_map(|w| w[1..].iter().copied())
-                .collect(),
-            Objective::Last => windows.iter().map(|w| w[seq_len]).collect(),
-        };
-        let count = targets.len();
-        let input = model.ids_tensor(&inputs)?;
-        let target = Tensor::from_vec(targets, count, model.device())?;
-        let (logits, _) = model.forward(&input, None, Some(Dropout { seed, first_row }))?;
-        let vocab = model.config.vocab_size;
-        let scored = match objective {
-            Objective::All => logits.reshape((count, vocab))?,
-            Objective::Last => logits.narrow(1, seq_len - 1, 1)?.squeeze(1)?,
-        };
-        // Weighted so that the shards' losses and gradients add up to the batch mean.
-        let share = count as f64
-            / (rows
-                * if objective == Objective::All {
-                    seq_len
-                } else {
-                    1
-                }) as f64;
-        let loss = lstm_candle::lstm::cross_entropy(&scored, &target)?.affine(share, 0.0)?;
+    let shard = |first_row: usize| -> Result<(f64, GradStore, LstmState), TrainError> {
+        let range = first_row..(first_row + shard_rows).min(rows);
+        let time = batch.inputs[first_row].len();
+        let count = range.len();
+        let device = model.device();
+        let input = model.ids_tensor(&batch.inputs[range.clone()])?;
+        let targets: Vec<u32> = batch.targets[range.clone()]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        let weights: Vec<f32> = batch.weights[range].iter().flatten().copied().collect();
+        let targets = Tensor::from_vec(targets, (count, time), device)?;
+        let weights = Tensor::from_vec(weights, (count, time), device)?;
+        let state = initial
+            .map(|state| -> candle_core::Result<LstmState> {
+                let layers = state
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        Ok(LayerState {
+                            h: l.h.narrow(0, first_row, count)?,
+                            c: l.c.narrow(0, first_row, count)?,
+                        })
+                    })
+                    .collect::<candle_core::Result<_>>()?;
+                Ok(LstmState { layers })
+            })
+            .transpose()?;
+        let (logits, last) = model.forward(&input, state, Some(Dropout { seed, first_row }))?;
+        // Divided by the whole batch's count, so that the shards add up to its mean.
+        let loss =
+            MelodyModel::masked_nll(&logits, &targets, &weights)?.affine(1.0 / scored, 0.0)?;
         let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
-        Ok((value, loss.backward()?))
+        // The next window starts from this state, but gradients stop here.
+        let last = LstmState {
+            layers: last
+                .layers
+                .into_iter()
+                .map(|l| LayerState {
+                    h: l.h.detach(),
+                    c: l.c.detach(),
+                })
+                .collect(),
+        };
+        Ok((value, loss.backward()?, last))
     };
     let starts: Vec<usize> = (0..rows).step_by(shard_rows.max(1)).collect();
-    let results: Vec<Result<(f64, GradStore), TrainError>> = if starts.len() == 1 {
+    let results: Vec<Result<(f64, GradStore, LstmState), TrainError>> = if starts.len() == 1 {
         vec![shard(0)]
     } else {
         std::thread::scope(|scope| {
@@ -576,15 +676,31 @@ pub fn batch_gradients(
     };
     let mut total = 0.0;
     let mut merged: Option<GradStore> = None;
+    let mut finals = Vec::with_capacity(starts.len());
     for result in results {
-        let (value, grads) = result?;
+        let (value, grads, last) = result?;
         total += value;
+        finals.push(last);
         match merged.as_mut() {
             Some(all) => all.extend(grads)?,
             None => merged = Some(grads),
         }
     }
-    Ok((total, merged.expect("at least one shard")))
+    let layers = (0..model.config.num_layers)
+        .map(|layer| -> candle_core::Result<LayerState> {
+            let h: Vec<&Tensor> = finals.iter().map(|f| &f.layers[layer].h).collect();
+            let c: Vec<&Tensor> = finals.iter().map(|f| &f.layers[layer].c).collect();
+            Ok(LayerState {
+                h: Tensor::cat(&h, 0)?,
+                c: Tensor::cat(&c, 0)?,
+            })
+        })
+        .collect::<candle_core::Result<_>>()?;
+    Ok((
+        total,
+        merged.expect("at least one shard"),
+        LstmState { layers },
+    ))
 }
 
 fn adam_config(config: &TrainConfig) -> AdamConfig {
@@ -607,6 +723,7 @@ fn save_state(
     model: &MelodyModel,
     adam: &Adam,
     progress: &Progress,
+    carry: Option<&LstmState>,
     config: &RunConfig,
 ) -> Result<(), TrainError> {
     let state = run_dir.join(STATE_DIR);
@@ -619,6 +736,11 @@ fn save_state(
         let (m, v) = &adam.moments[&name];
         moments.push((format!("m.{name}"), m.clone()));
         moments.push((format!("v.{name}"), v.clone()));
+    }
+    // The state carried into the next window, for lane training.
+    for (layer, state) in carry.iter().flat_map(|c| c.layers.iter().enumerate()) {
+        moments.push((format!("carry.h.l{layer}"), state.h.clone()));
+        moments.push((format!("carry.c.l{layer}"), state.c.clone()));
     }
     let optimizer_path = staging.join("optimizer.safetensors");
     let bytes = tensors_to_safetensors(&moments)?;
@@ -635,11 +757,10 @@ fn save_state(
     Ok(())
 }
 
-fn resume(
-    run_dir: &Path,
-    expected: &RunConfig,
-    device: &Device,
-) -> Result<(MelodyModel, Adam, Progress), TrainError> {
+/// What a saved run resumes with: model, optimizer, progress, carried state.
+type Resumed = (MelodyModel, Adam, Progress, Option<LstmState>);
+
+fn resume(run_dir: &Path, expected: &RunConfig, device: &Device) -> Result<Resumed, TrainError> {
     let fail = |reason: String| TrainError::Resume {
         run: run_dir.to_owned(),
         reason,
@@ -685,5 +806,14 @@ fn resume(
         serde_json::from_str(&fs::read_to_string(state.join("progress.json")).map_err(io(&state))?)
             .map_err(|e| fail(format!("state/progress.json: {e}")))?;
     adam.steps = steps;
-    Ok((model, adam, progress))
+    let carry = (0..model.config.num_layers)
+        .map(|layer| {
+            Some(LayerState {
+                h: moments.get(&format!("carry.h.l{layer}"))?.clone(),
+                c: moments.get(&format!("carry.c.l{layer}"))?.clone(),
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(|layers| LstmState { layers });
+    Ok((model, adam, progress, carry))
 }

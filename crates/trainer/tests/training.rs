@@ -53,6 +53,7 @@ fn tiny() -> TrainConfig {
         clip_norm: Some(1.0),
         weight_decay: 0.0,
         objective: Objective::All,
+        windows: trainer::data::Windows::Songs,
         eval_every: 8,
         patience: None,
         seed: 5,
