@@ -53,7 +53,7 @@ fn tiny() -> TrainConfig {
         clip_norm: Some(1.0),
         weight_decay: 0.0,
         objective: Objective::All,
-        windows: trainer::data::Windows::Songs,
+        windows: trainer::data::Windows::Lanes,
         eval_every: 8,
         patience: None,
         seed: 5,
@@ -154,6 +154,48 @@ fn same_seed_same_losses_whatever_the_thread_count() {
         })
         .count();
     assert_eq!(events, 1);
+}
+
+#[test]
+fn every_way_of_cutting_windows_is_deterministic_and_thread_independent() {
+    use trainer::data::Windows;
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = small_dataset(&dir.path().join("data"));
+    for (name, windows, objective) in [
+        ("lanes", Windows::Lanes, Objective::All),
+        ("songs", Windows::Songs, Objective::All),
+        ("stream", Windows::Stream, Objective::All),
+        ("last", Windows::Stream, Objective::Last),
+    ] {
+        let config = TrainConfig {
+            windows,
+            objective,
+            max_steps: Some(12),
+            eval_every: 4,
+            ..tiny()
+        };
+        let one = dir.path().join(format!("{name}-1"));
+        let again = dir.path().join(format!("{name}-again"));
+        let two = dir.path().join(format!("{name}-2"));
+        trainer::train(&dataset, "test", &config, &one, &options(1)).unwrap();
+        trainer::train(&dataset, "test", &config, &again, &options(1)).unwrap();
+        trainer::train(&dataset, "test", &config, &two, &options(2)).unwrap();
+        assert_eq!(losses(&one), losses(&again), "{name}");
+        for ((a, b), (c, d)) in losses(&one).iter().zip(losses(&two)) {
+            assert!(
+                (a - c).abs() < 1e-4 && (b - d).abs() < 1e-4,
+                "{name}: {a} {c} {b} {d}"
+            );
+        }
+    }
+    let bad = TrainConfig {
+        windows: Windows::Lanes,
+        objective: Objective::Last,
+        ..tiny()
+    };
+    let err =
+        trainer::train(&dataset, "test", &bad, &dir.path().join("bad"), &options(1)).unwrap_err();
+    assert!(err.to_string().contains("--windows stream"), "{err}");
 }
 
 #[test]
