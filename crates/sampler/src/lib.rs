@@ -1,3 +1,413 @@
-//! Stateful generation: runs a primer once, then one step per token carrying the
-//! LSTM state (h, c) of every layer, never re-feeding the prefix. Temperature,
-//! top-k and top-p sampling, seeded. Filled in by the sampler issue.
+//! Stateful generation: the primer runs through the model once, then each new
+//! token is one step that carries the LSTM state (h, c) of every layer, so a
+//! token costs the same however long the melody already is (the reference
+//! re-fed the whole growing sequence for every token). Temperature, top-k and
+//! top-p sampling from a seeded generator: the same seed gives the same melody.
+
+use candle_core::{D, Tensor};
+use grid_codec::{Token, Vocabulary};
+use lstm_candle::{LstmState, MelodyModel, ModelError};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SampleError {
+    #[error("temperature {0} must be a positive number")]
+    Temperature(f64),
+    #[error("top-p {0} must be in (0, 1]")]
+    TopP(f64),
+    #[error("top-k must be at least 1")]
+    TopK,
+    #[error("ask for at least one melody")]
+    NoMelodies,
+    #[error(
+        "the primer cannot start with `_`: a hold continues a note, and none has started (begin with a pitch such as 60 or with r)"
+    )]
+    PrimerStartsWithHold,
+    #[error(transparent)]
+    Vocabulary(#[from] grid_codec::VocabError),
+    #[error(
+        "the model has {model} tokens but the tokenizer has {vocabulary}; they do not belong together"
+    )]
+    Mismatch { model: usize, vocabulary: usize },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// How to pick each next token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingConfig {
+    pub temperature: f64,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f64>,
+    /// Tokens to generate at most after the primer.
+    pub max_len: usize,
+    pub seed: u64,
+    /// Never emit `_` before any note or rest has started, and never end (`.`)
+    /// a melody that holds no note.
+    pub grammar: bool,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: None,
+            top_p: None,
+            max_len: 500,
+            seed: 0,
+            grammar: true,
+        }
+    }
+}
+
+impl SamplingConfig {
+    pub fn validate(&self) -> Result<(), SampleError> {
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(SampleError::Temperature(self.temperature));
+        }
+        if let Some(p) = self.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(SampleError::TopP(p));
+        }
+        if self.top_k == Some(0) {
+            return Err(SampleError::TopK);
+        }
+        Ok(())
+    }
+}
+
+/// A batch of sequences being continued, one model step at a time.
+pub struct Session<'m> {
+    model: &'m MelodyModel,
+    state: LstmState,
+    /// `(rows, vocab)` logits for the next token of each row.
+    logits: Tensor,
+}
+
+impl<'m> Session<'m> {
+    /// Runs `ids` (the same for every row) once and keeps the state.
+    pub fn start(model: &'m MelodyModel, ids: &[u32], rows: usize) -> Result<Self, SampleError> {
+        let input = model.ids_tensor(&vec![ids.to_vec(); rows])?;
+        let (logits, state) = model.forward(&input, None, None)?;
+        let last = logits.narrow(1, ids.len() - 1, 1)?.squeeze(1)?;
+        Ok(Self {
+            model,
+            state,
+            logits: last,
+        })
+    }
+
+    /// Next-token logits of every row.
+    pub fn logits(&self) -> Result<Vec<Vec<f32>>, SampleError> {
+        Ok(self.logits.to_dtype(candle_core::DType::F32)?.to_vec2()?)
+    }
+
+    /// Feeds one id per row.
+    pub fn advance(&mut self, ids: &[u32]) -> Result<(), SampleError> {
+        let input = Tensor::new(ids, self.model.device())?;
+        let state = self.state.clone();
+        let (logits, state) = self.model.step(&input, state)?;
+        self.logits = logits;
+        self.state = state;
+        Ok(())
+    }
+
+    /// Next-token probabilities of every row at a temperature.
+    fn probabilities(&self, temperature: f64) -> Result<Vec<Vec<f32>>, SampleError> {
+        let scaled = (&self.logits / temperature)?;
+        let probs = softmax(&scaled)?;
+        Ok(probs.to_vec2()?)
+    }
+}
+
+fn softmax(logits: &Tensor) -> candle_core::Result<Tensor> {
+    let logits = logits.to_dtype(candle_core::DType::F32)?;
+    let max = logits.max_keepdim(D::Minus1)?;
+    let exp = logits.broadcast_sub(&max)?.exp()?;
+    exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
+}
+
+/// Picks an index from `probs` after top-k and top-p filtering.
+fn pick(probs: &mut [f32], config: &SamplingConfig, rng: &mut ChaCha8Rng) -> usize {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    let mut keep = order.len();
+    if let Some(k) = config.top_k {
+        keep = keep.min(k);
+    }
+    if let Some(p) = config.top_p {
+        let mut mass = 0.0;
+        for (rank, &index) in order.iter().enumerate() {
+            mass += f64::from(probs[index]);
+            if mass >= p {
+                keep = keep.min(rank + 1);
+                break;
+            }
+        }
+    }
+    for &index in &order[keep..] {
+        probs[index] = 0.0;
+    }
+    let total: f32 = probs.iter().sum();
+    if total <= 0.0 {
+        return order[0];
+    }
+    let mut target = rng.random::<f32>() * total;
+    for (index, &p) in probs.iter().enumerate() {
+        if target < p {
+            return index;
+        }
+        target -= p;
+    }
+    order[0]
+}
+
+/// Generates `count` melodies continuing `primer` (which may be empty: every
+/// melody starts after `.`, as songs do in training). Returns each melody's
+/// tokens after the primer, without the closing `.`, and whether it closed.
+pub fn generate(
+    model: &MelodyModel,
+    vocabulary: &Vocabulary,
+    primer: &[Token],
+    count: usize,
+    config: &SamplingConfig,
+) -> Result<Vec<(Vec<Token>, bool)>, SampleError> {
+    config.validate()?;
+    if count == 0 {
+        return Err(SampleError::NoMelodies);
+    }
+    if model.config.vocab_size != vocabulary.len() {
+        return Err(SampleError::Mismatch {
+            model: model.config.vocab_size,
+            vocabulary: vocabulary.len(),
+        });
+    }
+    let primer: Vec<Token> = primer
+        .iter()
+        .copied()
+        .filter(|t| *t != Token::End)
+        .collect();
+    if primer.first() == Some(&Token::Hold) {
+        return Err(SampleError::PrimerStartsWithHold);
+    }
+    let end = vocabulary.id(Token::End).expect("`.` is always id 0");
+    let hold = vocabulary.id(Token::Hold);
+    let mut ids = vec![end];
+    ids.extend(vocabulary.ids(&primer)?);
+    let mut session = Session::start(model, &ids, count)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut melodies: Vec<(Vec<Token>, bool)> = vec![(Vec::new(), false); count];
+    let primer_has_note = primer.iter().any(|t| matches!(t, Token::Note(_)));
+    let primer_has_onset = primer
+        .iter()
+        .any(|t| matches!(t, Token::Note(_) | Token::Rest));
+    for _ in 0..config.max_len {
+        let mut probabilities = session.probabilities(config.temperature)?;
+        let mut next = Vec::with_capacity(count);
+        for (row, probs) in probabilities.iter_mut().enumerate() {
+            let (tokens, closed) = &mut melodies[row];
+            if *closed {
+                next.push(end);
+                continue;
+            }
+            if config.grammar {
+                let has_onset = primer_has_onset
+                    || tokens
+                        .iter()
+                        .any(|t| matches!(t, Token::Note(_) | Token::Rest));
+                let has_note =
+                    primer_has_note || tokens.iter().any(|t| matches!(t, Token::Note(_)));
+                if let (false, Some(hold)) = (has_onset, hold) {
+                    probs[hold as usize] = 0.0;
+                }
+                if !has_note {
+                    probs[end as usize] = 0.0;
+                }
+            }
+            let id = pick(probs, config, &mut rng) as u32;
+            if id == end {
+                *closed = true;
+            } else {
+                tokens.push(vocabulary.decode(&[id])?[0]);
+            }
+            next.push(id);
+        }
+        if melodies.iter().all(|(_, closed)| *closed) {
+            break;
+        }
+        session.advance(&next)?;
+    }
+    Ok(melodies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use grid_codec::parse_tokens;
+    use lstm_candle::ModelConfig;
+
+    fn setup() -> (MelodyModel, Vocabulary) {
+        let songs = [parse_tokens("60 _ 62 _ r _ 64 _ _ _").unwrap()];
+        let vocabulary = Vocabulary::build(songs.iter().map(Vec::as_slice));
+        let config = ModelConfig {
+            vocab_size: vocabulary.len(),
+            embedding_dim: 4,
+            hidden_size: 8,
+            num_layers: 2,
+            dropout: 0.0,
+        };
+        (
+            MelodyModel::new(config, &Device::Cpu, DType::F32, 1).unwrap(),
+            vocabulary,
+        )
+    }
+
+    #[test]
+    fn same_seed_same_melodies() {
+        let (model, vocabulary) = setup();
+        let config = SamplingConfig {
+            seed: 4,
+            max_len: 40,
+            ..Default::default()
+        };
+        let a = generate(&model, &vocabulary, &[], 3, &config).unwrap();
+        let b = generate(&model, &vocabulary, &[], 3, &config).unwrap();
+        assert_eq!(a, b);
+        let c = generate(
+            &model,
+            &vocabulary,
+            &[],
+            3,
+            &SamplingConfig { seed: 5, ..config },
+        )
+        .unwrap();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn stateful_steps_give_the_full_prefix_distribution() {
+        let (model, vocabulary) = setup();
+        let prefix: Vec<u32> = vocabulary.encode(". 60 _ 62 r _ 64").unwrap();
+        let mut session = Session::start(&model, &prefix[..1], 1).unwrap();
+        for t in 1..prefix.len() {
+            session.advance(&prefix[t..=t]).unwrap();
+            let input = model.ids_tensor(&[prefix[..=t].to_vec()]).unwrap();
+            let (full, _) = model.forward(&input, None, None).unwrap();
+            let expected: Vec<f32> = full.get(0).unwrap().get(t).unwrap().to_vec1().unwrap();
+            let got = &session.logits().unwrap()[0];
+            let worst = got
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(worst < 1e-5, "step {t}: {worst}");
+        }
+    }
+
+    #[test]
+    fn grammar_never_starts_with_a_hold_or_ends_empty() {
+        let (model, vocabulary) = setup();
+        for seed in 0..30 {
+            let config = SamplingConfig {
+                seed,
+                max_len: 30,
+                temperature: 3.0,
+                ..Default::default()
+            };
+            for (tokens, closed) in generate(&model, &vocabulary, &[], 4, &config).unwrap() {
+                assert_ne!(tokens.first(), Some(&Token::Hold), "seed {seed}");
+                if closed {
+                    assert!(
+                        tokens.iter().any(|t| matches!(t, Token::Note(_))),
+                        "seed {seed}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_settings_and_primers_are_refused() {
+        let (model, vocabulary) = setup();
+        let run = |config: SamplingConfig, primer: &str| {
+            generate(
+                &model,
+                &vocabulary,
+                &parse_tokens(primer).unwrap(),
+                1,
+                &config,
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let base = SamplingConfig::default();
+        assert!(
+            run(
+                SamplingConfig {
+                    temperature: 0.0,
+                    ..base
+                },
+                ""
+            )
+            .contains("temperature 0")
+        );
+        assert!(
+            run(
+                SamplingConfig {
+                    temperature: f64::NAN,
+                    ..base
+                },
+                ""
+            )
+            .contains("temperature NaN")
+        );
+        assert!(
+            run(
+                SamplingConfig {
+                    top_p: Some(1.5),
+                    ..base
+                },
+                ""
+            )
+            .contains("top-p 1.5")
+        );
+        assert!(
+            run(
+                SamplingConfig {
+                    top_p: Some(0.0),
+                    ..base
+                },
+                ""
+            )
+            .contains("top-p 0")
+        );
+        assert!(run(base, "_ 60").contains("cannot start with `_`"));
+        assert!(run(base, "60 _ 61").contains("nearest known: 60, 62"));
+    }
+
+    #[test]
+    fn top_k_one_is_greedy() {
+        let mut probs = vec![0.1, 0.5, 0.4];
+        let config = SamplingConfig {
+            top_k: Some(1),
+            ..Default::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        assert_eq!(pick(&mut probs, &config, &mut rng), 1);
+        let probs = vec![0.1, 0.5, 0.4];
+        let config = SamplingConfig {
+            top_p: Some(0.85),
+            ..Default::default()
+        };
+        for _ in 0..20 {
+            let mut p = probs.clone();
+            assert_ne!(pick(&mut p, &config, &mut rng), 0);
+        }
+    }
+}
