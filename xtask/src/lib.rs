@@ -5,5 +5,6 @@
 
 pub mod bench;
 pub mod download;
+pub mod sample_cmd;
 pub mod source;
 pub mod train_cmd;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use esac_parse::Duration;
 use grid_codec::{EncodeOptions, Transposition};
 use trainer::{PrepareOptions, Split};
+use xtask::sample_cmd::{self, SampleArgs};
 use xtask::train_cmd::{self, DeviceArg, TrainArgs};
 use xtask::{bench, download, source};
 
@@ -71,6 +72,11 @@ enum Command {
         after_help = "Examples:\n  cargo xtask train\n  cargo xtask train --name big --hidden 256 --layers 2\n  cargo xtask train --name reference --reference-recipe\n  cargo xtask train --name erk --resume"
     )]
     Train(Box<TrainArgs>),
+    /// Write new melodies as tokens, MIDI, MusicXML and WAV.
+    #[command(
+        after_help = "Examples:\n  cargo xtask sample --prime \"55 _ _ _\"\n  cargo xtask sample --num 4 --temperature 0.8 --top-p 0.95 --key G --meter 3/4\n  cargo xtask sample --model runs/erk --seed 7 --out samples/mine"
+    )]
+    Sample(Box<SampleArgs>),
     /// Whole-song test NLL per token of a trained model.
     #[command(after_help = "Example:\n  cargo xtask eval --model runs/erk")]
     Eval {
@@ -268,6 +274,7 @@ fn run(cli: Cli) -> Result<()> {
             let data = data_or_cached_erk(args.data.clone())?;
             train_cmd::train(&args, &data)?;
         }
+        Command::Sample(args) => sample_cmd::sample(&args)?,
         Command::Eval {
             model,
             data,

@@ -5,9 +5,10 @@
 //! `.` ends a song. [`encode`] does this with transposition and filtering (songs
 //! off the grid are refused with the reason), [`decode`] goes back from tokens to
 //! a melody, [`Vocabulary`] maps tokens to ids as a `tokenizers` WordLevel
-//! `tokenizer.json`, and [`midi`], [`musicxml`] and [`kern`] write what a person
-//! can hear or read.
+//! `tokenizer.json`, and [`midi`], [`musicxml`], [`kern`] and [`audio`] (a small
+//! built-in synthesizer writing WAV) give what a person can hear or read.
 
+pub mod audio;
 pub mod codec;
 pub mod kern;
 pub mod midi;

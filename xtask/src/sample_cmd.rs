@@ -1,0 +1,204 @@
+//! `cargo xtask sample`: new melodies as tokens, MIDI, MusicXML and WAV.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use esac_parse::{Key, Meter, Mode, Spelling};
+use grid_codec::audio::{SynthOptions, write_wav};
+use grid_codec::midi::{MidiOptions, to_midi};
+use grid_codec::{
+    DecodeOptions, Token, Vocabulary, decode, parse_tokens, tokens_to_string, transpose,
+};
+use sampler::SamplingConfig;
+
+use crate::train_cmd::DeviceArg;
+
+/// The model shipped with the repository (trained by `cargo xtask train` on erk).
+pub const PRETRAINED: &str = "assets/erk";
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// A run folder or model folder (model.safetensors, config.json, tokenizer.json);
+    /// default: the pretrained model in assets/erk.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Tokens the melody starts with, e.g. "55 _ _ _" (default: start from nothing).
+    #[arg(long, default_value = "")]
+    pub prime: String,
+    /// How many melodies (generated together as one batch).
+    #[arg(long, default_value_t = 1)]
+    pub num: usize,
+    /// Higher is more adventurous, lower more predictable.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Sample only among the K most likely tokens.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample only among the most likely tokens that make up this much probability.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Stop after this many tokens (sixteenths) if the model has not ended the melody.
+    #[arg(long, default_value_t = 500)]
+    pub max_len: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Allow a hold `_` before any note and an empty melody.
+    #[arg(long)]
+    pub no_grammar: bool,
+    /// Meter for the score, e.g. 3/4.
+    #[arg(long, default_value = "4/4")]
+    pub meter: String,
+    /// Move the melody from C major / A minor to this key: C, G, Bb, F#, ... (lower case for minor: a, e, d ...).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Quarter notes per minute for MIDI and WAV.
+    #[arg(long, default_value_t = 100.0)]
+    pub tempo: f64,
+    /// Output folder.
+    #[arg(long, default_value = "samples")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+}
+
+/// A key name: letter, `#` or `b`; lower case = minor.
+fn parse_key(text: &str) -> Result<Key> {
+    let mut chars = text.chars();
+    let first = chars.next().context("--key is empty")?;
+    let letter = first.to_ascii_uppercase();
+    if !('A'..='G').contains(&letter) {
+        bail!("--key {text:?}: start with a letter A-G (lower case for minor), e.g. G, Bb, f#");
+    }
+    let mut alter = 0i8;
+    for c in chars {
+        alter += match c {
+            '#' => 1,
+            'b' => -1,
+            _ => bail!("--key {text:?}: only # or b may follow the letter"),
+        };
+    }
+    let mode = if first.is_ascii_lowercase() {
+        Mode::Minor
+    } else {
+        Mode::Major
+    };
+    Ok(Key {
+        tonic: Spelling { letter, alter },
+        mode,
+    })
+}
+
+pub fn sample(args: &SampleArgs) -> Result<()> {
+    let model_dir = args
+        .model
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(PRETRAINED));
+    if !model_dir.join("model.safetensors").is_file() {
+        bail!(
+            "no model at {} (expected model.safetensors, config.json and tokenizer.json); train one with `cargo xtask train` or pass --model",
+            model_dir.display()
+        );
+    }
+    let model = lstm_candle::load_checkpoint(&model_dir, &args.device.device()?)?;
+    let vocabulary = Vocabulary::load(&model_dir.join("tokenizer.json"))?;
+    let primer = parse_tokens(&args.prime).context("--prime")?;
+    let meter = Meter::parse(&args.meter)
+        .filter(|m| *m != Meter::Free)
+        .with_context(|| {
+            format!(
+                "--meter {:?}: write a time signature such as 3/4",
+                args.meter
+            )
+        })?;
+    let key = args.key.as_deref().map(parse_key).transpose()?;
+    let config = SamplingConfig {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        max_len: args.max_len,
+        seed: args.seed,
+        grammar: !args.no_grammar,
+    };
+    let melodies = sampler::generate(&model, &vocabulary, &primer, args.num, &config)?;
+    fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    for (index, (generated, closed)) in melodies.into_iter().enumerate() {
+        let mut tokens = primer.clone();
+        tokens.extend(generated);
+        let name = format!("melody-{}", index + 1);
+        write_outputs(&args.out, &name, &tokens, meter, key, args.tempo)?;
+        let ending = if closed {
+            "ended by the model"
+        } else {
+            "stopped at --max-len"
+        };
+        println!(
+            "{name} ({} tokens, {ending}):\n  {}",
+            tokens.len(),
+            tokens_to_string(&tokens)
+        );
+        for ext in ["txt", "mid", "musicxml", "wav"] {
+            println!("  {}", args.out.join(format!("{name}.{ext}")).display());
+        }
+    }
+    Ok(())
+}
+
+/// Tokens, MIDI, MusicXML and WAV for one melody.
+fn write_outputs(
+    dir: &Path,
+    name: &str,
+    tokens: &[Token],
+    meter: Meter,
+    key: Option<Key>,
+    tempo: f64,
+) -> Result<()> {
+    let path = |ext: &str| dir.join(format!("{name}.{ext}"));
+    fs::write(path("txt"), format!("{}\n", tokens_to_string(tokens)))?;
+    let reference_key = Key {
+        tonic: Spelling {
+            letter: if key.is_some_and(|k| k.mode.is_minor_like()) {
+                'A'
+            } else {
+                'C'
+            },
+            alter: 0,
+        },
+        mode: key.map_or(Mode::Major, |k| k.mode),
+    };
+    let mut melody = decode(
+        tokens,
+        &DecodeOptions {
+            meter: Some(meter),
+            key: Some(reference_key),
+            id: name.to_owned(),
+            title: name.to_owned(),
+            ..Default::default()
+        },
+    )?;
+    if let Some(key) = key {
+        // The nearest way from C / A to the key: at most a tritone up or down.
+        let by =
+            (i32::from(key.tonic.pitch_class()) - i32::from(reference_key.tonic.pitch_class()) + 6)
+                .rem_euclid(12)
+                - 6;
+        melody = transpose(&melody, by)?;
+        melody.key = Some(key);
+        melody.key_signature = i8::try_from(key.signature_fifths()).ok();
+    }
+    melody.tempo_qpm = Some(tempo);
+    fs::write(path("mid"), to_midi(&melody, &MidiOptions::default())?)?;
+    fs::write(
+        path("musicxml"),
+        grid_codec::musicxml::to_musicxml(&melody)?,
+    )?;
+    let wav = fs::File::create(path("wav"))?;
+    write_wav(
+        &melody,
+        &SynthOptions::default(),
+        std::io::BufWriter::new(wav),
+    )?;
+    Ok(())
+}
