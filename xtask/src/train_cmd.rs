@@ -299,7 +299,7 @@ pub fn eval(model_dir: &Path, data: Option<&Path>, device: DeviceArg) -> Result<
             dataset.vocabulary.len()
         );
     }
-    let test = trainer::evaluate(&model, &dataset.test, 64)?;
+    let test = trainer::evaluate(&model, &dataset.test, 32, available_threads())?;
     println!("{}", serde_json::to_string_pretty(&test)?);
     Ok(())
 }

@@ -6,7 +6,7 @@ use candle_core::{D, DType, Tensor};
 use lstm_candle::{MelodyModel, ModelError};
 use serde::{Deserialize, Serialize};
 
-use crate::data::song_pairs;
+use crate::data::TrainBatch;
 
 /// Whole-song scores over a set of songs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -20,48 +20,63 @@ pub struct Evaluation {
     pub songs: usize,
 }
 
-/// Scores `songs` in batches of similar length (padding is masked out).
+/// Scores `songs` in batches of similar length (padding is masked out), the
+/// batches shared among `threads` threads.
 pub fn evaluate(
     model: &MelodyModel,
     songs: &[Vec<u32>],
     batch_size: usize,
+    threads: usize,
 ) -> Result<Evaluation, ModelError> {
     let mut order: Vec<usize> = (0..songs.len()).collect();
     order.sort_by_key(|&i| songs[i].len());
-    let device = model.device().clone();
-    let mut total_nll = 0f64;
-    let mut correct = 0f64;
-    let mut tokens = 0usize;
-    for chunk in order.chunks(batch_size.max(1)) {
-        let length = chunk.iter().map(|&i| songs[i].len() + 1).max().unwrap_or(1);
-        let mut inputs = Vec::with_capacity(chunk.len());
-        let mut targets = Vec::with_capacity(chunk.len() * length);
-        let mut mask = Vec::with_capacity(chunk.len() * length);
-        for &i in chunk {
-            let (mut input, mut target) = song_pairs(&songs[i]);
-            let real = input.len();
-            input.resize(length, 0);
-            target.resize(length, 0);
-            inputs.push(input);
-            targets.extend(target);
-            mask.extend((0..length).map(|t| if t < real { 1f32 } else { 0f32 }));
-            tokens += real;
+    let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
+    let workers = threads.clamp(1, batches.len().max(1));
+    // Batches dealt round-robin, so that each thread gets short and long songs.
+    let work = |worker: usize| -> Result<(f64, f64, usize), ModelError> {
+        let mut sums = (0f64, 0f64, 0usize);
+        for chunk in batches.iter().skip(worker).step_by(workers) {
+            let batch = TrainBatch::from_songs(chunk.iter().map(|&i| songs[i].as_slice()));
+            let (rows, length) = (batch.rows(), batch.inputs[0].len());
+            let device = model.device();
+            let input = model.ids_tensor(&batch.inputs)?;
+            let targets: Vec<u32> = batch.targets.iter().flatten().copied().collect();
+            let mask: Vec<f32> = batch.weights.iter().flatten().copied().collect();
+            let targets = Tensor::from_vec(targets, (rows, length), device)?;
+            let mask = Tensor::from_vec(mask, (rows, length), device)?;
+            let (logits, _) = model.forward(&input, None, None)?;
+            sums.0 += MelodyModel::masked_nll(&logits, &targets, &mask)?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?;
+            let hits = logits
+                .argmax(D::Minus1)?
+                .eq(&targets)?
+                .to_dtype(DType::F32)?
+                .mul(&mask)?
+                .sum_all()?
+                .to_scalar::<f32>()?;
+            sums.1 += f64::from(hits);
+            sums.2 += batch.scored() as usize;
         }
-        let input = model.ids_tensor(&inputs)?;
-        let targets = Tensor::from_vec(targets, (chunk.len(), length), &device)?;
-        let mask = Tensor::from_vec(mask, (chunk.len(), length), &device)?;
-        let (logits, _) = model.forward(&input, None, None)?;
-        total_nll += MelodyModel::masked_nll(&logits, &targets, &mask)?
-            .to_dtype(DType::F64)?
-            .to_scalar::<f64>()?;
-        let hits = logits
-            .argmax(D::Minus1)?
-            .eq(&targets)?
-            .to_dtype(DType::F32)?
-            .mul(&mask)?
-            .sum_all()?
-            .to_scalar::<f32>()?;
-        correct += f64::from(hits);
+        Ok(sums)
+    };
+    let partials: Vec<Result<(f64, f64, usize), ModelError>> = if workers == 1 {
+        vec![work(0)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers).map(|w| scope.spawn(move || work(w))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an evaluation thread panicked"))
+                .collect()
+        })
+    };
+    let (mut total_nll, mut correct, mut tokens) = (0f64, 0f64, 0usize);
+    for partial in partials {
+        let (nll, hits, count) = partial?;
+        total_nll += nll;
+        correct += hits;
+        tokens += count;
     }
     let nll = total_nll / tokens.max(1) as f64;
     Ok(Evaluation {
@@ -90,11 +105,14 @@ mod tests {
         };
         let model = MelodyModel::new(config, &Device::Cpu, DType::F64, 1).unwrap();
         let songs = vec![vec![1, 2, 3], vec![4], vec![5, 5, 1, 2, 2, 3]];
-        let together = evaluate(&model, &songs, 8).unwrap();
+        let together = evaluate(&model, &songs, 8, 1).unwrap();
+        let parallel = evaluate(&model, &songs, 1, 2).unwrap();
+        assert!((together.nll_per_token - parallel.nll_per_token).abs() < 1e-12);
+        assert_eq!(together.tokens, parallel.tokens);
         assert_eq!(together.tokens, 4 + 2 + 7);
         let mut nll = 0.0;
         for song in &songs {
-            let one = evaluate(&model, std::slice::from_ref(song), 1).unwrap();
+            let one = evaluate(&model, std::slice::from_ref(song), 1, 1).unwrap();
             nll += one.nll_per_token * one.tokens as f64;
         }
         assert!((together.nll_per_token - nll / 13.0).abs() < 1e-12);

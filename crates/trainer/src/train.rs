@@ -390,7 +390,7 @@ pub fn train(
             let last_step = progress.step >= total_steps;
             let epoch_end = progress.batch_in_epoch == plan.len();
             if progress.step % config.eval_every == 0 || last_step || epoch_end {
-                let val = evaluate(&model, &dataset.val, 64)?;
+                let val = evaluate(&model, &dataset.val, 32, options.threads)?;
                 // An update can blow the weights up without the training loss
                 // showing it yet: never checkpoint a model that scores non-finite.
                 if !val.nll_per_token.is_finite() {
@@ -483,7 +483,7 @@ pub fn train(
     bar.finish_and_clear();
     let train_seconds = started.elapsed().as_secs_f64();
     let best = load_checkpoint(run_dir, &options.device)?;
-    let test = evaluate(&best, &dataset.test, 64)?;
+    let test = evaluate(&best, &dataset.test, 32, options.threads)?;
     let metrics = FinalMetrics {
         test,
         best_val_nll: progress.best_val.unwrap_or(f64::NAN),
