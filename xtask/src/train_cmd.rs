@@ -279,6 +279,10 @@ pub fn train(args: &TrainArgs, data: &Path) -> Result<()> {
     );
     println!("  state/  what --resume continues from");
     println!("evaluate: cargo xtask eval --model {}", run_dir.display());
+    println!(
+        "sample:   cargo xtask sample --model {} --prime \"55 _ _ _\"",
+        run_dir.display()
+    );
     Ok(())
 }
 
