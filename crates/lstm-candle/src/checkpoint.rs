@@ -37,8 +37,9 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ 
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+/// Writes `bytes` to `path` through a temporary file in the same folder and a
+/// rename, so that a crash leaves the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -53,7 +54,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     if result.is_err() {
         let _ = fs::remove_file(&temporary);
     }
-    result.map_err(io_error(path))
+    result
 }
 
 /// Serialises named tensors as f32 safetensors with PyTorch metadata.
@@ -91,9 +92,10 @@ pub fn save_checkpoint(model: &MelodyModel, dir: &Path) -> Result<(), Checkpoint
         path: weights_path.clone(),
         source,
     })?;
-    write_atomic(&weights_path, &bytes)?;
+    write_atomic(&weights_path, &bytes).map_err(io_error(&weights_path))?;
     let config = serde_json::to_string_pretty(&model.config).expect("config serialises");
-    write_atomic(&dir.join(CONFIG_FILE), config.as_bytes())
+    let config_path = dir.join(CONFIG_FILE);
+    write_atomic(&config_path, config.as_bytes()).map_err(io_error(&config_path))
 }
 
 /// Reads named tensors from a safetensors file, refusing malformed ones with a reason.

@@ -240,6 +240,16 @@ impl MelodyModel {
         data[name].as_tensor().clone()
     }
 
+    /// One LSTM layer's weights split per gate.
+    fn gate_weights(&self, layer: usize) -> candle_core::Result<GateWeights> {
+        GateWeights::split(
+            &self.tensor(&format!("lstm.weight_ih_l{layer}")),
+            &self.tensor(&format!("lstm.weight_hh_l{layer}")),
+            &self.tensor(&format!("lstm.bias_ih_l{layer}")),
+            &self.tensor(&format!("lstm.bias_hh_l{layer}")),
+        )
+    }
+
     /// All-zero (h, c) for every layer.
     pub fn zero_state(&self, batch: usize) -> Result<LstmState, ModelError> {
         let zeros = Tensor::zeros((batch, self.config.hidden_size), self.dtype, &self.device)?;
@@ -307,12 +317,7 @@ impl MelodyModel {
         let mut final_layers = Vec::with_capacity(self.config.num_layers);
         let mut outputs: Vec<Tensor> = Vec::new();
         for (layer, layer_state) in state.layers.into_iter().enumerate() {
-            let weights = GateWeights::split(
-                &self.tensor(&format!("lstm.weight_ih_l{layer}")),
-                &self.tensor(&format!("lstm.weight_hh_l{layer}")),
-                &self.tensor(&format!("lstm.bias_ih_l{layer}")),
-                &self.tensor(&format!("lstm.bias_hh_l{layer}")),
-            )?;
+            let weights = self.gate_weights(layer)?;
             let (steps, last) = if layer == 0 {
                 // The embedding is a lookup, so its projection is a per-token table:
                 // one (vocab x embedding) @ (embedding x hidden) matmul per gate.
@@ -370,12 +375,7 @@ impl MelodyModel {
         let mut input = embedding.index_select(ids, 0)?;
         let mut layers = Vec::with_capacity(state.layers.len());
         for (layer, layer_state) in state.layers.into_iter().enumerate() {
-            let weights = GateWeights::split(
-                &self.tensor(&format!("lstm.weight_ih_l{layer}")),
-                &self.tensor(&format!("lstm.weight_hh_l{layer}")),
-                &self.tensor(&format!("lstm.bias_ih_l{layer}")),
-                &self.tensor(&format!("lstm.bias_hh_l{layer}")),
-            )?;
+            let weights = self.gate_weights(layer)?;
             let project = |k: usize| {
                 input
                     .matmul(&weights.input_t[k])?

@@ -418,15 +418,7 @@ pub fn train(
                     val_nll = row.val_nll,
                     "evaluation"
                 );
-                events
-                    .scalars(
-                        progress.step as u64,
-                        &[
-                            ("val/nll_per_token", val.nll_per_token),
-                            ("val/accuracy", val.accuracy),
-                        ],
-                    )
-                    .map_err(io(&events.path))?;
+                log_evaluation(&mut events, "val", progress.step, &val)?;
                 progress.rows.push(row);
                 loss_sum = 0.0;
                 loss_count = 0;
@@ -493,15 +485,7 @@ pub fn train(
         tokens_per_s: progress.tokens_seen as f64 / train_seconds.max(1e-9),
         stopped_early,
     };
-    events
-        .scalars(
-            progress.step as u64,
-            &[
-                ("test/nll_per_token", test.nll_per_token),
-                ("test/accuracy", test.accuracy),
-            ],
-        )
-        .map_err(io(&events.path))?;
+    log_evaluation(&mut events, "test", progress.step, &test)?;
     let metrics_path = run_dir.join("metrics.json");
     write_atomic(
         &metrics_path,
@@ -701,6 +685,26 @@ pub fn batch_gradients(
         merged.expect("at least one shard"),
         LstmState { layers },
     ))
+}
+
+/// Writes an evaluation's scores to TensorBoard under `split/`.
+fn log_evaluation(
+    events: &mut EventWriter,
+    split: &str,
+    step: usize,
+    scores: &Evaluation,
+) -> Result<(), TrainError> {
+    let nll = format!("{split}/nll_per_token");
+    let accuracy = format!("{split}/accuracy");
+    events
+        .scalars(
+            step as u64,
+            &[
+                (nll.as_str(), scores.nll_per_token),
+                (accuracy.as_str(), scores.accuracy),
+            ],
+        )
+        .map_err(io(&events.path))
 }
 
 fn adam_config(config: &TrainConfig) -> AdamConfig {
