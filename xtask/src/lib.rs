@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod download;
+pub mod piano_roll;
 pub mod sample_cmd;
 pub mod source;
 pub mod train_cmd;

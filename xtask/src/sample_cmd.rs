@@ -1,4 +1,5 @@
-//! `cargo xtask sample`: new melodies as tokens, MIDI, MusicXML and WAV.
+//! `cargo xtask sample`: new melodies as tokens, MIDI, MusicXML, WAV and a
+//! piano-roll PNG.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -139,7 +140,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
             tokens.len(),
             tokens_to_string(&tokens)
         );
-        for ext in ["txt", "mid", "musicxml", "wav"] {
+        for ext in ["txt", "mid", "musicxml", "wav", "png"] {
             println!("  {}", args.out.join(format!("{name}.{ext}")).display());
         }
     }
@@ -200,5 +201,6 @@ fn write_outputs(
         &SynthOptions::default(),
         std::io::BufWriter::new(wav),
     )?;
+    crate::piano_roll::piano_roll(&melody, name, &path("png")).map_err(anyhow::Error::msg)?;
     Ok(())
 }

@@ -62,6 +62,8 @@ fn samples_from_the_shipped_model_read_back() {
             xml_notes >= notes,
             "every onset is written (ties add pieces)"
         );
+        let png = std::fs::read(name("png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let wav = hound::WavReader::open(name("wav")).unwrap();
         assert_eq!(wav.spec().sample_rate, 44_100);
         let peak = wav

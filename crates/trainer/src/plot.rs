@@ -22,7 +22,7 @@ const FONT_PATHS: &[&str] = &[
 ];
 
 /// Registers a system font once; false when none could be found.
-fn font_available() -> bool {
+pub fn font_available() -> bool {
     static FOUND: OnceLock<bool> = OnceLock::new();
     *FOUND.get_or_init(|| {
         for path in FONT_PATHS {
