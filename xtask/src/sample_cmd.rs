@@ -43,6 +43,9 @@ pub struct SampleArgs {
     /// Stop after this many tokens (sixteenths) if the model has not ended the melody.
     #[arg(long, default_value_t = 500)]
     pub max_len: usize,
+    /// Stop after N bars of --meter (primer included) instead of --max-len tokens.
+    #[arg(long, conflicts_with = "max_len")]
+    pub bars: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Allow a hold `_` before any note and an empty melody.
@@ -91,6 +94,25 @@ fn parse_key(text: &str) -> Result<Key> {
     })
 }
 
+/// Tokens to generate so that primer and melody fill `bars` bars of `meter`
+/// on the sixteenth-note grid.
+fn generated_tokens_for_bars(bars: usize, meter: Meter, primer: usize) -> Result<usize> {
+    let bar = meter
+        .bar_length()
+        .context("--bars needs a regular --meter")?;
+    let steps = bar / grid_codec::default_step();
+    if !steps.is_integer() {
+        bail!("a bar of {meter} is not a whole number of sixteenths");
+    }
+    let total = bars * steps.to_integer() as usize;
+    if total <= primer {
+        bail!(
+            "--bars {bars} of {meter} ({total} sixteenths) leaves no room after a primer of {primer} tokens"
+        );
+    }
+    Ok(total - primer)
+}
+
 pub fn sample(args: &SampleArgs) -> Result<()> {
     let model_dir = args
         .model
@@ -118,7 +140,10 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         temperature: args.temperature,
         top_k: args.top_k,
         top_p: args.top_p,
-        max_len: args.max_len,
+        max_len: match args.bars {
+            Some(bars) => generated_tokens_for_bars(bars, meter, primer.len())?,
+            None => args.max_len,
+        },
         seed: args.seed,
         grammar: !args.no_grammar,
     };

@@ -79,8 +79,47 @@ fn samples_from_the_shipped_model_read_back() {
 }
 
 #[test]
+fn bars_limit_the_length_in_the_meter() {
+    let out = tempfile::tempdir().unwrap();
+    let output = xtask(&[
+        "sample",
+        "--bars",
+        "2",
+        "--meter",
+        "3/4",
+        "--temperature",
+        "0.5",
+        "--prime",
+        "60 _ _ _",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(out.path().join("melody-1.txt")).unwrap();
+    // Two bars of 3/4 are 24 sixteenths, unless the model ended the song sooner.
+    assert!(
+        grid_codec::parse_tokens(&text).unwrap().len() <= 24,
+        "{text}"
+    );
+}
+
+#[test]
 fn bad_input_ends_with_a_clear_message() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &[
+                "sample",
+                "--bars",
+                "1",
+                "--prime",
+                "60 _ _ _ _ _ _ _ _ _ _ _ _ _ _ _",
+            ],
+            "leaves no room after a primer of 16 tokens",
+        ),
         (
             &["sample", "--prime", "55 _ 999"],
             "token 3 \"999\" is not a grid token",
