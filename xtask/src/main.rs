@@ -16,7 +16,7 @@ use xtask::{bench, download, source};
 #[command(
     name = "cargo xtask",
     about = "Learn folk melodies from the Essen collection and write new ones",
-    after_help = "Examples:\n  cargo xtask download erk\n  cargo xtask prepare --data ~/.cache/esac-melody/essen/erk --out data/erk\n  cargo xtask bench parse --data ../shared/data/essen/deutschl/erk"
+    after_help = "Examples:\n  cargo xtask train\n  cargo xtask sample --prime \"55 _ _ _\"\n  cargo xtask download erk\n  cargo xtask prepare --data ~/.cache/esac-melody/essen/erk --out data/erk\n  cargo xtask bench parse --data ../shared/data/essen/deutschl/erk"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -72,7 +72,7 @@ enum Command {
         after_help = "Examples:\n  cargo xtask train\n  cargo xtask train --name big --hidden 256 --layers 2\n  cargo xtask train --name reference --reference-recipe\n  cargo xtask train --name erk --resume"
     )]
     Train(Box<TrainArgs>),
-    /// Write new melodies as tokens, MIDI, MusicXML and WAV.
+    /// Write new melodies as tokens, MIDI, MusicXML, WAV and a piano-roll PNG.
     #[command(
         after_help = "Examples:\n  cargo xtask sample --prime \"55 _ _ _\"\n  cargo xtask sample --num 4 --temperature 0.8 --top-p 0.95 --key G --meter 3/4\n  cargo xtask sample --model runs/erk --seed 7 --out samples/mine"
     )]
