@@ -216,11 +216,9 @@ pub fn train(args: &TrainArgs, data: &Path) -> Result<()> {
     let start = Instant::now();
     let run_dir = args.runs.join(&args.name);
     let data_dir = run_dir.join("data");
+    // Checked before preparing, which would overwrite the existing run's data/.
     if !args.resume && run_dir.join("config.json").exists() {
-        bail!(
-            "{} already holds a run; pass --resume to continue it or choose another --name",
-            run_dir.display()
-        );
+        return Err(trainer::TrainError::RunExists(run_dir).into());
     }
     let collection = source::load(data)?;
     let prepared = trainer::prepare(&collection, &PrepareOptions::default());

@@ -20,6 +20,18 @@ fn reference_dir() -> PathBuf {
     dir
 }
 
+/// Largest absolute difference between two f64 tensors of one shape.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 fn small(layers: usize, dtype: DType) -> MelodyModel {
     let config = ModelConfig {
         vocab_size: 7,
@@ -88,43 +100,15 @@ fn matches_candle_nn_lstm_with_the_same_weights() {
         finals.push(states.last().unwrap().clone());
     }
     let (hidden, _) = model.lstm_outputs(&input, None, None).unwrap();
-    let diff = (hidden - &x)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let diff = max_abs_diff(&hidden, &x);
     assert!(diff < 1e-12, "top layer outputs differ by {diff}");
     let fc = candle_nn::linear(6, 7, vb.pp("fc")).unwrap();
     let theirs = fc.forward(&x).unwrap();
-    let diff = (ours - theirs)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let diff = max_abs_diff(&ours, &theirs);
     assert!(diff < 1e-12, "max |diff| {diff}");
     for (layer, theirs) in state.layers.iter().zip(&finals) {
-        let dh = (&layer.h - theirs.h())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        let dc = (&layer.c - theirs.c())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let dh = max_abs_diff(&layer.h, theirs.h());
+        let dc = max_abs_diff(&layer.c, theirs.c());
         assert!(dh < 1e-12 && dc < 1e-12);
     }
 }
@@ -204,24 +188,10 @@ fn one_step_at_a_time_equals_the_whole_sequence() {
             .unwrap();
         state = next;
         let expected = whole.narrow(1, t, 1).unwrap().squeeze(1).unwrap();
-        let diff = (logits - expected)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_abs_diff(&logits, &expected);
         assert!(diff < 1e-12, "step {t}: {diff}");
     }
-    let dh = (&state.layers[1].h - &whole_state.layers[1].h)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let dh = max_abs_diff(&state.layers[1].h, &whole_state.layers[1].h);
     assert!(dh < 1e-12);
 }
 

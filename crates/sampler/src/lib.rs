@@ -202,10 +202,15 @@ pub fn generate(
     let mut session = Session::start(model, &ids, count)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut melodies: Vec<(Vec<Token>, bool)> = vec![(Vec::new(), false); count];
-    let primer_has_note = primer.iter().any(|t| matches!(t, Token::Note(_)));
-    let primer_has_onset = primer
-        .iter()
-        .any(|t| matches!(t, Token::Note(_) | Token::Rest));
+    // Per row: has a note or rest started (so `_` may follow), has a note sounded
+    // (so `.` may end it). Kept as flags so that each step costs the same.
+    let mut started = vec![
+        primer
+            .iter()
+            .any(|t| matches!(t, Token::Note(_) | Token::Rest));
+        count
+    ];
+    let mut sounded = vec![primer.iter().any(|t| matches!(t, Token::Note(_))); count];
     for _ in 0..config.max_len {
         let mut probabilities = session.probabilities(config.temperature)?;
         let mut next = Vec::with_capacity(count);
@@ -216,16 +221,10 @@ pub fn generate(
                 continue;
             }
             if config.grammar {
-                let has_onset = primer_has_onset
-                    || tokens
-                        .iter()
-                        .any(|t| matches!(t, Token::Note(_) | Token::Rest));
-                let has_note =
-                    primer_has_note || tokens.iter().any(|t| matches!(t, Token::Note(_)));
-                if let (false, Some(hold)) = (has_onset, hold) {
+                if let (false, Some(hold)) = (started[row], hold) {
                     probs[hold as usize] = 0.0;
                 }
-                if !has_note {
+                if !sounded[row] {
                     probs[end as usize] = 0.0;
                 }
             }
@@ -233,7 +232,10 @@ pub fn generate(
             if id == end {
                 *closed = true;
             } else {
-                tokens.push(vocabulary.decode(&[id])?[0]);
+                let token = vocabulary.decode(&[id])?[0];
+                started[row] |= matches!(token, Token::Note(_) | Token::Rest);
+                sounded[row] |= matches!(token, Token::Note(_));
+                tokens.push(token);
             }
             next.push(id);
         }
