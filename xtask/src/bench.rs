@@ -1,10 +1,12 @@
-//! `cargo xtask bench parse|train`: songs per second for parse + encode of a
-//! collection; training tokens per second (forward + backward + update).
+//! `cargo xtask bench parse|train|sample`: songs per second for parse + encode
+//! of a collection; training tokens per second (forward + backward + update);
+//! sampling tokens per second, and the per-token cost at short and long
+//! prefixes next to the reference's re-feeding of the whole prefix.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use grid_codec::{EncodeOptions, encode_with};
 use serde::Serialize;
 
@@ -127,4 +129,102 @@ pub fn train(hidden: usize, layers: usize, steps: usize, threads: usize) -> Resu
         median_step_ms: median * 1e3,
         tokens_per_s: (batch * seq_len) as f64 / median,
     })
+}
+
+/// Sampling throughput with `melodies` generated together, as a JSON line.
+#[derive(Debug, Serialize)]
+pub struct SampleBench {
+    pub bench: &'static str,
+    pub model: String,
+    pub melodies: usize,
+    /// Tokens generated, the closing `.` included.
+    pub tokens: usize,
+    pub seconds: f64,
+    pub tokens_per_s: f64,
+}
+
+/// Generates `melodies` melodies at once from `model` (up to 1,000 tokens each,
+/// temperature 1) after one warm-up run, and counts the tokens produced.
+pub fn sample(model_dir: &Path, melodies: usize) -> Result<SampleBench> {
+    let (model, vocabulary) = load_for_sampling(model_dir)?;
+    let config = sampler::SamplingConfig {
+        max_len: 1000,
+        ..Default::default()
+    };
+    sampler::generate(&model, &vocabulary, &[], melodies, &config)?;
+    let start = Instant::now();
+    let generated = sampler::generate(&model, &vocabulary, &[], melodies, &config)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let tokens = generated
+        .iter()
+        .map(|(tokens, closed)| tokens.len() + usize::from(*closed))
+        .sum();
+    Ok(SampleBench {
+        bench: "sample",
+        model: model_dir.display().to_string(),
+        melodies,
+        tokens,
+        seconds,
+        tokens_per_s: tokens as f64 / seconds,
+    })
+}
+
+/// The cost of the next token after a prefix, stateful against re-feeding.
+#[derive(Debug, Serialize)]
+pub struct PrefixBench {
+    pub bench: &'static str,
+    pub prefix: usize,
+    /// One step carrying (h, c), as `sampler` does (median of 200).
+    pub stateful_ms: f64,
+    /// The whole prefix through the network again, as the reference notebook
+    /// does for every token (median of 5).
+    pub refeed_ms: f64,
+}
+
+/// Per-token time of one melody at a prefix length, both ways.
+pub fn prefix(model_dir: &Path, prefix: usize) -> Result<PrefixBench> {
+    use rand::{Rng, SeedableRng};
+    let (model, vocabulary) = load_for_sampling(model_dir)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(prefix as u64);
+    let ids: Vec<u32> = (0..prefix)
+        .map(|_| rng.random_range(0..vocabulary.len() as u32))
+        .collect();
+    let mut session = sampler::Session::start(&model, &ids, 1)?;
+    let mut stateful = Vec::new();
+    for step in 0..210u32 {
+        let start = Instant::now();
+        session.advance(&[step % vocabulary.len() as u32])?;
+        session.logits()?;
+        if step >= 10 {
+            stateful.push(start.elapsed());
+        }
+    }
+    let input = model.ids_tensor(&[ids])?;
+    let mut refeed = Vec::new();
+    for _ in 0..6 {
+        let start = Instant::now();
+        let (logits, _) = model.forward(&input, None, None)?;
+        logits.narrow(1, prefix - 1, 1)?.to_vec3::<f32>()?;
+        refeed.push(start.elapsed());
+    }
+    refeed.remove(0);
+    let median_ms = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2].as_secs_f64() * 1e3
+    };
+    Ok(PrefixBench {
+        bench: "sample-prefix",
+        prefix,
+        stateful_ms: median_ms(stateful),
+        refeed_ms: median_ms(refeed),
+    })
+}
+
+fn load_for_sampling(
+    model_dir: &Path,
+) -> Result<(lstm_candle::MelodyModel, grid_codec::Vocabulary)> {
+    let model = lstm_candle::load_checkpoint(model_dir, &candle_core::Device::Cpu)
+        .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
+    let vocabulary = grid_codec::Vocabulary::load(&model_dir.join("tokenizer.json"))?;
+    Ok((model, vocabulary))
 }

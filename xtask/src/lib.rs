@@ -1,10 +1,12 @@
 //! The esac-melody command line as a library, so that its pieces are testable:
 //! [`download`] fetches and verifies collections, [`source`] reads songs from a
 //! folder or zip, [`train_cmd`] trains and evaluates models, and [`bench`]
-//! measures the parser and the training step.
+//! measures the parser, the training step and sampling; [`judge`] compares
+//! generated melodies with the corpus.
 
 pub mod bench;
 pub mod download;
+pub mod judge;
 pub mod piano_roll;
 pub mod sample_cmd;
 pub mod source;

@@ -10,7 +10,7 @@ use grid_codec::{EncodeOptions, Transposition};
 use trainer::{PrepareOptions, Split};
 use xtask::sample_cmd::{self, SampleArgs};
 use xtask::train_cmd::{self, DeviceArg, TrainArgs};
-use xtask::{bench, download, source};
+use xtask::{bench, download, judge, source};
 
 #[derive(Parser)]
 #[command(
@@ -77,6 +77,18 @@ enum Command {
         after_help = "Examples:\n  cargo xtask sample --prime \"55 _ _ _\"\n  cargo xtask sample --num 4 --temperature 0.8 --top-p 0.95 --key G --meter 3/4\n  cargo xtask sample --model runs/erk --seed 7 --out samples/mine"
     )]
     Sample(Box<SampleArgs>),
+    /// Musical statistics of generated melodies against the test songs, and how much they copy.
+    #[command(
+        after_help = "Examples:\n  cargo xtask judge --samples samples\n  cargo xtask judge --samples samples --data ../shared/data/essen/deutschl/erk"
+    )]
+    Judge {
+        /// A folder of .txt melodies written by `cargo xtask sample`.
+        #[arg(long, default_value = "samples")]
+        samples: PathBuf,
+        /// The corpus: a prepared folder or a collection (default: the cached erk collection).
+        #[arg(long, value_name = "DIR|ZIP")]
+        data: Option<PathBuf>,
+    },
     /// Whole-song test NLL per token of a trained model.
     #[command(after_help = "Example:\n  cargo xtask eval --model runs/erk")]
     Eval {
@@ -121,6 +133,13 @@ enum BenchCommand {
     Train {
         #[arg(long, default_value_t = 10)]
         steps: usize,
+    },
+    /// Sampling tokens/s for 1 and 64 melodies at once, and the per-token time
+    /// after 10 and 1000 tokens (stateful, and re-feeding the prefix as the reference does).
+    Sample {
+        /// Model folder (default: the pretrained model in assets/erk).
+        #[arg(long, default_value = sample_cmd::PRETRAINED)]
+        model: PathBuf,
     },
 }
 
@@ -230,7 +249,7 @@ fn run(cli: Cli) -> Result<()> {
             transpose,
             range,
         } => {
-            let data = data_or_cached_erk(data)?;
+            let data = source::data_or_cached_erk(data)?;
             let transposition = match transpose {
                 TransposeArg::Reference => Transposition::ToCMajorAMinor,
                 TransposeArg::None => Transposition::None,
@@ -252,7 +271,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             which: BenchCommand::Parse { data, iterations },
         } => {
-            let data = data_or_cached_erk(data)?;
+            let data = source::data_or_cached_erk(data)?;
             let result = bench::parse(&data, iterations)?;
             println!("{}", serde_json::to_string(&result)?);
         }
@@ -270,11 +289,34 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Bench {
+            which: BenchCommand::Sample { model },
+        } => {
+            for melodies in [1, 64] {
+                let result = bench::sample(&model, melodies)?;
+                println!("{}", serde_json::to_string(&result)?);
+            }
+            for prefix in [10, 1000] {
+                let result = bench::prefix(&model, prefix)?;
+                println!("{}", serde_json::to_string(&result)?);
+            }
+        }
         Command::Train(args) => {
-            let data = data_or_cached_erk(args.data.clone())?;
+            let data = source::data_or_cached_erk(args.data.clone())?;
             train_cmd::train(&args, &data)?;
         }
         Command::Sample(args) => sample_cmd::sample(&args)?,
+        Command::Judge { samples, data } => {
+            let melodies = judge::read_samples(&samples)?;
+            let data = source::data_or_cached_erk(data)?;
+            let judgement = judge::run(&melodies, &samples, &data)?;
+            println!("{}", judge::table(&judgement));
+            println!(
+                "  {}\n  {}",
+                samples.join("judge.json").display(),
+                samples.join("judge.png").display()
+            );
+        }
         Command::Eval {
             model,
             data,
@@ -293,20 +335,6 @@ fn resolve_target(target: &str) -> Result<download::Collection> {
         return Ok(download::from_url(target));
     }
     bail!("unknown collection {target:?}: use `erk`, `deutschl`, or the URL of a zip")
-}
-
-/// The given data path, or the cached erk collection (downloaded if missing).
-fn data_or_cached_erk(data: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(data) = data {
-        return Ok(data);
-    }
-    let collection = download::known("erk").expect("erk is known");
-    let done = download::download(&collection, &download::Options::new(download::cache_root()))
-        .context("no --data given, and the erk collection could not be fetched")?;
-    if !done.cached {
-        eprintln!("fetched erk into {}", done.path.display());
-    }
-    Ok(done.path)
 }
 
 fn prepare(data: &Path, out: &Path, options: &PrepareOptions) -> Result<()> {

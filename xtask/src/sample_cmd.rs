@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use esac_parse::{Key, Meter, Mode, Spelling};
-use grid_codec::audio::{SynthOptions, write_wav};
+use grid_codec::audio::{SoundFont, SynthOptions, write_wav, write_wav_soundfont};
 use grid_codec::midi::{MidiOptions, to_midi};
 use grid_codec::{
     DecodeOptions, Token, Vocabulary, decode, parse_tokens, tokens_to_string, transpose,
@@ -15,6 +15,7 @@ use grid_codec::{
 use sampler::SamplingConfig;
 
 use crate::train_cmd::DeviceArg;
+use crate::{judge, source};
 
 /// The model shipped with the repository (trained by `cargo xtask train` on erk).
 pub const PRETRAINED: &str = "assets/erk";
@@ -63,6 +64,16 @@ pub struct SampleArgs {
     /// Output folder.
     #[arg(long, default_value = "samples")]
     pub out: PathBuf,
+    /// Render the WAV through this General MIDI SoundFont (.sf2) instead of the
+    /// built-in synthesizer, e.g. /usr/share/sounds/sf2/TimGM6mb.sf2.
+    #[arg(long, value_name = "FILE.sf2")]
+    pub soundfont: Option<PathBuf>,
+    /// Judge the melodies against the corpus afterwards (see `cargo xtask judge`).
+    #[arg(long)]
+    pub judge: bool,
+    /// Corpus for --judge: a prepared folder or a collection (default: the cached erk collection).
+    #[arg(long, value_name = "DIR|ZIP", requires = "judge")]
+    pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
 }
@@ -147,14 +158,31 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         seed: args.seed,
         grammar: !args.no_grammar,
     };
+    let soundfont = args
+        .soundfont
+        .as_deref()
+        .map(|path| {
+            let mut file = fs::File::open(path)
+                .with_context(|| format!("--soundfont: cannot open {}", path.display()))?;
+            SoundFont::read(&mut std::io::BufReader::new(&mut file))
+                .with_context(|| format!("--soundfont {}", path.display()))
+        })
+        .transpose()?;
     let melodies = sampler::generate(&model, &vocabulary, &primer, args.num, &config)?;
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let style = Style {
+        meter,
+        key,
+        tempo: args.tempo,
+        soundfont: soundfont.as_ref(),
+    };
+    let mut written = Vec::with_capacity(melodies.len());
     for (index, (generated, closed)) in melodies.into_iter().enumerate() {
         let mut tokens = primer.clone();
         tokens.extend(generated);
         let name = format!("melody-{}", index + 1);
-        write_outputs(&args.out, &name, &tokens, meter, key, args.tempo)?;
+        write_outputs(&args.out, &name, &tokens, closed, &style)?;
         let ending = if closed {
             "ended by the model"
         } else {
@@ -168,21 +196,51 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         for ext in ["txt", "mid", "musicxml", "wav", "png"] {
             println!("  {}", args.out.join(format!("{name}.{ext}")).display());
         }
+        written.push(judge::Sample {
+            name,
+            tokens,
+            closed,
+        });
+    }
+    if args.judge {
+        let data = source::data_or_cached_erk(args.data.clone())?;
+        let judgement = judge::run(&written, &args.out, &data)?;
+        println!("{}", judge::table(&judgement));
+        println!(
+            "  {}\n  {}",
+            args.out.join("judge.json").display(),
+            args.out.join("judge.png").display()
+        );
     }
     Ok(())
 }
 
-/// Tokens, MIDI, MusicXML and WAV for one melody.
+/// How every melody of a run is written out.
+struct Style<'a> {
+    meter: Meter,
+    key: Option<Key>,
+    tempo: f64,
+    soundfont: Option<&'a SoundFont>,
+}
+
+/// Tokens, MIDI, MusicXML, WAV and piano roll for one melody. The `.txt` ends
+/// with `.` when the model ended the melody, so `judge` can tell.
 fn write_outputs(
     dir: &Path,
     name: &str,
     tokens: &[Token],
-    meter: Meter,
-    key: Option<Key>,
-    tempo: f64,
+    closed: bool,
+    style: &Style,
 ) -> Result<()> {
+    let Style {
+        meter,
+        key,
+        tempo,
+        soundfont,
+    } = *style;
     let path = |ext: &str| dir.join(format!("{name}.{ext}"));
-    fs::write(path("txt"), format!("{}\n", tokens_to_string(tokens)))?;
+    let end = if closed { " ." } else { "" };
+    fs::write(path("txt"), format!("{}{end}\n", tokens_to_string(tokens)))?;
     let reference_key = Key {
         tonic: Spelling {
             letter: if key.is_some_and(|k| k.mode.is_minor_like()) {
@@ -220,12 +278,11 @@ fn write_outputs(
         path("musicxml"),
         grid_codec::musicxml::to_musicxml(&melody)?,
     )?;
-    let wav = fs::File::create(path("wav"))?;
-    write_wav(
-        &melody,
-        &SynthOptions::default(),
-        std::io::BufWriter::new(wav),
-    )?;
+    let wav = std::io::BufWriter::new(fs::File::create(path("wav"))?);
+    match soundfont {
+        Some(font) => write_wav_soundfont(&melody, font, &SynthOptions::default(), wav)?,
+        None => write_wav(&melody, &SynthOptions::default(), wav)?,
+    }
     crate::piano_roll::piano_roll(&melody, name, &path("png")).map_err(anyhow::Error::msg)?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Reading a collection from what a user points at: a folder, a song file, or a zip.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use esac_parse::{Collection, read_bytes, read_path};
@@ -28,4 +28,18 @@ pub fn load(path: &Path) -> Result<Collection> {
         read_bytes(&path.join(name), &bytes, &mut collection);
     }
     Ok(collection)
+}
+
+/// The given data path, or the cached erk collection (downloaded if missing).
+pub fn data_or_cached_erk(data: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(data) = data {
+        return Ok(data);
+    }
+    let collection = download::known("erk").expect("erk is known");
+    let done = download::download(&collection, &download::Options::new(download::cache_root()))
+        .context("no --data given, and the erk collection could not be fetched")?;
+    if !done.cached {
+        eprintln!("fetched erk into {}", done.path.display());
+    }
+    Ok(done.path)
 }

@@ -109,7 +109,15 @@ fn bars_limit_the_length_in_the_meter() {
 
 #[test]
 fn bad_input_ends_with_a_clear_message() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["sample", "--soundfont", "/no/such.sf2"],
+            "--soundfont: cannot open /no/such.sf2",
+        ),
+        (
+            &["sample", "--soundfont", "Cargo.toml"],
+            "not a usable SF2 SoundFont",
+        ),
         (
             &[
                 "sample",
@@ -145,4 +153,119 @@ fn bad_input_ends_with_a_clear_message() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+}
+
+fn erk() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/essen/deutschl/erk")
+}
+
+#[test]
+fn judge_after_sampling_and_on_its_own_agree() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let data = erk();
+    let data = data.to_str().unwrap();
+    let output = xtask(&[
+        "sample", "--num", "6", "--seed", "3", "--out", dir, "--judge", "--data", data,
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for row in [
+        "notes in the scale",
+        "ends on the tonic",
+        "16-grams found in training",
+    ] {
+        assert!(stdout.contains(row), "{stdout}");
+    }
+    let read = |path: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.path().join(path)).unwrap()).unwrap()
+    };
+    let after_sampling = read("judge.json");
+    assert_eq!(after_sampling["generated"]["melodies"], 6);
+    assert_eq!(after_sampling["test"]["melodies"], 168);
+    let pitch_classes: f64 = after_sampling["generated"]["pitch_classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!((pitch_classes - 1.0).abs() < 1e-9);
+    // The `.txt` files say which melodies the model ended, so judging them
+    // again from the folder gives the same numbers.
+    let melodies = &after_sampling["melodies"];
+    let closed = melodies
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["closed"] == true)
+        .count();
+    let ended = (1..=6)
+        .filter(|i| {
+            std::fs::read_to_string(out.path().join(format!("melody-{i}.txt")))
+                .unwrap()
+                .trim_end()
+                .ends_with(" .")
+        })
+        .count();
+    assert_eq!(closed, ended);
+    let png = std::fs::read(out.path().join("judge.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let output = xtask(&["judge", "--samples", dir, "--data", data]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let again = read("judge.json");
+    assert_eq!(after_sampling["generated"], again["generated"]);
+    assert_eq!(after_sampling["test"], again["test"]);
+}
+
+#[test]
+fn judge_explains_an_empty_samples_folder() {
+    let out = tempfile::tempdir().unwrap();
+    let output = xtask(&[
+        "judge",
+        "--samples",
+        out.path().to_str().unwrap(),
+        "--data",
+        erk().to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no .txt melodies in"), "{stderr}");
+}
+
+#[test]
+fn soundfont_wav_when_a_soundfont_is_installed() {
+    let font = std::path::Path::new("/usr/share/sounds/sf2/TimGM6mb.sf2");
+    if !font.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs timgm6mb-soundfont"
+        );
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let output = xtask(&[
+        "sample",
+        "--seed",
+        "2",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--soundfont",
+        font.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reader = hound::WavReader::open(out.path().join("melody-1.wav")).unwrap();
+    assert_eq!(reader.spec().channels, 2);
+    assert_eq!(reader.spec().sample_rate, 44_100);
 }

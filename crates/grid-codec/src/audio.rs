@@ -1,10 +1,31 @@
-//! A small built-in synthesizer: a melody as a 16-bit mono WAV (via `hound`),
-//! clean tones (a few harmonics) with an attack-decay-sustain-release envelope,
-//! no external files. Peaks are normalised below full scale, so nothing clips.
+//! A melody as a 16-bit WAV (via `hound`). The built-in synthesizer plays clean
+//! tones (a few harmonics) with an attack-decay-sustain-release envelope and
+//! needs no external files; [`write_wav_soundfont`] plays the melody's MIDI
+//! through a General MIDI SoundFont (`rustysynth`). Peaks are normalised below
+//! full scale, so nothing clips.
 
-use std::io::{Seek, Write};
+use std::io::{Read, Seek, Write};
+use std::sync::Arc;
 
 use esac_parse::{Duration, Melody, Pitch};
+use thiserror::Error;
+
+use crate::midi::{MidiError, MidiOptions, to_midi};
+
+/// Why a SoundFont rendering failed.
+#[derive(Debug, Error)]
+pub enum SoundFontError {
+    #[error("not a usable SF2 SoundFont: {0}")]
+    SoundFont(String),
+    #[error("the synthesizer could not start: {0}")]
+    Synthesizer(String),
+    #[error("the melody's MIDI could not be played: {0}")]
+    Midi(String),
+    #[error(transparent)]
+    Write(#[from] MidiError),
+    #[error(transparent)]
+    Wav(#[from] hound::Error),
+}
 
 /// How the melody is rendered.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,20 +120,96 @@ pub fn render(melody: &Melody, options: &SynthOptions) -> Vec<f32> {
     samples.iter().map(|s| (s * gain) as f32).collect()
 }
 
-/// Writes the melody as a WAV file.
+/// Writes the melody as a mono WAV file from the built-in synthesizer.
 pub fn write_wav<W: Write + Seek>(
     melody: &Melody,
     options: &SynthOptions,
     out: W,
 ) -> Result<(), hound::Error> {
+    write_samples(&render(melody, options), 1, options.sample_rate, out)
+}
+
+/// A loaded General MIDI SoundFont (SF2).
+pub struct SoundFont(Arc<rustysynth::SoundFont>);
+
+impl SoundFont {
+    pub fn read<R: Read>(reader: &mut R) -> Result<Self, SoundFontError> {
+        rustysynth::SoundFont::new(reader)
+            .map(|font| Self(Arc::new(font)))
+            .map_err(|e| SoundFontError::SoundFont(e.to_string()))
+    }
+}
+
+/// How long the last note may ring on after the melody ends.
+const SOUNDFONT_TAIL_S: f64 = 1.0;
+
+/// Renders the melody's MIDI (piano, program 0) through `font` as interleaved
+/// stereo samples, normalised to `options.peak` (SoundFonts differ widely in
+/// loudness; TimGM6mb, for one, renders very quietly).
+pub fn render_soundfont(
+    melody: &Melody,
+    font: &SoundFont,
+    options: &SynthOptions,
+) -> Result<Vec<f32>, SoundFontError> {
+    let midi = to_midi(
+        melody,
+        &MidiOptions {
+            default_tempo_qpm: options.default_tempo_qpm,
+            ..MidiOptions::default()
+        },
+    )?;
+    let midi = rustysynth::MidiFile::new(&mut midi.as_slice())
+        .map_err(|e| SoundFontError::Midi(e.to_string()))?;
+    let length = midi.get_length() + SOUNDFONT_TAIL_S;
+    let rate = i32::try_from(options.sample_rate)
+        .map_err(|_| SoundFontError::Synthesizer(format!("sample rate {}", options.sample_rate)))?;
+    let settings = rustysynth::SynthesizerSettings::new(rate);
+    let synthesizer = rustysynth::Synthesizer::new(&font.0, &settings)
+        .map_err(|e| SoundFontError::Synthesizer(e.to_string()))?;
+    let mut sequencer = rustysynth::MidiFileSequencer::new(synthesizer);
+    sequencer.play(&Arc::new(midi), false);
+    let frames = (length * f64::from(options.sample_rate)).ceil() as usize;
+    let (mut left, mut right) = (vec![0f32; frames], vec![0f32; frames]);
+    sequencer.render(&mut left, &mut right);
+    let loudest = left.iter().chain(&right).fold(0f32, |m, s| m.max(s.abs()));
+    let gain = if loudest > 0.0 {
+        options.peak as f32 / loudest
+    } else {
+        0.0
+    };
+    Ok(left
+        .iter()
+        .zip(&right)
+        .flat_map(|(l, r)| [l * gain, r * gain])
+        .collect())
+}
+
+/// Writes the melody as a stereo WAV file played through a SoundFont.
+pub fn write_wav_soundfont<W: Write + Seek>(
+    melody: &Melody,
+    font: &SoundFont,
+    options: &SynthOptions,
+    out: W,
+) -> Result<(), SoundFontError> {
+    let samples = render_soundfont(melody, font, options)?;
+    Ok(write_samples(&samples, 2, options.sample_rate, out)?)
+}
+
+/// 16-bit PCM of interleaved samples in [-1, 1].
+fn write_samples<W: Write + Seek>(
+    samples: &[f32],
+    channels: u16,
+    sample_rate: u32,
+    out: W,
+) -> Result<(), hound::Error> {
     let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: options.sample_rate,
+        channels,
+        sample_rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
     let mut writer = hound::WavWriter::new(out, spec)?;
-    for sample in render(melody, options) {
+    for &sample in samples {
         writer.write_sample((f64::from(sample) * f64::from(i16::MAX)).round() as i16)?;
     }
     writer.finalize()

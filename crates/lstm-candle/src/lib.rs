@@ -14,6 +14,6 @@ pub mod model;
 
 pub use checkpoint::{CheckpointError, load_checkpoint, save_checkpoint};
 pub use lstm::{LayerState, LstmState, lstm_cell_step};
-pub use model::{Dropout, MelodyModel, ModelConfig, ModelError};
+pub use model::{Dropout, MelodyModel, ModelConfig, ModelError, Stepper};
 
 pub use candle_core::{DType, Device, Tensor};

@@ -52,6 +52,14 @@ impl GateWeights {
     }
 }
 
+/// tanh(x) as 2 sigmoid(2x) - 1. On the CPU, Candle's `tanh` calls libm's
+/// `tanhf` (about 15 ns an element here), while its fused sigmoid runs at about
+/// 2 ns; in the recurrence tanh was a fifth of a training step. The absolute
+/// error stays within a few f32 ulps of 1.
+pub fn fast_tanh(x: &Tensor) -> Result<Tensor> {
+    sigmoid(&x.affine(2.0, 0.0)?)?.affine(2.0, -1.0)
+}
+
 /// One step of the cell given the input projections of the four gates
 /// (`x W_ih^T + b` per gate, each `(batch, hidden)`).
 pub fn lstm_cell_step(
@@ -62,10 +70,10 @@ pub fn lstm_cell_step(
     let gate = |k: usize| projected[k].add(&state.h.matmul(&recurrent_t[k])?);
     let input = sigmoid(&gate(0)?)?;
     let forget = sigmoid(&gate(1)?)?;
-    let cell = gate(2)?.tanh()?;
+    let cell = fast_tanh(&gate(2)?)?;
     let output = sigmoid(&gate(3)?)?;
     let c = forget.mul(&state.c)?.add(&input.mul(&cell)?)?;
-    let h = output.mul(&c.tanh()?)?;
+    let h = output.mul(&fast_tanh(&c)?)?;
     Ok(LayerState { h, c })
 }
 

@@ -6,7 +6,7 @@
 
 use candle_core::{D, Tensor};
 use grid_codec::{Token, Vocabulary};
-use lstm_candle::{LstmState, MelodyModel, ModelError};
+use lstm_candle::{LstmState, MelodyModel, ModelError, Stepper};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
@@ -84,6 +84,7 @@ impl SamplingConfig {
 /// A batch of sequences being continued, one model step at a time.
 pub struct Session<'m> {
     model: &'m MelodyModel,
+    stepper: Stepper,
     state: LstmState,
     /// `(rows, vocab)` logits for the next token of each row.
     logits: Tensor,
@@ -97,6 +98,7 @@ impl<'m> Session<'m> {
         let last = logits.narrow(1, ids.len() - 1, 1)?.squeeze(1)?;
         Ok(Self {
             model,
+            stepper: model.stepper()?,
             state,
             logits: last,
         })
@@ -111,9 +113,24 @@ impl<'m> Session<'m> {
     pub fn advance(&mut self, ids: &[u32]) -> Result<(), SampleError> {
         let input = Tensor::new(ids, self.model.device())?;
         let state = self.state.clone();
-        let (logits, state) = self.model.step(&input, state)?;
+        let (logits, state) = self.stepper.step(&input, state)?;
         self.logits = logits;
         self.state = state;
+        Ok(())
+    }
+
+    /// Keeps only the given batch rows (in that order), dropping the others'
+    /// state.
+    pub fn keep_rows(&mut self, rows: &[usize]) -> Result<(), SampleError> {
+        let index = Tensor::new(
+            rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
+            self.model.device(),
+        )?;
+        for layer in &mut self.state.layers {
+            layer.h = layer.h.index_select(&index, 0)?;
+            layer.c = layer.c.index_select(&index, 0)?;
+        }
+        self.logits = self.logits.index_select(&index, 0)?;
         Ok(())
     }
 
@@ -211,15 +228,16 @@ pub fn generate(
         count
     ];
     let mut sounded = vec![primer.iter().any(|t| matches!(t, Token::Note(_))); count];
+    // Batch rows of the melodies still going; a finished melody leaves the
+    // batch, so the long tail of a batch costs only its own rows.
+    let mut active: Vec<usize> = (0..count).collect();
     for _ in 0..config.max_len {
         let mut probabilities = session.probabilities(config.temperature)?;
-        let mut next = Vec::with_capacity(count);
-        for (row, probs) in probabilities.iter_mut().enumerate() {
+        let mut next = Vec::with_capacity(active.len());
+        let mut still_active = Vec::with_capacity(active.len());
+        for (batch_row, probs) in probabilities.iter_mut().enumerate() {
+            let row = active[batch_row];
             let (tokens, closed) = &mut melodies[row];
-            if *closed {
-                next.push(end);
-                continue;
-            }
             if config.grammar {
                 if let (false, Some(hold)) = (started[row], hold) {
                     probs[hold as usize] = 0.0;
@@ -231,16 +249,21 @@ pub fn generate(
             let id = pick(probs, config, &mut rng) as u32;
             if id == end {
                 *closed = true;
-            } else {
-                let token = vocabulary.decode(&[id])?[0];
-                started[row] |= matches!(token, Token::Note(_) | Token::Rest);
-                sounded[row] |= matches!(token, Token::Note(_));
-                tokens.push(token);
+                continue;
             }
+            let token = vocabulary.decode(&[id])?[0];
+            started[row] |= matches!(token, Token::Note(_) | Token::Rest);
+            sounded[row] |= matches!(token, Token::Note(_));
+            tokens.push(token);
             next.push(id);
+            still_active.push(batch_row);
         }
-        if melodies.iter().all(|(_, closed)| *closed) {
+        if still_active.is_empty() {
             break;
+        }
+        if still_active.len() < active.len() {
+            session.keep_rows(&still_active)?;
+            active = still_active.iter().map(|&b| active[b]).collect();
         }
         session.advance(&next)?;
     }
