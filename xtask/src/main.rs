@@ -10,7 +10,7 @@ use grid_codec::{EncodeOptions, Transposition};
 use trainer::{PrepareOptions, Split};
 use xtask::sample_cmd::{self, SampleArgs};
 use xtask::train_cmd::{self, DeviceArg, TrainArgs};
-use xtask::{bench, download, judge, source};
+use xtask::{bench, download, export, hub, judge, source};
 
 #[derive(Parser)]
 #[command(
@@ -89,10 +89,53 @@ enum Command {
         #[arg(long, value_name = "DIR|ZIP")]
         data: Option<PathBuf>,
     },
+    /// Write a model folder in the Hugging Face layout (weights, config, tokenizer,
+    /// generation config, model card).
+    #[command(
+        after_help = "Examples:\n  cargo xtask export --run runs/erk --out export/erk\n  cargo xtask export --run runs/erk --out export/erk-f16 --dtype f16 --repo me/erk-lstm"
+    )]
+    Export {
+        /// A run folder or model folder (or hub:OWNER/NAME).
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Precision of the exported weights.
+        #[arg(long, value_enum, default_value_t = export::ExportDtype::F32)]
+        dtype: export::ExportDtype,
+        /// The hub repository the model card names in its examples.
+        #[arg(long, default_value = "esac-melody/erk-lstm")]
+        repo: String,
+    },
+    /// Print every tensor (name, dtype, shape) and the config of a model folder or safetensors file.
+    #[command(
+        after_help = "Examples:\n  cargo xtask inspect assets/erk\n  cargo xtask inspect runs/erk/model.safetensors"
+    )]
+    Inspect {
+        /// A model folder, a .safetensors file, or hub:OWNER/NAME.
+        path: PathBuf,
+    },
+    /// Upload an exported folder to the hub as one commit (needs HF_TOKEN and the `hub` feature).
+    #[command(
+        after_help = "Examples:\n  cargo xtask publish assets/erk --repo esac-melody/erk-lstm --dry-run\n  HF_TOKEN=hf_... cargo xtask-hub publish export/erk --repo me/erk-lstm --private"
+    )]
+    Publish {
+        /// A folder written by `cargo xtask export`.
+        dir: PathBuf,
+        /// OWNER/NAME of the model repository (created if needed).
+        #[arg(long)]
+        repo: String,
+        /// Create the repository as private.
+        #[arg(long)]
+        private: bool,
+        /// Check the folder and show what would be uploaded, without sending anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Whole-song test NLL per token of a trained model.
     #[command(after_help = "Example:\n  cargo xtask eval --model runs/erk")]
     Eval {
-        /// A run folder (or any folder with model.safetensors and config.json).
+        /// A run folder, any folder with model.safetensors and config.json, or hub:OWNER/NAME.
         #[arg(long)]
         model: PathBuf,
         /// Prepared data (default: MODEL/data).
@@ -200,7 +243,9 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // hf-hub logs its own retries and failures; the errors we print
+                // say what happened and what to do.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,hf_hub=off")),
         )
         .with_writer(std::io::stderr)
         .without_time()
@@ -321,8 +366,67 @@ fn run(cli: Cli) -> Result<()> {
             model,
             data,
             device,
-        } => train_cmd::eval(&model, data.as_deref(), device)?,
-        Command::Logits { model, ids, device } => train_cmd::logits(&model, &ids, device)?,
+        } => train_cmd::eval(&hub::model_dir(&model)?, data.as_deref(), device)?,
+        Command::Logits { model, ids, device } => {
+            train_cmd::logits(&hub::model_dir(&model)?, &ids, device)?;
+        }
+        Command::Export {
+            run,
+            out,
+            dtype,
+            repo,
+        } => {
+            let run = hub::model_dir(&run)?;
+            let exported = export::export(&run, &out, dtype, &repo)?;
+            println!(
+                "exported {} to {} ({dtype:?} weights):",
+                run.display(),
+                out.display()
+            );
+            for file in exported.files {
+                println!("  {}", file.display());
+            }
+            println!(
+                "check it with `cargo xtask inspect {0}`; publish it with `cargo xtask-hub publish {0} --repo {repo}`",
+                out.display()
+            );
+        }
+        Command::Inspect { path } => print!("{}", export::inspect(&hub::model_dir(&path)?)?),
+        Command::Publish {
+            dir,
+            repo,
+            private,
+            dry_run,
+        } => {
+            let hub_ref = hub::HubRef::parse(&repo)?;
+            let files = hub::publish_plan(&dir)?;
+            let visibility = if private { "private" } else { "public" };
+            println!(
+                "{} {} files from {} to {} ({visibility}) in one commit:",
+                if dry_run { "would upload" } else { "uploading" },
+                files.len(),
+                dir.display(),
+                hub_ref.repo_id()
+            );
+            for (name, size) in &files {
+                println!("  {name:<24} {size:>10} bytes");
+            }
+            if dry_run {
+                let token = if hub::find_token().is_some() {
+                    "a token was found"
+                } else {
+                    "no token found: set HF_TOKEN before publishing"
+                };
+                println!("dry run: nothing was sent ({token})");
+            } else {
+                let commit = hub::publish(&dir, &hub_ref, private)?;
+                println!("published: {commit}");
+                println!(
+                    "sample from it with `cargo xtask-hub sample --model hub:{}`",
+                    hub_ref.repo_id()
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -9,9 +9,7 @@ use clap::Args;
 use esac_parse::{Key, Meter, Mode, Spelling};
 use grid_codec::audio::{SoundFont, SynthOptions, write_wav, write_wav_soundfont};
 use grid_codec::midi::{MidiOptions, to_midi};
-use grid_codec::{
-    DecodeOptions, Token, Vocabulary, decode, parse_tokens, tokens_to_string, transpose,
-};
+use grid_codec::{DecodeOptions, Token, decode, parse_tokens, tokens_to_string, transpose};
 use sampler::SamplingConfig;
 
 use crate::train_cmd::DeviceArg;
@@ -22,7 +20,8 @@ pub const PRETRAINED: &str = "assets/erk";
 
 #[derive(Debug, Args)]
 pub struct SampleArgs {
-    /// A run folder or model folder (model.safetensors, config.json, tokenizer.json);
+    /// A run folder, a model folder (model.safetensors with config.json and
+    /// tokenizer.json, or the reference notebook's vocab.json) or hub:OWNER/NAME[@REVISION];
     /// default: the pretrained model in assets/erk.
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -125,10 +124,12 @@ fn generated_tokens_for_bars(bars: usize, meter: Meter, primer: usize) -> Result
 }
 
 pub fn sample(args: &SampleArgs) -> Result<()> {
-    let model_dir = args
-        .model
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(PRETRAINED));
+    let model_dir = crate::hub::model_dir(
+        &args
+            .model
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(PRETRAINED)),
+    )?;
     if !model_dir.join("model.safetensors").is_file() {
         bail!(
             "no model at {} (expected model.safetensors, config.json and tokenizer.json); train one with `cargo xtask train` or pass --model",
@@ -136,7 +137,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         );
     }
     let model = lstm_candle::load_checkpoint(&model_dir, &args.device.device()?)?;
-    let vocabulary = Vocabulary::load(&model_dir.join("tokenizer.json"))?;
+    let vocabulary = crate::export::load_vocabulary(&model_dir)?;
     let primer = parse_tokens(&args.prime).context("--prime")?;
     let meter = Meter::parse(&args.meter)
         .filter(|m| *m != Meter::Free)

@@ -59,18 +59,51 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Serialises named tensors as f32 safetensors with PyTorch metadata.
 pub fn tensors_to_safetensors(tensors: &[(String, Tensor)]) -> Result<Vec<u8>, ModelError> {
+    tensors_to_safetensors_as(tensors, DType::F32)
+}
+
+/// Serialises named tensors in `dtype` (F32, F16 or BF16) with PyTorch metadata.
+pub fn tensors_to_safetensors_as(
+    tensors: &[(String, Tensor)],
+    dtype: DType,
+) -> Result<Vec<u8>, ModelError> {
+    let stored = match dtype {
+        DType::F32 => safetensors::Dtype::F32,
+        DType::F16 => safetensors::Dtype::F16,
+        DType::BF16 => safetensors::Dtype::BF16,
+        other => {
+            return Err(ModelError::Config(format!(
+                "weights can be written as f32, f16 or bf16, not {other:?}"
+            )));
+        }
+    };
     let mut owned = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
-        let values: Vec<f32> = tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let flat = tensor.to_dtype(dtype)?.flatten_all()?;
+        let bytes: Vec<u8> = match dtype {
+            DType::F16 => flat
+                .to_vec1::<half::f16>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+            DType::BF16 => flat
+                .to_vec1::<half::bf16>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+            _ => flat
+                .to_vec1::<f32>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        };
         owned.push((name.clone(), tensor.dims().to_vec(), bytes));
     }
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
         .iter()
         .map(|(name, shape, bytes)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                    .expect("shape and byte count agree");
+            let view = safetensors::tensor::TensorView::new(stored, shape.clone(), bytes)
+                .expect("shape and byte count agree");
             (name.clone(), view)
         })
         .collect();
@@ -112,25 +145,66 @@ pub fn read_safetensors(
         safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights_error(e.to_string()))?;
     let mut tensors = HashMap::new();
     for (name, view) in parsed.tensors() {
-        let tensor = match view.dtype() {
-            safetensors::Dtype::F32 => {
-                let values: Vec<f32> = view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                Tensor::from_vec(values, view.shape(), device)
-            }
+        // Half-precision exports are widened on load; the model computes in f32.
+        let dtype = match view.dtype() {
+            safetensors::Dtype::F32 => DType::F32,
+            safetensors::Dtype::F16 => DType::F16,
+            safetensors::Dtype::BF16 => DType::BF16,
             other => {
                 return Err(weights_error(format!(
-                    "tensor {name} is {other:?}; only F32 is read"
+                    "tensor {name} is {other:?}; only F32, F16 and BF16 are read"
                 )));
             }
-        }
-        .map_err(|e| weights_error(e.to_string()))?;
+        };
+        let tensor = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), device)
+            .and_then(|t| t.to_dtype(DType::F32))
+            .map_err(|e| weights_error(format!("tensor {name}: {e}")))?;
         tensors.insert(name, tensor);
     }
     Ok(tensors)
+}
+
+/// What a safetensors file holds, read without loading it as a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SafetensorsSummary {
+    pub bytes: usize,
+    pub header_bytes: usize,
+    /// `__metadata__`, sorted by key.
+    pub metadata: Vec<(String, String)>,
+    /// (name, dtype, shape), sorted by name.
+    pub tensors: Vec<(String, String, Vec<usize>)>,
+}
+
+/// Reads a safetensors file's header and checks every tensor's offsets against
+/// the data, refusing a malformed file with the reason.
+pub fn describe_safetensors(path: &Path) -> Result<SafetensorsSummary, CheckpointError> {
+    let bytes = fs::read(path).map_err(io_error(path))?;
+    let weights_error = |e: safetensors::SafeTensorError| CheckpointError::Weights {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let (header_bytes, metadata) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(weights_error)?;
+    let parsed = safetensors::SafeTensors::deserialize(&bytes).map_err(weights_error)?;
+    let mut extra: Vec<(String, String)> = metadata
+        .metadata()
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    extra.sort();
+    let mut tensors: Vec<(String, String, Vec<usize>)> = parsed
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, format!("{:?}", view.dtype()), view.shape().to_vec()))
+        .collect();
+    tensors.sort();
+    Ok(SafetensorsSummary {
+        bytes: bytes.len(),
+        header_bytes,
+        metadata: extra,
+        tensors,
+    })
 }
 
 /// Loads a checkpoint folder. Without `config.json` the configuration is read off

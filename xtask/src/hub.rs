@@ -1,0 +1,394 @@
+//! Models on a Hugging Face-compatible hub: `--model hub:OWNER/NAME[@REVISION]`
+//! downloads a model into the usual hub cache with `hf-hub` (honouring
+//! `HF_ENDPOINT`, `HF_HOME`, `HF_HUB_CACHE` and `HF_HUB_OFFLINE`) and checks it
+//! before use; `publish` uploads an exported folder as one commit. The network
+//! parts need the `hub` cargo feature; without it they say how to get it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use lstm_candle::checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
+
+#[cfg(feature = "hub")]
+use crate::export::GENERATION_FILE;
+use crate::export::{CARD_FILE, TOKENIZER_FILE, load_vocabulary};
+
+/// A model repository on the hub, with an optional branch, tag or commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubRef {
+    pub owner: String,
+    pub name: String,
+    pub revision: Option<String>,
+}
+
+impl HubRef {
+    /// Parses `OWNER/NAME[@REVISION]`.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let (repo, revision) = match spec.split_once('@') {
+            Some((repo, revision)) if !revision.is_empty() => (repo, Some(revision.to_owned())),
+            Some(_) => bail!("hub:{spec}: nothing after `@`; write hub:OWNER/NAME@REVISION"),
+            None => (spec, None),
+        };
+        let valid = |part: &str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && !part.starts_with('.')
+        };
+        match repo.split_once('/') {
+            Some((owner, name)) if valid(owner) && valid(name) => Ok(Self {
+                owner: owner.to_owned(),
+                name: name.to_owned(),
+                revision,
+            }),
+            _ => bail!(
+                "hub:{spec}: write the repository as OWNER/NAME (letters, digits, `-`, `_`, `.`), e.g. hub:esac-melody/erk-lstm"
+            ),
+        }
+    }
+
+    pub fn repo_id(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}
+
+impl std::fmt::Display for HubRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "hub:{}/{}", self.owner, self.name)?;
+        if let Some(revision) = &self.revision {
+            write!(f, "@{revision}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The local folder of a `--model` argument: itself, or for `hub:...` the
+/// checked snapshot in the hub cache (downloaded if needed).
+pub fn model_dir(model: &Path) -> Result<PathBuf> {
+    match model.to_str().and_then(|s| s.strip_prefix("hub:")) {
+        Some(spec) => download_model(&HubRef::parse(spec)?),
+        None => Ok(model.to_owned()),
+    }
+}
+
+/// The files of a model folder: (name, required).
+#[cfg(feature = "hub")]
+const MODEL_FILES: [(&str, bool); 5] = [
+    (CONFIG_FILE, true),
+    (TOKENIZER_FILE, true),
+    (GENERATION_FILE, false),
+    (CARD_FILE, false),
+    (WEIGHTS_FILE, true),
+];
+
+#[cfg(feature = "hub")]
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
+/// The Hugging Face home folder, as `huggingface_hub` resolves it.
+fn hf_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("HF_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(xdg).join("huggingface");
+    }
+    dirs::home_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cache/huggingface")
+}
+
+/// The token from `HF_TOKEN`, the file `HF_TOKEN_PATH` names, or `HF_HOME/token`.
+pub fn find_token() -> Option<String> {
+    if let Ok(token) = std::env::var("HF_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Some(token.trim().to_owned());
+    }
+    let file =
+        std::env::var_os("HF_TOKEN_PATH").map_or_else(|| hf_home().join("token"), PathBuf::from);
+    std::fs::read_to_string(file)
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// Checks that a folder holds a usable model: weights that load, a config, a
+/// tokenizer that matches.
+pub fn check_model_folder(dir: &Path) -> Result<()> {
+    let model = lstm_candle::load_checkpoint(dir, &candle_core::Device::Cpu)
+        .with_context(|| format!("{} does not hold a usable model", dir.display()))?;
+    let vocabulary = load_vocabulary(dir)?;
+    if vocabulary.len() != model.config.vocab_size {
+        bail!(
+            "{}: the model has {} tokens but tokenizer.json has {}",
+            dir.display(),
+            model.config.vocab_size,
+            vocabulary.len()
+        );
+    }
+    Ok(())
+}
+
+/// What `publish` would upload: every file of the folder, with its size.
+pub fn publish_plan(dir: &Path) -> Result<Vec<(String, u64)>> {
+    for required in [WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE, CARD_FILE] {
+        if !dir.join(required).is_file() {
+            bail!(
+                "{} has no {required}: publish a folder written by `cargo xtask export`",
+                dir.display()
+            );
+        }
+    }
+    check_model_folder(dir)?;
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_file() && !name.starts_with('.') {
+            files.push((name, entry.metadata()?.len()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Replaces the token wherever a message might repeat it.
+#[cfg(feature = "hub")]
+fn redact(message: String, token: Option<&str>) -> String {
+    match token {
+        Some(token) if token.len() >= 4 => message.replace(token, "***"),
+        _ => message,
+    }
+}
+
+#[cfg(not(feature = "hub"))]
+const NO_HUB: &str = "this build has no hub support: run the command as `cargo xtask-hub ...` (or build xtask with `--features hub`)";
+
+#[cfg(not(feature = "hub"))]
+fn download_model(hub: &HubRef) -> Result<PathBuf> {
+    bail!("{hub}: {NO_HUB}")
+}
+
+#[cfg(not(feature = "hub"))]
+pub fn publish(_dir: &Path, _repo: &HubRef, _private: bool) -> Result<String> {
+    bail!("{NO_HUB}")
+}
+
+#[cfg(feature = "hub")]
+fn endpoint() -> String {
+    std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".to_owned())
+}
+
+#[cfg(feature = "hub")]
+fn client(token: Option<&str>) -> Result<hf_hub::HFClientSync> {
+    let mut builder = hf_hub::HFClient::builder();
+    if let Some(token) = token {
+        builder = builder.token(token);
+    }
+    builder
+        .build_sync()
+        .map_err(|e| anyhow::anyhow!("cannot start the hub client: {e}"))
+}
+
+/// A hub error as a message that says what to do.
+#[cfg(feature = "hub")]
+fn explain(error: hf_hub::HFError, hub: &HubRef, file: &str, token: Option<&str>) -> anyhow::Error {
+    use hf_hub::HFError;
+    let message = match &error {
+        HFError::AuthRequired { .. } => format!(
+            "{hub}: the hub refused the request (401 unauthorized): set HF_TOKEN to a token that can read {}",
+            hub.repo_id()
+        ),
+        HFError::Forbidden { .. } => {
+            format!("{hub}: the hub refused access (403 forbidden) for this token")
+        }
+        HFError::RepoNotFound { .. } | HFError::EntryNotFound { .. } => format!(
+            "{hub}: no {file} there on {} (check OWNER/NAME and the revision; a private repository needs HF_TOKEN)",
+            endpoint()
+        ),
+        HFError::RevisionNotFound { .. } => format!("{hub}: no such revision on {}", endpoint()),
+        HFError::LocalEntryNotFound { .. } => format!(
+            "{hub}: HF_HUB_OFFLINE is set and {file} is not in the hub cache; connect once without it"
+        ),
+        HFError::Http { context, .. } if context.status.is_server_error() => format!(
+            "{hub}: downloading {file} from {}: the hub answered {} several times; try again later",
+            endpoint(),
+            context.status
+        ),
+        HFError::Request { source, .. } => format!(
+            "{hub}: downloading {file} from {}: the transfer failed or was cut off ({source}); nothing broken was kept, run the command again",
+            endpoint()
+        ),
+        other => format!(
+            "{hub}: downloading {file} from {} failed: {other}",
+            endpoint()
+        ),
+    };
+    anyhow::anyhow!(redact(message, token))
+}
+
+/// The hub cache entries of a snapshot file: the link and the blob it points at.
+#[cfg(feature = "hub")]
+fn forget_cached(path: &Path) {
+    if let Ok(blob) = std::fs::canonicalize(path) {
+        let _ = std::fs::remove_file(blob);
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Downloads (or finds in the cache) the model files and checks them; a set of
+/// files that does not make a model is removed from the cache, so that the next
+/// try downloads it again rather than failing the same way.
+#[cfg(feature = "hub")]
+fn download_model(hub: &HubRef) -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let token = find_token();
+    let client = client(token.as_deref())?;
+    let repo = client.model(&hub.owner, &hub.name);
+    let offline = offline();
+    let mut paths = Vec::new();
+    for (file, required) in MODEL_FILES {
+        let result = repo
+            .download_file()
+            .filename(file)
+            .maybe_revision(hub.revision.clone())
+            .local_files_only(offline)
+            .send();
+        match result {
+            Ok(path) => paths.push(path),
+            Err(
+                hf_hub::HFError::EntryNotFound { .. } | hf_hub::HFError::LocalEntryNotFound { .. },
+            ) if !required => {}
+            Err(error) => return Err(explain(error, hub, file, token.as_deref())),
+        }
+    }
+    let dir = paths
+        .first()
+        .and_then(|p| p.parent())
+        .context("the hub returned no files")?
+        .to_owned();
+    // Large files are stored by their SHA-256, which the hub sends as the ETag
+    // and the cache uses as the blob's name: the bytes must hash to it.
+    let weights = dir.join(WEIGHTS_FILE);
+    let blob = std::fs::canonicalize(&weights)
+        .with_context(|| format!("cannot follow {}", weights.display()))?;
+    let blob_name = blob
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if blob_name.len() == 64 && blob_name.chars().all(|c| c.is_ascii_hexdigit()) {
+        let bytes =
+            std::fs::read(&blob).with_context(|| format!("cannot read {}", blob.display()))?;
+        let digest: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if digest != blob_name {
+            forget_cached(&weights);
+            bail!(
+                "{hub}: {WEIGHTS_FILE} arrived corrupted (SHA-256 {digest}, the hub says {blob_name}); removed it from the cache, try again"
+            );
+        }
+    }
+    if let Err(error) = check_model_folder(&dir) {
+        for path in &paths {
+            forget_cached(path);
+        }
+        return Err(error.context(format!(
+            "{hub}: the downloaded files do not make a model; removed them from the cache"
+        )));
+    }
+    Ok(dir)
+}
+
+/// Creates the repository if needed and uploads every file of `dir` as one
+/// commit. Returns the commit's address or id.
+#[cfg(feature = "hub")]
+pub fn publish(dir: &Path, hub: &HubRef, private: bool) -> Result<String> {
+    let Some(token) = find_token() else {
+        bail!(
+            "no Hugging Face token: set HF_TOKEN, or log in with `huggingface-cli login` (it writes {})",
+            hf_home().join("token").display()
+        );
+    };
+    let token = Some(token.as_str());
+    let client = client(token)?;
+    let fail = |what: &str, error: hf_hub::HFError| {
+        let detail = match &error {
+            hf_hub::HFError::AuthRequired { .. } => {
+                "401 unauthorized: the token was refused (check HF_TOKEN)".to_owned()
+            }
+            hf_hub::HFError::Forbidden { .. } => {
+                "403 forbidden: the token may not write there".to_owned()
+            }
+            other => other.to_string(),
+        };
+        anyhow::anyhow!(redact(
+            format!(
+                "publishing to {} on {}: {what} failed: {detail}",
+                hub.repo_id(),
+                endpoint()
+            ),
+            token
+        ))
+    };
+    client
+        .create_repository()
+        .repo_id(&hub.repo_id())
+        .repo_type(hf_hub::RepoTypeModel)
+        .private(private)
+        .exist_ok(true)
+        .send()
+        .map_err(|e| fail("creating the repository", e))?;
+    let commit = client
+        .model(&hub.owner, &hub.name)
+        .upload_folder()
+        .folder_path(dir.to_owned())
+        .maybe_revision(hub.revision.clone())
+        .commit_message(format!("Upload esac-melody model from {}", dir.display()))
+        .ignore_patterns(vec![".*".to_owned()])
+        .send()
+        .map_err(|e| fail("uploading the folder", e))?;
+    Ok(commit
+        .commit_url
+        .or(commit.commit_oid)
+        .unwrap_or_else(|| format!("{}/{}", endpoint(), hub.repo_id())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_references_parse_or_explain() {
+        assert_eq!(
+            HubRef::parse("esac-melody/erk-lstm@v1").unwrap(),
+            HubRef {
+                owner: "esac-melody".into(),
+                name: "erk-lstm".into(),
+                revision: Some("v1".into())
+            }
+        );
+        assert_eq!(HubRef::parse("a/b").unwrap().revision, None);
+        for bad in ["a", "a/", "/b", "a/b/c", "a/b@", "a b/c", "../x"] {
+            assert!(HubRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[cfg(feature = "hub")]
+    #[test]
+    fn tokens_never_reach_messages() {
+        assert_eq!(
+            redact("Bearer hf_secret123 refused".into(), Some("hf_secret123")),
+            "Bearer *** refused"
+        );
+    }
+}
