@@ -155,7 +155,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
         device: DeviceArg,
     },
+    /// Print a shell completion script for `xtask` (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  cargo xtask completions bash > ~/.local/share/bash-completion/completions/xtask\n  cargo xtask completions zsh > ~/.zfunc/_xtask\n\nThe scripts complete the `xtask` binary (target/release/xtask); for `cargo xtask`\nthe cargo completion of your shell applies."
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Benchmarks; results are printed as JSON lines.
+    #[command(
+        after_help = "Examples:\n  cargo xtask bench parse --data ../shared/data/essen/deutschl/erk\n  cargo xtask bench train --steps 20\n  cargo xtask bench sample"
+    )]
     Bench {
         #[command(subcommand)]
         which: BenchCommand,
@@ -165,6 +176,9 @@ enum Command {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Parse + encode a whole collection; prints songs/s.
+    #[command(
+        after_help = "Example:\n  cargo xtask bench parse --data ../shared/data/essen/deutschl/erk --iterations 50"
+    )]
     Parse {
         /// Folder, file or zip (default: the cached erk collection).
         #[arg(long)]
@@ -173,12 +187,16 @@ enum BenchCommand {
         iterations: usize,
     },
     /// Training tokens/s (forward + backward + Adam) at the default size and at 2 x 256.
+    #[command(after_help = "Example:\n  cargo xtask bench train --steps 20")]
     Train {
         #[arg(long, default_value_t = 10)]
         steps: usize,
     },
     /// Sampling tokens/s for 1 and 64 melodies at once, and the per-token time
     /// after 10 and 1000 tokens (stateful, and re-feeding the prefix as the reference does).
+    #[command(
+        after_help = "Examples:\n  cargo xtask bench sample\n  cargo xtask bench sample --model runs/erk"
+    )]
     Sample {
         /// Model folder (default: the pretrained model in assets/erk).
         #[arg(long, default_value = sample_cmd::PRETRAINED)]
@@ -251,9 +269,22 @@ fn main() {
         .without_time()
         .init();
     if let Err(error) = run(Cli::parse()) {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", describe(&error));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, each cause once: library errors often
+/// repeat their source in their own message.
+fn describe(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+    }
+    message
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -390,6 +421,10 @@ fn run(cli: Cli) -> Result<()> {
                 "check it with `cargo xtask inspect {0}`; publish it with `cargo xtask-hub publish {0} --repo {repo}`",
                 out.display()
             );
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "xtask", &mut std::io::stdout());
         }
         Command::Inspect { path } => print!("{}", export::inspect(&hub::model_dir(&path)?)?),
         Command::Publish {

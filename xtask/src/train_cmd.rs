@@ -248,7 +248,16 @@ pub fn train(args: &TrainArgs, data: &Path) -> Result<()> {
         &config,
         &run_dir,
         &options,
-    )?;
+    )
+    .map_err(|error| match error {
+        trainer::TrainError::Checkpoint(_) if args.resume => anyhow::Error::new(error).context(
+            format!(
+                "cannot resume {}: its checkpoint is damaged; restore it, or train again under another --name",
+                run_dir.display()
+            ),
+        ),
+        other => other.into(),
+    })?;
     let m = &outcome.metrics;
     println!(
         "test: {:.4} nats/token over whole songs (perplexity {:.3}, next-token accuracy {:.1} %), {} songs",

@@ -1,5 +1,7 @@
-//! `cargo xtask train` as a process: kill -9 in the middle, then `--resume`
-//! finishes with the same losses as a run that was never interrupted.
+//! `cargo xtask train` as a process: killed with SIGKILL at several points and
+//! resumed each time, it finishes with the same losses as a run that was never
+//! interrupted; an unwritable run folder or a corrupted checkpoint ends with an
+//! error that names the file, and the previous checkpoint stays intact.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,7 +18,7 @@ fn erk() -> PathBuf {
     dir
 }
 
-fn tiny_run(data: &Path, runs: &Path, name: &str, resume: bool) -> Command {
+fn tiny_run(data: &Path, runs: &Path, name: &str, steps: u32, resume: bool) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command.args([
         "train",
@@ -35,7 +37,7 @@ fn tiny_run(data: &Path, runs: &Path, name: &str, resume: bool) -> Command {
         "--seq-len",
         "16",
         "--max-steps",
-        "3000",
+        &steps.to_string(),
         "--epochs",
         "100000",
         "--patience",
@@ -55,6 +57,25 @@ fn tiny_run(data: &Path, runs: &Path, name: &str, resume: bool) -> Command {
     }
     command.stdout(Stdio::null()).stderr(Stdio::null());
     command
+}
+
+/// The first 80 erk songs copied into `dir/songs`: enough for a tiny run.
+fn songs(dir: &Path) -> PathBuf {
+    let data = dir.join("songs");
+    std::fs::create_dir(&data).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(erk())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "krn"))
+        .take(80)
+    {
+        std::fs::copy(file, data.join(file.file_name().unwrap())).unwrap();
+    }
+    data
 }
 
 fn rows(run: &Path) -> Vec<(f64, f64)> {
@@ -78,24 +99,11 @@ fn saved_step(run: &Path) -> Option<u64> {
 #[test]
 fn kill_9_then_resume_matches_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("songs");
-    std::fs::create_dir(&data).unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(erk())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    for file in files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "krn"))
-        .take(80)
-    {
-        std::fs::copy(file, data.join(file.file_name().unwrap())).unwrap();
-    }
+    let data = songs(dir.path());
     let runs = dir.path().join("runs");
 
     assert!(
-        tiny_run(&data, &runs, "whole", false)
+        tiny_run(&data, &runs, "whole", 3000, false)
             .status()
             .unwrap()
             .success()
@@ -106,24 +114,43 @@ fn kill_9_then_resume_matches_an_uninterrupted_run() {
         "one evaluation every 10 updates and at each epoch end"
     );
 
-    let mut child = tiny_run(&data, &runs, "killed", false).spawn().unwrap();
+    // Kill points drawn from the clock (printed, so a failure can be replayed
+    // by hand): early, middle and late, each after a checkpoint has been written.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let points = [
+        20 + nanos % 400,
+        900 + (nanos / 7) % 600,
+        1900 + (nanos / 13) % 700,
+    ];
+    eprintln!("killing at steps >= {points:?}");
     let run = runs.join("killed");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while saved_step(&run).is_none_or(|s| s < 40) {
-        assert!(Instant::now() < deadline, "no checkpoint appeared");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
+    for (round, point) in points.into_iter().enumerate() {
+        let mut child = tiny_run(&data, &runs, "killed", 3000, round > 0)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while saved_step(&run).is_none_or(|s| s < point) {
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint past {point} appeared"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before it could be killed at {point}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let at_kill = saved_step(&run).unwrap();
+        assert!(at_kill < 3000, "killed in the middle (step {at_kill})");
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let at_kill = saved_step(&run).unwrap();
-    assert!(at_kill < 3000, "killed in the middle (step {at_kill})");
 
     assert!(
-        tiny_run(&data, &runs, "killed", true)
+        tiny_run(&data, &runs, "killed", 3000, true)
             .status()
             .unwrap()
             .success()
@@ -143,4 +170,104 @@ fn kill_9_then_resume_matches_an_uninterrupted_run() {
         .unwrap()
     };
     assert_eq!(metrics("whole")["test"], metrics("killed")["test"]);
+}
+
+/// Makes a folder unwritable for as long as it lives: `chattr +i` for root
+/// (which permissions do not stop), read-only permissions otherwise.
+struct Unwritable(PathBuf);
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl Unwritable {
+    fn new(path: &Path) -> Self {
+        if is_root() {
+            let status = Command::new("chattr").arg("+i").arg(path).status().unwrap();
+            assert!(status.success(), "chattr +i {}", path.display());
+        } else {
+            let mut permissions = std::fs::metadata(path).unwrap().permissions();
+            permissions.set_readonly(true);
+            std::fs::set_permissions(path, permissions).unwrap();
+        }
+        Self(path.to_owned())
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        if is_root() {
+            let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        } else if let Ok(metadata) = std::fs::metadata(&self.0) {
+            let mut permissions = metadata.permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            permissions.set_readonly(false);
+            let _ = std::fs::set_permissions(&self.0, permissions);
+        }
+    }
+}
+
+fn snapshot(run: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for dir in [run.to_owned(), run.join("state")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                files.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn short_run(data: &Path, runs: &Path, steps: u32, resume: bool) -> std::process::Output {
+    let mut command = tiny_run(data, runs, "short", steps, resume);
+    command.stderr(Stdio::piped());
+    command.output().unwrap()
+}
+
+#[test]
+fn an_unwritable_run_folder_or_a_corrupted_checkpoint_is_named_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = songs(dir.path());
+    let runs = dir.path().join("runs");
+    let output = short_run(&data, &runs, 60, false);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run = runs.join("short");
+    let before = snapshot(&run);
+
+    {
+        let _locked = Unwritable::new(&run);
+        let _state_locked = Unwritable::new(&run.join("state"));
+        let output = short_run(&data, &runs, 120, true);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&run.display().to_string())
+                && (stderr.contains("not permitted") || stderr.contains("denied")),
+            "{stderr}"
+        );
+    }
+    assert!(snapshot(&run) == before, "the previous checkpoint changed");
+
+    // A corrupted checkpoint is detected and named, not trained on.
+    let optimizer = run.join("state/optimizer.safetensors");
+    let mut bytes = std::fs::read(&optimizer).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&optimizer, bytes).unwrap();
+    let output = short_run(&data, &runs, 120, true);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("optimizer.safetensors") && stderr.contains("not a valid safetensors file"),
+        "{stderr}"
+    );
 }

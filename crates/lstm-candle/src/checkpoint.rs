@@ -137,12 +137,19 @@ pub fn read_safetensors(
     device: &Device,
 ) -> Result<HashMap<String, Tensor>, CheckpointError> {
     let bytes = fs::read(path).map_err(io_error(path))?;
-    let weights_error = |message: String| CheckpointError::Weights {
+    safetensors_to_tensors(&bytes, device).map_err(|message| CheckpointError::Weights {
         path: path.to_owned(),
         message,
-    };
-    let parsed =
-        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights_error(e.to_string()))?;
+    })
+}
+
+/// Named tensors from safetensors bytes (F32, F16 or BF16; widened to F32), or
+/// why the bytes are not a valid file.
+pub fn safetensors_to_tensors(
+    bytes: &[u8],
+    device: &Device,
+) -> Result<HashMap<String, Tensor>, String> {
+    let parsed = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let mut tensors = HashMap::new();
     for (name, view) in parsed.tensors() {
         // Half-precision exports are widened on load; the model computes in f32.
@@ -151,17 +158,58 @@ pub fn read_safetensors(
             safetensors::Dtype::F16 => DType::F16,
             safetensors::Dtype::BF16 => DType::BF16,
             other => {
-                return Err(weights_error(format!(
+                return Err(format!(
                     "tensor {name} is {other:?}; only F32, F16 and BF16 are read"
-                )));
+                ));
             }
         };
         let tensor = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), device)
             .and_then(|t| t.to_dtype(DType::F32))
-            .map_err(|e| weights_error(format!("tensor {name}: {e}")))?;
+            .map_err(|e| format!("tensor {name}: {e}"))?;
         tensors.insert(name, tensor);
     }
     Ok(tensors)
+}
+
+/// A model from checkpoint contents: safetensors bytes and, if there is one,
+/// the text of `config.json` (else the configuration is read off the shapes).
+/// Errors name `dir`'s files.
+pub fn checkpoint_from_bytes(
+    dir: &Path,
+    weights: &[u8],
+    config: Option<&str>,
+    device: &Device,
+) -> Result<MelodyModel, CheckpointError> {
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let tensors =
+        safetensors_to_tensors(weights, device).map_err(|message| CheckpointError::Weights {
+            path: weights_path.clone(),
+            message,
+        })?;
+    let config = match config {
+        Some(text) => {
+            serde_json::from_str::<ModelConfig>(text).map_err(|e| CheckpointError::Config {
+                path: dir.join(CONFIG_FILE),
+                message: e.to_string(),
+            })?
+        }
+        None => {
+            let shapes = tensors
+                .iter()
+                .map(|(name, t)| (name.clone(), t.dims().to_vec()))
+                .collect();
+            ModelConfig::infer(&shapes, 0.2).map_err(|source| CheckpointError::Model {
+                path: weights_path.clone(),
+                source,
+            })?
+        }
+    };
+    MelodyModel::from_tensors(config, tensors, device, DType::F32).map_err(|source| {
+        CheckpointError::Model {
+            path: weights_path,
+            source,
+        }
+    })
 }
 
 /// What a safetensors file holds, read without loading it as a model.
@@ -211,28 +259,12 @@ pub fn describe_safetensors(path: &Path) -> Result<SafetensorsSummary, Checkpoin
 /// the tensor shapes (dropout 0.2), which is how a bare PyTorch `state_dict` loads.
 pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<MelodyModel, CheckpointError> {
     let weights_path = dir.join(WEIGHTS_FILE);
-    let tensors = read_safetensors(&weights_path, device)?;
+    let weights = fs::read(&weights_path).map_err(io_error(&weights_path))?;
     let config_path = dir.join(CONFIG_FILE);
     let config = if config_path.exists() {
-        let text = fs::read_to_string(&config_path).map_err(io_error(&config_path))?;
-        serde_json::from_str::<ModelConfig>(&text).map_err(|e| CheckpointError::Config {
-            path: config_path.clone(),
-            message: e.to_string(),
-        })?
+        Some(fs::read_to_string(&config_path).map_err(io_error(&config_path))?)
     } else {
-        let shapes = tensors
-            .iter()
-            .map(|(name, t)| (name.clone(), t.dims().to_vec()))
-            .collect();
-        ModelConfig::infer(&shapes, 0.2).map_err(|source| CheckpointError::Model {
-            path: weights_path.clone(),
-            source,
-        })?
+        None
     };
-    MelodyModel::from_tensors(config, tensors, device, DType::F32).map_err(|source| {
-        CheckpointError::Model {
-            path: weights_path,
-            source,
-        }
-    })
+    checkpoint_from_bytes(dir, &weights, config.as_deref(), device)
 }

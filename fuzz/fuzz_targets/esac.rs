@@ -1,0 +1,5 @@
+//! The EsAC reader on arbitrary bytes (CP850/Latin-1 decoding included).
+#![no_main]
+#[path = "../entry.rs"]
+mod entry;
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| entry::read_songs("fuzz.sm", bytes));
