@@ -62,7 +62,7 @@ fn completions_for_each_shell() {
         let script = String::from_utf8(output.stdout).unwrap();
         assert!(script.contains(marker), "{shell}");
         assert!(
-            script.contains("sample") && script.contains("--temperature"),
+            script.contains("sample") && script.contains("temperature"),
             "{shell}"
         );
     }
