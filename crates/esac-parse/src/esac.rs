@@ -138,9 +138,13 @@ fn next_field_start(line: &str, from: usize) -> Option<(usize, &str, usize)> {
     let mut search = from;
     while let Some(offset) = line[search..].find('[') {
         let bracket = search + offset;
+        // The character before the name may be several bytes long (`ÿ` from
+        // Latin-1): step over all of it.
         let name_start = line[..bracket]
-            .rfind(|c: char| !c.is_ascii_uppercase())
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !c.is_ascii_uppercase())
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let name = &line[name_start..bracket];
         let boundary = name_start == 0 || bytes[name_start - 1].is_ascii_whitespace();
         if !name.is_empty() && name.len() <= 4 && boundary && name_start >= from {
