@@ -6,6 +6,18 @@ use std::path::Path;
 use esac_parse::{Duration, Melody, Pitch};
 use plotters::prelude::*;
 
+/// `C4` for MIDI 60.
+fn pitch_name(midi: i32) -> String {
+    const NAMES: [&str; 12] = [
+        "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
+    ];
+    format!(
+        "{}{}",
+        NAMES[midi.rem_euclid(12) as usize],
+        midi.div_euclid(12) - 1
+    )
+}
+
 fn quarters(d: Duration) -> f64 {
     *d.numer() as f64 / *d.denom() as f64 * 4.0
 }
@@ -48,12 +60,16 @@ pub fn piano_roll(melody: &Melody, title: &str, path: &Path) -> Result<(), Strin
             .y_label_area_size(45);
     }
     let mut chart = builder
-        .build_cartesian_2d(0f64..end, f64::from(low)..f64::from(high) + 1.0)
+        .build_cartesian_2d(0f64..end, f64::from(low) - 0.5..f64::from(high) + 0.5)
         .map_err(|e| e.to_string())?;
+    let pitch_label = |y: &f64| pitch_name(y.round() as i32);
     let mut mesh = chart.configure_mesh();
     mesh.disable_x_mesh().light_line_style(WHITE.mix(0.0));
     if labels {
-        mesh.x_desc("quarter notes").y_desc("MIDI pitch");
+        mesh.x_desc("quarter notes")
+            .y_desc("pitch")
+            .y_labels(usize::from(high - low) + 1)
+            .y_label_formatter(&pitch_label);
     } else {
         mesh.disable_x_axis().disable_y_axis();
     }
@@ -65,7 +81,7 @@ pub fn piano_roll(melody: &Melody, title: &str, path: &Path) -> Result<(), Strin
         while at < end {
             chart
                 .draw_series(std::iter::once(PathElement::new(
-                    vec![(at, f64::from(low)), (at, f64::from(high) + 1.0)],
+                    vec![(at, f64::from(low) - 0.5), (at, f64::from(high) + 0.5)],
                     BLACK.mix(0.25),
                 )))
                 .map_err(|e| e.to_string())?;
@@ -76,7 +92,7 @@ pub fn piano_roll(melody: &Melody, title: &str, path: &Path) -> Result<(), Strin
         .draw_series(notes.iter().map(|&(pitch, start, stop)| {
             let y = f64::from(pitch);
             Rectangle::new(
-                [(start, y + 0.1), (stop - 0.03, y + 0.9)],
+                [(start, y - 0.4), (stop - 0.03, y + 0.4)],
                 BLUE.mix(0.8).filled(),
             )
         }))

@@ -126,16 +126,17 @@ fn handle(mut stream: TcpStream, hub: &Shared) {
         .push(format!("{} {}", request.method, request.path));
     let authorized = request.headers.get("authorization").map(String::as_str)
         == Some(&format!("Bearer {TOKEN}"));
+    // Every write needs the token.
+    if request.method == "POST" && !authorized {
+        return json(
+            &mut stream,
+            401,
+            serde_json::json!({"error": "Invalid credentials"}),
+        );
+    }
     let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
     match (request.method.as_str(), segments.as_slice()) {
         ("POST", ["api", "repos", "create"]) => {
-            if !authorized {
-                return json(
-                    &mut stream,
-                    401,
-                    serde_json::json!({"error": "Invalid credentials"}),
-                );
-            }
             let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
             let id = format!(
                 "{}/{}",
@@ -156,13 +157,6 @@ fn handle(mut stream: TcpStream, hub: &Shared) {
             );
         }
         ("POST", ["api", "models", owner, name, "preupload", _]) => {
-            if !authorized {
-                return json(
-                    &mut stream,
-                    401,
-                    serde_json::json!({"error": "Invalid credentials"}),
-                );
-            }
             let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
             let files: Vec<serde_json::Value> = body["files"]
                 .as_array()
@@ -174,13 +168,6 @@ fn handle(mut stream: TcpStream, hub: &Shared) {
             json(&mut stream, 200, serde_json::json!({"files": files}));
         }
         ("POST", ["api", "models", owner, name, "commit", _]) => {
-            if !authorized {
-                return json(
-                    &mut stream,
-                    401,
-                    serde_json::json!({"error": "Invalid credentials"}),
-                );
-            }
             let id = format!("{owner}/{name}");
             let mut files = HashMap::new();
             for line in request
@@ -323,6 +310,14 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// The command failed, said `message`, and did not show the token.
+fn fails_with(output: &Output, message: &str) {
+    let said = text(output);
+    assert!(!output.status.success(), "succeeded: {said}");
+    assert!(said.contains(message), "expected {message:?} in: {said}");
+    assert!(!said.contains(TOKEN), "the token was shown: {said}");
+}
+
 fn snapshot_files(home: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![home.join("hub")];
@@ -459,12 +454,7 @@ fn hub_errors_are_clear_and_leave_no_half_written_cache() {
         home.path(),
         None,
     );
-    assert!(!output.status.success());
-    assert!(
-        text(&output).contains("no Hugging Face token: set HF_TOKEN"),
-        "{}",
-        text(&output)
-    );
+    fails_with(&output, "no Hugging Face token: set HF_TOKEN");
     let wrong = "hf_wrong_token_987654";
     let output = xtask(
         &["publish", "assets/erk", "--repo", "tester/m"],
@@ -472,12 +462,7 @@ fn hub_errors_are_clear_and_leave_no_half_written_cache() {
         home.path(),
         Some(wrong),
     );
-    assert!(!output.status.success());
-    assert!(
-        text(&output).contains("401 unauthorized"),
-        "{}",
-        text(&output)
-    );
+    fails_with(&output, "401 unauthorized");
     assert!(!text(&output).contains(wrong), "{}", text(&output));
     let output = xtask(
         &["publish", "assets/erk", "--repo", "tester/m", "--private"],
@@ -504,27 +489,13 @@ fn hub_errors_are_clear_and_leave_no_half_written_cache() {
     };
     // 401: a private repository without a token.
     let output = sample("hub:tester/m", None);
-    assert!(!output.status.success());
-    assert!(
-        text(&output).contains("401 unauthorized): set HF_TOKEN"),
-        "{}",
-        text(&output)
-    );
+    fails_with(&output, "401 unauthorized): set HF_TOKEN");
     // 404: no such repository.
     let output = sample("hub:tester/nothing", Some(TOKEN));
-    assert!(!output.status.success());
-    assert!(
-        text(&output).contains("hub:tester/nothing: no config.json there"),
-        "{}",
-        text(&output)
-    );
+    fails_with(&output, "hub:tester/nothing: no config.json there");
     // A bad reference.
     let output = sample("hub:just-a-name", Some(TOKEN));
-    assert!(
-        text(&output).contains("write the repository as OWNER/NAME"),
-        "{}",
-        text(&output)
-    );
+    fails_with(&output, "write the repository as OWNER/NAME");
 
     for (fault, message) in [
         (
@@ -539,13 +510,7 @@ fn hub_errors_are_clear_and_leave_no_half_written_cache() {
             .faults
             .insert("model.safetensors".into(), fault);
         let output = sample("hub:tester/m", Some(TOKEN));
-        assert!(!output.status.success(), "{fault:?}", fault = message);
-        assert!(
-            text(&output).contains(message),
-            "{message}: {}",
-            text(&output)
-        );
-        assert!(!text(&output).contains(TOKEN));
+        fails_with(&output, message);
         assert!(
             !snapshot_files(home.path())
                 .iter()
@@ -579,10 +544,5 @@ fn publish_dry_run_sends_nothing_and_refuses_a_folder_that_is_not_a_model() {
         home.path(),
         Some(TOKEN),
     );
-    assert!(!output.status.success());
-    assert!(
-        text(&output).contains("has no model.safetensors"),
-        "{}",
-        text(&output)
-    );
+    fails_with(&output, "has no model.safetensors");
 }
