@@ -74,13 +74,21 @@ pub struct TrainBench {
     pub seq_len: usize,
     pub steps: usize,
     pub threads: usize,
+    /// `fused` (the CPU recurrence op) or `step-by-step` (Candle operations).
+    pub recurrence: &'static str,
     pub median_step_ms: f64,
     pub tokens_per_s: f64,
 }
 
 /// Times `steps` training updates (after two warm-up steps) of the melody model
 /// on random token windows: forward, all-position loss, backward, Adam.
-pub fn train(hidden: usize, layers: usize, steps: usize, threads: usize) -> Result<TrainBench> {
+pub fn train(
+    hidden: usize,
+    layers: usize,
+    steps: usize,
+    threads: usize,
+    step_by_step: bool,
+) -> Result<TrainBench> {
     use candle_core::{DType, Device};
     use lstm_candle::{MelodyModel, ModelConfig};
     use rand::{Rng, SeedableRng};
@@ -95,7 +103,8 @@ pub fn train(hidden: usize, layers: usize, steps: usize, threads: usize) -> Resu
         ..ModelConfig::reference(vocab)
     };
     let device = Device::Cpu;
-    let model = MelodyModel::new(config, &device, DType::F32, 0)?;
+    let mut model = MelodyModel::new(config, &device, DType::F32, 0)?;
+    model.set_step_by_step(step_by_step);
     let mut adam = Adam::new(model.parameters(), AdamConfig::default())?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut times = Vec::new();
@@ -126,6 +135,11 @@ pub fn train(hidden: usize, layers: usize, steps: usize, threads: usize) -> Resu
         seq_len,
         steps,
         threads,
+        recurrence: if step_by_step {
+            "step-by-step"
+        } else {
+            "fused"
+        },
         median_step_ms: median * 1e3,
         tokens_per_s: (batch * seq_len) as f64 / median,
     })

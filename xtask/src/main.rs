@@ -355,10 +355,14 @@ fn run(cli: Cli) -> Result<()> {
             which: BenchCommand::Train { steps },
         } => {
             let cores = train_cmd::available_threads();
+            // The step-by-step recurrence is the in-process reference for the
+            // fused one.
             for (hidden, layers) in [(128, 1), (256, 2)] {
                 for threads in [1, cores] {
-                    let result = bench::train(hidden, layers, steps, threads)?;
-                    println!("{}", serde_json::to_string(&result)?);
+                    for step_by_step in [false, true] {
+                        let result = bench::train(hidden, layers, steps, threads, step_by_step)?;
+                        println!("{}", serde_json::to_string(&result)?);
+                    }
                     if cores == 1 {
                         break;
                     }

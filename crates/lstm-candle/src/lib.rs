@@ -9,6 +9,7 @@
 //! crate and a PyTorch `LSTMModel`. This crate knows nothing about music.
 
 pub mod checkpoint;
+mod fused;
 pub mod lstm;
 pub mod model;
 

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::fused::Recurrence;
 use crate::lstm::{
     GateWeights, LayerState, LstmState, fast_tanh, project_sequence, run_layer, stack_steps,
 };
@@ -140,6 +141,7 @@ pub struct MelodyModel {
     varmap: VarMap,
     device: Device,
     dtype: DType,
+    step_by_step: bool,
 }
 
 impl MelodyModel {
@@ -206,6 +208,7 @@ impl MelodyModel {
             varmap,
             device: device.clone(),
             dtype,
+            step_by_step: false,
         })
     }
 
@@ -310,6 +313,9 @@ impl MelodyModel {
             Some(state) => state,
             None => self.zero_state(batch)?,
         };
+        if self.fused_recurrence() {
+            return self.fused_lstm_outputs(ids, state, dropout);
+        }
         let embedding = self.tensor("embedding.weight");
         let ids_by_step: Vec<Tensor> = (0..time)
             .map(|t| ids.narrow(1, t, 1)?.squeeze(1))
@@ -368,6 +374,70 @@ impl MelodyModel {
         ))
     }
 
+    /// Whether `lstm_outputs` runs each layer's recurrence as one fused CPU op
+    /// (f32 or f64 on the CPU, unless switched off) or as Candle operations
+    /// step by step (any device; the reference the fused op is tested against).
+    fn fused_recurrence(&self) -> bool {
+        !self.step_by_step && self.device.is_cpu() && matches!(self.dtype, DType::F32 | DType::F64)
+    }
+
+    /// Runs the recurrence step by step in Candle operations even on the CPU
+    /// (slower; to check the fused op against).
+    pub fn set_step_by_step(&mut self, step_by_step: bool) {
+        self.step_by_step = step_by_step;
+    }
+
+    /// `lstm_outputs` with each layer's recurrence as one [`Recurrence`] op.
+    fn fused_lstm_outputs(
+        &self,
+        ids: &Tensor,
+        state: LstmState,
+        dropout: Option<Dropout>,
+    ) -> Result<(Tensor, LstmState), ModelError> {
+        let (batch, time) = ids.dims2()?;
+        let hidden = self.config.hidden_size;
+        let time_major_ids = ids.t()?.contiguous()?.flatten_all()?;
+        let mut inputs: Option<Tensor> = None;
+        let mut hs: Option<Tensor> = None;
+        let mut final_layers = Vec::with_capacity(self.config.num_layers);
+        for (layer, layer_state) in state.layers.into_iter().enumerate() {
+            let weight = |name: &str| self.tensor(&format!("lstm.{name}_l{layer}"));
+            let bias = (weight("bias_ih") + weight("bias_hh"))?;
+            let input_t = weight("weight_ih").t()?;
+            let projected = match &inputs {
+                // The embedding is a lookup, so its projection is a per-token table.
+                None => self
+                    .tensor("embedding.weight")
+                    .matmul(&input_t)?
+                    .broadcast_add(&bias)?
+                    .index_select(&time_major_ids, 0)?,
+                Some(inputs) => inputs.matmul(&input_t)?.broadcast_add(&bias)?,
+            }
+            .reshape((time, batch, 4 * hidden))?
+            .contiguous()?;
+            let initial = Tensor::stack(&[&layer_state.h, &layer_state.c], 0)?.contiguous()?;
+            let recurrent_t = weight("weight_hh").t()?.contiguous()?;
+            let out = projected.apply_op3(&recurrent_t, &initial, Recurrence::new(hidden))?;
+            final_layers.push(LayerState {
+                h: out.get(time - 1)?,
+                c: out.get(time)?,
+            });
+            let mut layer_out = out.narrow(0, 0, time)?;
+            if let Some(dropout) = dropout {
+                layer_out = self.sequence_dropout(&layer_out, dropout, layer)?;
+            }
+            inputs = Some(layer_out.reshape((time * batch, hidden))?);
+            hs = Some(layer_out);
+        }
+        let hs = hs.ok_or_else(|| ModelError::Config("the model has no layers".into()))?;
+        Ok((
+            hs.transpose(0, 1)?.contiguous()?,
+            LstmState {
+                layers: final_layers,
+            },
+        ))
+    }
+
     /// One step for every sequence of a batch: logits `(batch, vocab)` for the ids
     /// `(batch,)`, carrying the state. Costs the same however long the sequence is.
     /// For many steps, prepare a [`Stepper`] once instead.
@@ -407,12 +477,46 @@ impl MelodyModel {
         layer: usize,
         step: usize,
     ) -> Result<Tensor, ModelError> {
-        let p = self.config.dropout;
-        if p == 0.0 {
+        if self.config.dropout == 0.0 {
             return Ok(x.clone());
         }
-        let keep = (1.0 / (1.0 - p)) as f32;
         let (rows, width) = x.dims2()?;
+        let mask = self.dropout_mask(rows, width, dropout, layer, step);
+        let mask = Tensor::from_vec(mask, x.shape(), &self.device)?.to_dtype(self.dtype)?;
+        Ok(x.mul(&mask)?)
+    }
+
+    /// The same masks as [`Self::dropout`] step by step, for a `(time, batch,
+    /// hidden)` sequence at once.
+    fn sequence_dropout(
+        &self,
+        x: &Tensor,
+        dropout: Dropout,
+        layer: usize,
+    ) -> Result<Tensor, ModelError> {
+        if self.config.dropout == 0.0 {
+            return Ok(x.clone());
+        }
+        let (time, rows, width) = x.dims3()?;
+        let mut mask = Vec::with_capacity(time * rows * width);
+        for step in 0..time {
+            mask.extend(self.dropout_mask(rows, width, dropout, layer, step));
+        }
+        let mask = Tensor::from_vec(mask, x.shape(), &self.device)?.to_dtype(self.dtype)?;
+        Ok(x.mul(&mask)?)
+    }
+
+    /// Inverted-dropout factors (0 or 1 / (1 - p)) for `rows` rows of `width`.
+    fn dropout_mask(
+        &self,
+        rows: usize,
+        width: usize,
+        dropout: Dropout,
+        layer: usize,
+        step: usize,
+    ) -> Vec<f32> {
+        let p = self.config.dropout;
+        let keep = (1.0 / (1.0 - p)) as f32;
         let mut mask = Vec::with_capacity(rows * width);
         for row in 0..rows {
             let key = [
@@ -428,8 +532,7 @@ impl MelodyModel {
             let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(key);
             mask.extend((0..width).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }));
         }
-        let mask = Tensor::from_vec(mask, x.shape(), &self.device)?.to_dtype(self.dtype)?;
-        Ok(x.mul(&mask)?)
+        mask
     }
 
     /// Summed negative log-likelihood and count of the targets where `mask` is 1,

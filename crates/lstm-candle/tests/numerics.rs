@@ -320,3 +320,81 @@ fn checkpoint_round_trip_and_corruption() {
         "{err}"
     );
 }
+
+/// The fused CPU recurrence against the same model run step by step in Candle
+/// operations: logits, final state and every gradient (parameters and initial
+/// state, with dropout on and a loss that also uses the final state).
+#[test]
+fn fused_recurrence_equals_step_by_step() {
+    for dtype in [DType::F64, DType::F32] {
+        let mut model = small(2, dtype);
+        let input = ids(
+            &model,
+            &[&[0, 3, 1, 6, 2], &[5, 2, 4, 0, 0], &[1, 1, 2, 3, 5]],
+        );
+        let zero = model.zero_state(3).unwrap();
+        let state = || {
+            let mut state = zero.clone();
+            for (k, layer) in state.layers.iter_mut().enumerate() {
+                let values = |offset: f64| {
+                    let v: Vec<f64> = (0..18)
+                        .map(|i| ((i as f64 + offset) * 0.37).sin() * 0.5)
+                        .collect();
+                    candle_core::Var::from_tensor(
+                        &Tensor::from_vec(v, (3, 6), &Device::Cpu)
+                            .unwrap()
+                            .to_dtype(dtype)
+                            .unwrap(),
+                    )
+                    .unwrap()
+                };
+                layer.h = values(k as f64).as_tensor().clone();
+                layer.c = values(k as f64 + 10.0).as_tensor().clone();
+            }
+            state
+        };
+        let run = |model: &MelodyModel| {
+            let initial = state();
+            let (logits, last) = model
+                .forward(
+                    &input,
+                    Some(initial.clone()),
+                    Some(Dropout {
+                        seed: 5,
+                        first_row: 0,
+                    }),
+                )
+                .unwrap();
+            let mut objective = logits.sqr().unwrap().sum_all().unwrap();
+            for layer in &last.layers {
+                objective = (objective
+                    + layer.h.sum_all().unwrap()
+                    + layer.c.sqr().unwrap().sum_all().unwrap())
+                .unwrap();
+            }
+            let grads = objective.backward().unwrap();
+            let mut found = vec![logits.clone()];
+            for layer in &last.layers {
+                found.push(layer.h.clone());
+                found.push(layer.c.clone());
+            }
+            for (_, var) in model.parameters() {
+                found.push(grads.get(var.as_tensor()).unwrap().clone());
+            }
+            for layer in &initial.layers {
+                found.push(grads.get(&layer.h).unwrap().clone());
+                found.push(grads.get(&layer.c).unwrap().clone());
+            }
+            found
+        };
+        let fused = run(&model);
+        model.set_step_by_step(true);
+        let reference = run(&model);
+        let tolerance = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+        for (i, (a, b)) in fused.iter().zip(&reference).enumerate() {
+            let widen = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+            let diff = max_abs_diff(&widen(a), &widen(b));
+            assert!(diff < tolerance, "{dtype:?} tensor {i}: {diff}");
+        }
+    }
+}
