@@ -1,11 +1,14 @@
-//! Round trips: melody -> tokens -> melody, and the written MIDI, MusicXML and
-//! kern read back (with midly, an XML parser and our own kern reader).
+//! Round trips: melody -> tokens -> melody, transposition there and back, and
+//! the written MIDI, MusicXML and kern read back (with midly, an XML parser and
+//! our own kern reader).
 
 use std::path::Path;
 
 use esac_parse::{Duration, Event, Key, Melody, Meter, MeterChange, Mode, Pitch, Spelling, Tie};
 use grid_codec::midi::{MidiNote, MidiOptions, read_notes, to_midi};
-use grid_codec::{DecodeOptions, decode, encode, kern::to_kern, musicxml::to_musicxml};
+use grid_codec::{
+    DecodeOptions, Token, decode, encode, kern::to_kern, musicxml::to_musicxml, transpose,
+};
 use proptest::prelude::*;
 use quick_xml::events::Event as Xml;
 
@@ -109,6 +112,34 @@ fn decode_like(m: &Melody) -> Melody {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Moving by k then by -k gives the melody back; the tokens of the moved
+    /// melody are the original tokens with every pitch shifted by k; and a move
+    /// out of the MIDI range is refused, not wrapped.
+    #[test]
+    fn transposition_shifts_every_pitch_and_undoes(m in melodies(), by in -40i32..=40) {
+        let plain = encode(&m).unwrap().tokens;
+        match transpose(&m, by) {
+            Ok(moved) => {
+                prop_assert_eq!(&transpose(&moved, -by).unwrap().events, &m.events);
+                let shifted: Vec<Token> = plain
+                    .iter()
+                    .map(|t| match t {
+                        Token::Note(p) => Token::Note((i32::from(*p) + by) as u8),
+                        other => *other,
+                    })
+                    .collect();
+                prop_assert_eq!(encode(&moved).unwrap().tokens, shifted);
+            }
+            Err(_) => {
+                let out_of_range = m.events.iter().any(|e| match e.pitch {
+                    Pitch::Note(p) => !(0..=127).contains(&(i32::from(p) + by)),
+                    Pitch::Rest => false,
+                });
+                prop_assert!(out_of_range);
+            }
+        }
+    }
 
     #[test]
     fn melody_tokens_melody(m in melodies()) {
