@@ -67,3 +67,16 @@ fn completions_for_each_shell() {
         );
     }
 }
+
+/// Without the `hub` feature, a hub model says how to get one.
+#[cfg(not(feature = "hub"))]
+#[test]
+fn hub_models_without_the_feature_explain_how_to_get_them() {
+    let output = xtask(&["sample", "--model", "hub:esac-melody/erk-lstm"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("this build has no hub support: run the command as `cargo xtask-hub"),
+        "{stderr}"
+    );
+}
