@@ -1,7 +1,8 @@
 //! `cargo xtask train` as a process: killed with SIGKILL at several points and
 //! resumed each time, it finishes with the same losses as a run that was never
-//! interrupted; an unwritable run folder or a corrupted checkpoint ends with an
-//! error that names the file, and the previous checkpoint stays intact.
+//! interrupted; an unwritable run folder, a full disk or a corrupted checkpoint
+//! ends with an error that names the file, and the previous checkpoint stays
+//! intact.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -269,5 +270,72 @@ fn an_unwritable_run_folder_or_a_corrupted_checkpoint_is_named_and_nothing_is_lo
     assert!(
         stderr.contains("optimizer.safetensors") && stderr.contains("not a valid safetensors file"),
         "{stderr}"
+    );
+}
+
+/// A small filesystem of its own, for a full disk; None where mounting is not
+/// allowed (not root), in which case the test says so and returns.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path) -> Option<Self> {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Self(at.to_owned()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_named_and_the_previous_checkpoint_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = songs(dir.path());
+    let Some(disk) = SmallDisk::mount(&dir.path().join("disk")) else {
+        assert!(
+            !is_root(),
+            "root could not mount a tmpfs for the full-disk test"
+        );
+        eprintln!("skipped: mounting a small filesystem needs root");
+        return;
+    };
+    let runs = disk.0.join("runs");
+    let output = short_run(&data, &runs, 60, false);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run = runs.join("short");
+    let before = snapshot(&run);
+    // Fill what is left of the disk.
+    let mut filler = std::fs::File::create(disk.0.join("filler")).unwrap();
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    drop(filler);
+
+    let output = short_run(&data, &runs, 120, true);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains(&run.display().to_string()),
+        "{stderr}"
+    );
+    assert!(snapshot(&run) == before, "the previous checkpoint changed");
+    // With room again, the run resumes.
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    let output = short_run(&data, &runs, 120, true);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }
