@@ -231,19 +231,25 @@ fn short_run(data: &Path, runs: &Path, steps: u32, resume: bool) -> std::process
     command.output().unwrap()
 }
 
-#[test]
-fn an_unwritable_run_folder_or_a_corrupted_checkpoint_is_named_and_nothing_is_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = songs(dir.path());
-    let runs = dir.path().join("runs");
-    let output = short_run(&data, &runs, 60, false);
+/// A short run that finishes, and the bytes of its checkpoint files.
+fn first_checkpoint(data: &Path, runs: &Path) -> (PathBuf, Vec<(PathBuf, Vec<u8>)>) {
+    let output = short_run(data, runs, 60, false);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let run = runs.join("short");
-    let before = snapshot(&run);
+    let files = snapshot(&run);
+    (run, files)
+}
+
+#[test]
+fn an_unwritable_run_folder_or_a_corrupted_checkpoint_is_named_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = songs(dir.path());
+    let runs = dir.path().join("runs");
+    let (run, before) = first_checkpoint(&data, &runs);
 
     {
         let _locked = Unwritable::new(&run);
@@ -308,14 +314,7 @@ fn a_full_disk_is_named_and_the_previous_checkpoint_survives() {
         return;
     };
     let runs = disk.0.join("runs");
-    let output = short_run(&data, &runs, 60, false);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let run = runs.join("short");
-    let before = snapshot(&run);
+    let (run, before) = first_checkpoint(&data, &runs);
     // Fill what is left of the disk.
     let mut filler = std::fs::File::create(disk.0.join("filler")).unwrap();
     let block = vec![0u8; 4096];
