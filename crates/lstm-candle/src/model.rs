@@ -181,6 +181,21 @@ impl MelodyModel {
         dtype: DType,
     ) -> Result<Self, ModelError> {
         config.validate()?;
+        // Three tensors around the stack and four per layer; checked before the
+        // list of expected names is built, which a huge layer count in a damaged
+        // config.json would make unbounded (found by fuzzing).
+        let expected = config
+            .num_layers
+            .checked_mul(4)
+            .and_then(|n| n.checked_add(3));
+        if expected != Some(tensors.len()) {
+            return Err(ModelError::Config(format!(
+                "the configuration has {} layer(s), which need {} tensors, but there are {}",
+                config.num_layers,
+                expected.map_or_else(|| "more".to_owned(), |n| n.to_string()),
+                tensors.len()
+            )));
+        }
         let varmap = VarMap::new();
         {
             let mut data = varmap.data().lock().expect("fresh varmap");
