@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use grid_codec::{EncodeOptions, encode_with};
 use serde::Serialize;
 
@@ -160,7 +160,8 @@ pub struct SampleBench {
 /// Generates `melodies` melodies at once from `model` (up to 1,000 tokens each,
 /// temperature 1) after one warm-up run, and counts the tokens produced.
 pub fn sample(model_dir: &Path, melodies: usize) -> Result<SampleBench> {
-    let (model, vocabulary) = load_for_sampling(model_dir)?;
+    let (model, vocabulary) =
+        crate::export::load_model_folder(model_dir, &candle_core::Device::Cpu)?;
     let config = sampler::SamplingConfig {
         max_len: 1000,
         ..Default::default()
@@ -198,7 +199,8 @@ pub struct PrefixBench {
 /// Per-token time of one melody at a prefix length, both ways.
 pub fn prefix(model_dir: &Path, prefix: usize) -> Result<PrefixBench> {
     use rand::{Rng, SeedableRng};
-    let (model, vocabulary) = load_for_sampling(model_dir)?;
+    let (model, vocabulary) =
+        crate::export::load_model_folder(model_dir, &candle_core::Device::Cpu)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(prefix as u64);
     let ids: Vec<u32> = (0..prefix)
         .map(|_| rng.random_range(0..vocabulary.len() as u32))
@@ -232,13 +234,4 @@ pub fn prefix(model_dir: &Path, prefix: usize) -> Result<PrefixBench> {
         stateful_ms: median_ms(stateful),
         refeed_ms: median_ms(refeed),
     })
-}
-
-fn load_for_sampling(
-    model_dir: &Path,
-) -> Result<(lstm_candle::MelodyModel, grid_codec::Vocabulary)> {
-    let model = lstm_candle::load_checkpoint(model_dir, &candle_core::Device::Cpu)
-        .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
-    let vocabulary = grid_codec::Vocabulary::load(&model_dir.join("tokenizer.json"))?;
-    Ok((model, vocabulary))
 }

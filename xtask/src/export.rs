@@ -76,6 +76,25 @@ pub fn load_vocabulary(dir: &Path) -> Result<Vocabulary> {
     )
 }
 
+/// The model and vocabulary of a folder, checked to belong together.
+pub fn load_model_folder(
+    dir: &Path,
+    device: &Device,
+) -> Result<(lstm_candle::MelodyModel, Vocabulary)> {
+    let model = lstm_candle::load_checkpoint(dir, device)
+        .with_context(|| format!("cannot load the model in {}", dir.display()))?;
+    let vocabulary = load_vocabulary(dir)?;
+    if vocabulary.len() != model.config.vocab_size {
+        bail!(
+            "{}: the model has {} tokens but its tokenizer has {}",
+            dir.display(),
+            model.config.vocab_size,
+            vocabulary.len()
+        );
+    }
+    Ok((model, vocabulary))
+}
+
 /// Reads a JSON file into a value, naming the file on failure.
 fn read_json(path: &Path) -> Result<Value> {
     let text =
@@ -91,17 +110,7 @@ pub struct Exported {
 /// Writes the model in `run` (a run folder or any model folder) to `out` in the
 /// hub layout. Exporting an exported folder again gives the same bytes.
 pub fn export(run: &Path, out: &Path, dtype: ExportDtype, repo: &str) -> Result<Exported> {
-    let model = lstm_candle::load_checkpoint(run, &Device::Cpu)
-        .with_context(|| format!("cannot load the model in {}", run.display()))?;
-    let vocabulary = load_vocabulary(run)?;
-    if vocabulary.len() != model.config.vocab_size {
-        bail!(
-            "{}: the model has {} tokens but its tokenizer {}",
-            run.display(),
-            model.config.vocab_size,
-            vocabulary.len()
-        );
-    }
+    let (model, vocabulary) = load_model_folder(run, &Device::Cpu)?;
     let run_config = run.join(CONFIG_FILE);
     let mut config = if run_config.is_file() {
         read_json(&run_config)?

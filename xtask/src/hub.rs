@@ -11,7 +11,7 @@ use lstm_candle::checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
 
 #[cfg(feature = "hub")]
 use crate::export::GENERATION_FILE;
-use crate::export::{CARD_FILE, TOKENIZER_FILE, load_vocabulary};
+use crate::export::{CARD_FILE, TOKENIZER_FILE, load_model_folder};
 
 /// A model repository on the hub, with an optional branch, tag or commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,18 +123,7 @@ pub fn find_token() -> Option<String> {
 /// Checks that a folder holds a usable model: weights that load, a config, a
 /// tokenizer that matches.
 pub fn check_model_folder(dir: &Path) -> Result<()> {
-    let model = lstm_candle::load_checkpoint(dir, &candle_core::Device::Cpu)
-        .with_context(|| format!("{} does not hold a usable model", dir.display()))?;
-    let vocabulary = load_vocabulary(dir)?;
-    if vocabulary.len() != model.config.vocab_size {
-        bail!(
-            "{}: the model has {} tokens but tokenizer.json has {}",
-            dir.display(),
-            model.config.vocab_size,
-            vocabulary.len()
-        );
-    }
-    Ok(())
+    load_model_folder(dir, &candle_core::Device::Cpu).map(|_| ())
 }
 
 /// What `publish` would upload: every file of the folder, with its size.
