@@ -258,6 +258,17 @@ impl MelodyModel {
         data[name].as_tensor().clone()
     }
 
+    /// One LSTM layer's weights with the gates side by side, as the fused
+    /// recurrence and the stepper take them (still in the autograd graph).
+    fn side_by_side(&self, layer: usize) -> candle_core::Result<StepLayer> {
+        let weight = |name: &str| self.tensor(&format!("lstm.{name}_l{layer}"));
+        Ok(StepLayer {
+            input_t: weight("weight_ih").t()?.contiguous()?,
+            recurrent_t: weight("weight_hh").t()?.contiguous()?,
+            bias: (weight("bias_ih") + weight("bias_hh"))?,
+        })
+    }
+
     /// One LSTM layer's weights split per gate.
     fn gate_weights(&self, layer: usize) -> candle_core::Result<GateWeights> {
         GateWeights::split(
@@ -416,9 +427,11 @@ impl MelodyModel {
         let mut hs: Option<Tensor> = None;
         let mut final_layers = Vec::with_capacity(self.config.num_layers);
         for (layer, layer_state) in state.layers.into_iter().enumerate() {
-            let weight = |name: &str| self.tensor(&format!("lstm.{name}_l{layer}"));
-            let bias = (weight("bias_ih") + weight("bias_hh"))?;
-            let input_t = weight("weight_ih").t()?;
+            let StepLayer {
+                input_t,
+                recurrent_t,
+                bias,
+            } = self.side_by_side(layer)?;
             let projected = match &inputs {
                 // The embedding is a lookup, so its projection is a per-token table.
                 None => self
@@ -431,7 +444,6 @@ impl MelodyModel {
             .reshape((time, batch, 4 * hidden))?
             .contiguous()?;
             let initial = Tensor::stack(&[&layer_state.h, &layer_state.c], 0)?.contiguous()?;
-            let recurrent_t = weight("weight_hh").t()?.contiguous()?;
             let out = projected.apply_op3(&recurrent_t, &initial, Recurrence::new(hidden))?;
             final_layers.push(LayerState {
                 h: out.get(time - 1)?,
@@ -464,11 +476,11 @@ impl MelodyModel {
     pub fn stepper(&self) -> Result<Stepper, ModelError> {
         let layers = (0..self.config.num_layers)
             .map(|layer| {
-                let weight = |name: &str| self.tensor(&format!("lstm.{name}_l{layer}")).detach();
+                let weights = self.side_by_side(layer)?;
                 Ok(StepLayer {
-                    input_t: weight("weight_ih").t()?.contiguous()?,
-                    recurrent_t: weight("weight_hh").t()?.contiguous()?,
-                    bias: (weight("bias_ih") + weight("bias_hh"))?,
+                    input_t: weights.input_t.detach(),
+                    recurrent_t: weights.recurrent_t.detach(),
+                    bias: weights.bias.detach(),
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
