@@ -187,10 +187,21 @@ enum BenchCommand {
         iterations: usize,
     },
     /// Training tokens/s (forward + backward + Adam) at the default size and at 2 x 256.
-    #[command(after_help = "Example:\n  cargo xtask bench train --steps 20")]
+    #[command(
+        after_help = "Examples:\n  cargo xtask bench train --steps 20\n  cargo xtask bench train --size default --threads 1 --fused-only"
+    )]
     Train {
         #[arg(long, default_value_t = 10)]
         steps: usize,
+        /// Model sizes to time: hidden 128 x 1 layer, hidden 256 x 2 layers, or both.
+        #[arg(long, value_enum, default_value = "both")]
+        size: BenchSize,
+        /// Thread count to time (default: 1 and every available core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Skip the step-by-step reference (for profiling the fused recurrence).
+        #[arg(long)]
+        fused_only: bool,
     },
     /// Sampling tokens/s for 1 and 64 melodies at once, and the per-token time
     /// after 10 and 1000 tokens (stateful, and re-feeding the prefix as the reference does).
@@ -202,6 +213,15 @@ enum BenchCommand {
         #[arg(long, default_value = sample_cmd::PRETRAINED)]
         model: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum BenchSize {
+    /// Hidden 128, 1 layer: the reference's size and the training default.
+    Default,
+    /// Hidden 256, 2 layers.
+    Large,
+    Both,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -250,7 +270,26 @@ fn parse_range(text: &str) -> Result<(u8, u8), String> {
     Ok((low, high))
 }
 
+/// Keeps glibc's malloc from returning training's large buffers to the kernel.
+/// By default every buffer over 128 KiB to 32 MiB (the threshold adapts) is its
+/// own mapping, unmapped when freed and page-faulted in, zeroed, on the next
+/// allocation; a training step allocates and frees its activations and
+/// gradients (megabytes each) every time, and that churn was a quarter of a
+/// step. With the threshold at its maximum and trimming off, freed buffers are
+/// reused instead.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only changes malloc's tuning; called before any thread
+    // starts. A refused setting (return 0) just leaves the default.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 fn main() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    keep_freed_memory();
     // Training splits each batch across cores itself; Candle's matrix products
     // are small here and run fastest on one thread each. Set before any thread
     // starts; a user's own RAYON_NUM_THREADS wins.
@@ -352,19 +391,31 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&result)?);
         }
         Command::Bench {
-            which: BenchCommand::Train { steps },
+            which:
+                BenchCommand::Train {
+                    steps,
+                    size,
+                    threads,
+                    fused_only,
+                },
         } => {
             let cores = train_cmd::available_threads();
-            // The step-by-step recurrence is the in-process reference for the
-            // fused one.
-            for (hidden, layers) in [(128, 1), (256, 2)] {
-                for threads in [1, cores] {
+            let mut thread_counts = threads.map_or(vec![1, cores], |n| vec![n.max(1)]);
+            thread_counts.dedup();
+            let sizes = [(BenchSize::Default, 128, 1), (BenchSize::Large, 256, 2)];
+            for (_, hidden, layers) in sizes
+                .into_iter()
+                .filter(|&(s, ..)| size == BenchSize::Both || s == size)
+            {
+                for &threads in &thread_counts {
+                    // The step-by-step recurrence is the in-process reference
+                    // for the fused one.
                     for step_by_step in [false, true] {
+                        if step_by_step && fused_only {
+                            continue;
+                        }
                         let result = bench::train(hidden, layers, steps, threads, step_by_step)?;
                         println!("{}", serde_json::to_string(&result)?);
-                    }
-                    if cores == 1 {
-                        break;
                     }
                 }
             }

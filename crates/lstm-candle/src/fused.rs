@@ -11,15 +11,16 @@
 //! hidden)`, and the initial state stacked as `(2, batch, hidden)` (h then c).
 //! Output `(time + 1, batch, hidden)`: h at every step, then the final c.
 
-use std::ops::{Add, AddAssign, Mul, Neg, Sub};
+use std::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor, bail};
 
 /// The two float types the op runs in: f32 for training, f64 for the
 /// finite-difference tests.
-trait Real:
+pub(crate) trait Real:
     Copy
+    + PartialOrd
     + Send
     + Sync
     + Default
@@ -29,25 +30,28 @@ trait Real:
     + Mul<Output = Self>
     + Neg<Output = Self>
     + AddAssign
+    + MulAssign
+    + SubAssign
     + candle_core::WithDType
 {
     const ONE: Self;
     fn exp(self) -> Self;
+    fn ln(self) -> Self;
     fn recip(self) -> Self;
     fn slice(storage: &CpuStorage) -> Option<&[Self]>;
     fn storage(values: Vec<Self>) -> CpuStorage;
 }
 
-/// A tensor's values in row-major order.
-fn values<R: Real>(tensor: &Tensor) -> Result<Vec<R>> {
-    tensor.flatten_all()?.to_vec1()
-}
-
 impl Real for f32 {
     const ONE: Self = 1.0;
+    #[inline(always)]
     fn exp(self) -> Self {
-        f32::exp(self)
+        exp_f32(self)
     }
+    fn ln(self) -> Self {
+        f32::ln(self)
+    }
+    #[inline(always)]
     fn recip(self) -> Self {
         f32::recip(self)
     }
@@ -64,9 +68,14 @@ impl Real for f32 {
 
 impl Real for f64 {
     const ONE: Self = 1.0;
+    #[inline(always)]
     fn exp(self) -> Self {
         f64::exp(self)
     }
+    fn ln(self) -> Self {
+        f64::ln(self)
+    }
+    #[inline(always)]
     fn recip(self) -> Self {
         f64::recip(self)
     }
@@ -81,21 +90,49 @@ impl Real for f64 {
     }
 }
 
+#[inline(always)]
 fn sigmoid<R: Real>(x: R) -> R {
     (R::ONE + (-x).exp()).recip()
 }
 
 /// tanh through exp, which is several times faster than libm's tanh and as
 /// accurate here (see `lstm::fast_tanh`).
+#[inline(always)]
 fn tanh<R: Real>(x: R) -> R {
     let two = R::ONE + R::ONE;
     two * sigmoid(two * x) - R::ONE
 }
 
+/// e^x in f32 without a libm call, so that the gate loops vectorize: Cephes'
+/// `expf` (range reduction by ln 2 in two parts, a degree-5 polynomial, and the
+/// power of two put into the exponent bits), within 2 ulp of libm over the range.
+/// Inputs are clamped to [-87.3, 88], where the result stays a normal float;
+/// beyond it a sigmoid is already 0 or 1 to f32 precision. NaN stays NaN.
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.336_54, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    // 2^n without a float-to-int conversion (which does not vectorize): adding
+    // 2^23 + 127 puts n + 127 in the low mantissa bits, and the shift moves it
+    // into the exponent. A NaN gives 0 here and stays NaN through y.
+    let biased = (n + (8_388_608.0 + 127.0)).to_bits();
+    y * f32::from_bits(biased << 23)
+}
+
 /// `dst = (accumulate ? dst : 0) + lhs @ rhs` for row-major operands given by
 /// their strides (`rs` between rows, `cs` between columns).
 #[allow(clippy::too_many_arguments)]
-fn matmul<R: Real>(
+pub(crate) fn matmul<R: Real>(
     (m, n, k): (usize, usize, usize),
     dst: &mut [R],
     accumulate: bool,
@@ -161,7 +198,116 @@ impl Recurrence {
 /// Dimensions (time, batch, hidden) of a call.
 type Dims = (usize, usize, usize);
 
-fn forward<R: Real>(
+/// The four gates' quarters of a row laid out as (i, f, g, o), each `hidden` long.
+#[inline(always)]
+fn quarters<R>(row: &[R], hidden: usize) -> [&[R]; 4] {
+    let row = &row[..4 * hidden];
+    let (i, rest) = row.split_at(hidden);
+    let (f, rest) = rest.split_at(hidden);
+    let (g, o) = rest.split_at(hidden);
+    [i, f, g, o]
+}
+
+#[inline(always)]
+fn quarters_mut<R>(row: &mut [R], hidden: usize) -> [&mut [R]; 4] {
+    let row = &mut row[..4 * hidden];
+    let (i, rest) = row.split_at_mut(hidden);
+    let (f, rest) = rest.split_at_mut(hidden);
+    let (g, o) = rest.split_at_mut(hidden);
+    [i, f, g, o]
+}
+
+/// One row's cell update: activates the gates `projected + recurrent` into
+/// `gates` and writes the new c and h. Every slice is cut to `hidden` first, so
+/// the loop has no bounds checks left and vectorizes.
+#[inline(always)]
+fn cell_forward<R: Real>(
+    projected: &[R],
+    recurrent: &[R],
+    gates: &mut [R],
+    c_prev: &[R],
+    c_new: &mut [R],
+    h_new: &mut [R],
+) {
+    let hidden = c_prev.len();
+    let [pi, pf, pg, po] = quarters(projected, hidden);
+    let [ri, rf, rg, ro] = quarters(recurrent, hidden);
+    let [gi, gf, gg, go] = quarters_mut(gates, hidden);
+    let (c_new, h_new) = (&mut c_new[..hidden], &mut h_new[..hidden]);
+    for j in 0..hidden {
+        let i = sigmoid(pi[j] + ri[j]);
+        let f = sigmoid(pf[j] + rf[j]);
+        let g = tanh(pg[j] + rg[j]);
+        let o = sigmoid(po[j] + ro[j]);
+        (gi[j], gf[j], gg[j], go[j]) = (i, f, g, o);
+        let c = f * c_prev[j] + i * g;
+        c_new[j] = c;
+        h_new[j] = o * tanh(c);
+    }
+}
+
+/// One row's step back through the cell: the gradients of the gates' inputs
+/// from dh (from the output and the next step) and dc (from the next step),
+/// which becomes dc for the step before.
+#[inline(always)]
+fn cell_backward<R: Real>(
+    gates: &[R],
+    cells: &[R],
+    c_prev: &[R],
+    grad_h: &[R],
+    dh_next: &[R],
+    dc_next: &mut [R],
+    d_gates: &mut [R],
+) {
+    let hidden = cells.len();
+    let [i, f, g, o] = quarters(gates, hidden);
+    let [di, df, dg, d_o] = quarters_mut(d_gates, hidden);
+    let (c_prev, grad_h, dh_next) = (&c_prev[..hidden], &grad_h[..hidden], &dh_next[..hidden]);
+    let dc_next = &mut dc_next[..hidden];
+    for j in 0..hidden {
+        let (i, f, g, o) = (i[j], f[j], g[j], o[j]);
+        let dh = grad_h[j] + dh_next[j];
+        let tc = tanh(cells[j]);
+        let dc = dc_next[j] + dh * o * (R::ONE - tc * tc);
+        di[j] = dc * g * i * (R::ONE - i);
+        df[j] = dc * c_prev[j] * f * (R::ONE - f);
+        dg[j] = dc * i * (R::ONE - g * g);
+        d_o[j] = dh * tc * o * (R::ONE - o);
+        dc_next[j] = dc * f;
+    }
+}
+
+/// The forward pass compiled for AVX-512 or AVX2 where the CPU has them (the
+/// gate loops vectorize far wider than the baseline's SSE2), chosen at run time.
+fn forward<R: Real>(projected: &[R], w_t: &[R], state: &[R], dims: Dims) -> (Vec<R>, Saved<R>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { forward_avx512(projected, w_t, state, dims) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { forward_avx2(projected, w_t, state, dims) };
+        }
+    }
+    forward_portable(projected, w_t, state, dims)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn forward_avx512<R: Real>(p: &[R], w: &[R], s: &[R], dims: Dims) -> (Vec<R>, Saved<R>) {
+    forward_portable(p, w, s, dims)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_avx2<R: Real>(p: &[R], w: &[R], s: &[R], dims: Dims) -> (Vec<R>, Saved<R>) {
+    forward_portable(p, w, s, dims)
+}
+
+#[inline(always)]
+fn forward_portable<R: Real>(
     projected: &[R],
     w_t: &[R],
     state: &[R],
@@ -170,17 +316,16 @@ fn forward<R: Real>(
     let four = 4 * hidden;
     let step = batch * hidden;
     let mut out = vec![R::default(); (time + 1) * step];
-    let mut gates = projected.to_vec();
+    let mut gates = vec![R::default(); time * batch * four];
     let mut cells = vec![R::default(); time * step];
     let mut recurrent = vec![R::default(); batch * four];
     for t in 0..time {
+        let (earlier_h, later_h) = out.split_at_mut(t * step);
+        let (earlier_c, later_c) = cells.split_at_mut(t * step);
         let (h_prev, c_prev): (&[R], &[R]) = if t == 0 {
             (&state[..step], &state[step..2 * step])
         } else {
-            (
-                &out[(t - 1) * step..t * step],
-                &cells[(t - 1) * step..t * step],
-            )
+            (&earlier_h[(t - 1) * step..], &earlier_c[(t - 1) * step..])
         };
         // The product goes to its own buffer and is added after, as Candle's
         // `x + h.matmul(w)` does: accumulating inside gemm rounds differently
@@ -195,30 +340,19 @@ fn forward<R: Real>(
             w_t,
             (four, 1),
         );
-        let a = &mut gates[t * batch * four..(t + 1) * batch * four];
-        for (a, r) in a.iter_mut().zip(&recurrent) {
-            *a += *r;
-        }
-        let mut h_new = vec![R::default(); step];
-        let mut c_new = vec![R::default(); step];
+        let rows = t * batch * four..(t + 1) * batch * four;
+        let (projected, gates) = (&projected[rows.clone()], &mut gates[rows]);
         for r in 0..batch {
-            let row = &mut a[r * four..(r + 1) * four];
-            for j in 0..hidden {
-                let i = sigmoid(row[j]);
-                let f = sigmoid(row[hidden + j]);
-                let g = tanh(row[2 * hidden + j]);
-                let o = sigmoid(row[3 * hidden + j]);
-                row[j] = i;
-                row[hidden + j] = f;
-                row[2 * hidden + j] = g;
-                row[3 * hidden + j] = o;
-                let c = f * c_prev[r * hidden + j] + i * g;
-                c_new[r * hidden + j] = c;
-                h_new[r * hidden + j] = o * tanh(c);
-            }
+            let (wide, narrow) = (r * four..(r + 1) * four, r * hidden..(r + 1) * hidden);
+            cell_forward(
+                &projected[wide.clone()],
+                &recurrent[wide.clone()],
+                &mut gates[wide],
+                &c_prev[narrow.clone()],
+                &mut later_c[narrow.clone()],
+                &mut later_h[narrow],
+            );
         }
-        out[t * step..(t + 1) * step].copy_from_slice(&h_new);
-        cells[t * step..(t + 1) * step].copy_from_slice(&c_new);
     }
     if time > 0 {
         out[time * step..].copy_from_slice(&cells[(time - 1) * step..]);
@@ -228,15 +362,68 @@ fn forward<R: Real>(
     (out, Saved { gates, cells })
 }
 
-/// Gradients of the projections, of W_hh^T and of the initial state.
+/// The three gradients: of the projections, of W_hh^T and of the initial state.
+type Gradients<R> = (Vec<R>, Vec<R>, Vec<R>);
+
+/// Gradients of the projections, of W_hh^T and of the initial state, compiled
+/// per CPU as [`forward`] is.
 fn backward<R: Real>(
     saved: &Saved<R>,
     out: &[R],
     w_t: &[R],
     state: &[R],
     grad_out: &[R],
+    dims: Dims,
+) -> Gradients<R> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { backward_avx512(saved, out, w_t, state, grad_out, dims) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { backward_avx2(saved, out, w_t, state, grad_out, dims) };
+        }
+    }
+    backward_portable(saved, out, w_t, state, grad_out, dims)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn backward_avx512<R: Real>(
+    saved: &Saved<R>,
+    out: &[R],
+    w_t: &[R],
+    state: &[R],
+    grad_out: &[R],
+    dims: Dims,
+) -> Gradients<R> {
+    backward_portable(saved, out, w_t, state, grad_out, dims)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn backward_avx2<R: Real>(
+    saved: &Saved<R>,
+    out: &[R],
+    w_t: &[R],
+    state: &[R],
+    grad_out: &[R],
+    dims: Dims,
+) -> Gradients<R> {
+    backward_portable(saved, out, w_t, state, grad_out, dims)
+}
+
+#[inline(always)]
+fn backward_portable<R: Real>(
+    saved: &Saved<R>,
+    out: &[R],
+    w_t: &[R],
+    state: &[R],
+    grad_out: &[R],
     (time, batch, hidden): Dims,
-) -> (Vec<R>, Vec<R>, Vec<R>) {
+) -> Gradients<R> {
     let four = 4 * hidden;
     let step = batch * hidden;
     let mut d_projected = vec![R::default(); time * batch * four];
@@ -244,34 +431,26 @@ fn backward<R: Real>(
     // The final c is an output too.
     let mut dc_next = grad_out[time * step..(time + 1) * step].to_vec();
     for t in (0..time).rev() {
-        let gates = &saved.gates[t * batch * four..(t + 1) * batch * four];
+        let rows = t * batch * four..(t + 1) * batch * four;
+        let (gates, da) = (&saved.gates[rows.clone()], &mut d_projected[rows]);
         let cells = &saved.cells[t * step..(t + 1) * step];
         let c_prev = if t == 0 {
             &state[step..2 * step]
         } else {
             &saved.cells[(t - 1) * step..t * step]
         };
-        let da = &mut d_projected[t * batch * four..(t + 1) * batch * four];
+        let grad_h = &grad_out[t * step..(t + 1) * step];
         for r in 0..batch {
-            for j in 0..hidden {
-                let at = r * hidden + j;
-                let (i, f, g, o) = (
-                    gates[r * four + j],
-                    gates[r * four + hidden + j],
-                    gates[r * four + 2 * hidden + j],
-                    gates[r * four + 3 * hidden + j],
-                );
-                let dh = grad_out[t * step + at] + dh_next[at];
-                let tc = tanh(cells[at]);
-                let d_o = dh * tc;
-                let dc = dc_next[at] + dh * o * (R::ONE - tc * tc);
-                let row = &mut da[r * four..(r + 1) * four];
-                row[j] = dc * g * i * (R::ONE - i);
-                row[hidden + j] = dc * c_prev[at] * f * (R::ONE - f);
-                row[2 * hidden + j] = dc * i * (R::ONE - g * g);
-                row[3 * hidden + j] = d_o * o * (R::ONE - o);
-                dc_next[at] = dc * f;
-            }
+            let (wide, narrow) = (r * four..(r + 1) * four, r * hidden..(r + 1) * hidden);
+            cell_backward(
+                &gates[wide.clone()],
+                &cells[narrow.clone()],
+                &c_prev[narrow.clone()],
+                &grad_h[narrow.clone()],
+                &dh_next[narrow.clone()],
+                &mut dc_next[narrow],
+                &mut da[wide],
+            );
         }
         // dh_{t-1} = da @ W_hh^T^T, i.e. da (batch, 4h) times w_t read transposed.
         matmul(
@@ -284,29 +463,42 @@ fn backward<R: Real>(
             (1, four),
         );
     }
-    // dW_hh^T = sum over steps of h_{t-1}^T da_t: one product over the sequence,
-    // with h_{-1} from the initial state and h_0 .. h_{time-2} from the output.
-    let mut previous = Vec::with_capacity(time * step);
-    if time > 0 {
-        previous.extend_from_slice(&state[..step]);
-        previous.extend_from_slice(&out[..(time - 1) * step]);
-    }
+    // dW_hh^T = sum over steps of h_{t-1}^T da_t, as two products: the first
+    // step's h_{-1} is the initial state, the others' are h_0 .. h_{time-2} of
+    // the output, read in place.
     let mut d_w = vec![R::default(); hidden * four];
-    matmul(
-        (hidden, four, time * batch),
-        &mut d_w,
-        false,
-        &previous,
-        (1, hidden),
-        &d_projected,
-        (four, 1),
-    );
+    if time > 0 {
+        matmul(
+            (hidden, four, batch),
+            &mut d_w,
+            false,
+            &state[..step],
+            (1, hidden),
+            &d_projected[..batch * four],
+            (four, 1),
+        );
+    }
+    if time > 1 {
+        let mut rest = vec![R::default(); hidden * four];
+        matmul(
+            (hidden, four, (time - 1) * batch),
+            &mut rest,
+            false,
+            &out[..(time - 1) * step],
+            (1, hidden),
+            &d_projected[batch * four..],
+            (four, 1),
+        );
+        for (total, part) in d_w.iter_mut().zip(rest) {
+            *total += part;
+        }
+    }
     let mut d_state = dh_next;
     d_state.extend(dc_next);
     (d_projected, d_w, d_state)
 }
 
-fn contiguous<'a, R: Real>(
+pub(crate) fn contiguous<'a, R: Real>(
     storage: &'a CpuStorage,
     layout: &Layout,
     what: &str,
@@ -355,32 +547,36 @@ impl Recurrence {
     fn gradients<R: Real>(
         &self,
         saved: &Mutex<Option<Saved<R>>>,
-        [projected, w_t, state, out, grad_out]: [&Tensor; 5],
+        args: [&Tensor; 5],
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [projected, w_t, state, out, grad_out] = args.map(Tensor::contiguous);
+        let (projected, w_t, state, out, grad_out) = (projected?, w_t?, state?, out?, grad_out?);
         let dims = projected.dims3()?;
         let dims = (dims.0, dims.1, self.hidden);
+        // Read in place: copying these out of their tensors cost more than the
+        // gate arithmetic.
+        let guards = [&projected, &w_t, &state, &out, &grad_out].map(|t| t.storage_and_layout());
+        let [projected_v, w_t_v, state_v, out_v, grad_out_v] = [
+            ("the projections", &guards[0]),
+            ("W_hh^T", &guards[1]),
+            ("the state", &guards[2]),
+            ("the output", &guards[3]),
+            ("the output's gradient", &guards[4]),
+        ]
+        .map(|(what, (storage, layout))| match &**storage {
+            Storage::Cpu(storage) => contiguous::<R>(storage, layout, what),
+            _ => bail!("fused LSTM: {what} is not on the CPU"),
+        });
+        let (w_t_v, state_v) = (w_t_v?, state_v?);
         let kept = saved.lock().expect("not poisoned").take();
         let kept = match kept {
             Some(kept) => kept,
             // Only if the backward pass runs twice: do the forward pass again.
-            None => {
-                forward(
-                    &values::<R>(projected)?,
-                    &values::<R>(w_t)?,
-                    &values::<R>(state)?,
-                    dims,
-                )
-                .1
-            }
+            None => forward(projected_v?, w_t_v, state_v, dims).1,
         };
-        let (d_projected, d_w, d_state) = backward(
-            &kept,
-            &values::<R>(out)?,
-            &values::<R>(w_t)?,
-            &values::<R>(state)?,
-            &values::<R>(grad_out)?,
-            dims,
-        );
+        let (d_projected, d_w, d_state) =
+            backward(&kept, out_v?, w_t_v, state_v, grad_out_v?, dims);
+        drop(guards);
         let device = projected.device();
         let d_projected = Tensor::from_vec(d_projected, projected.shape(), device)?;
         let d_w = Tensor::from_vec(d_w, w_t.shape(), device)?;
@@ -424,5 +620,33 @@ impl CustomOp3 for Recurrence {
             candle_core::DType::F64 => self.gradients(&self.saved_f64, args),
             other => bail!("fused LSTM: no backward for {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exp_f32;
+
+    /// Within 2 ulp of the correctly rounded e^x over the range it does not clamp.
+    #[test]
+    fn exp_f32_matches_libm_within_two_ulp() {
+        let mut worst = 0f64;
+        for i in 0..=2_000_000 {
+            let x = -87.0 + 175.0 * f64::from(i) / 2_000_000.0;
+            let exact = (x as f32 as f64).exp();
+            let ulp = f64::from(f32::EPSILON) * exact;
+            worst = worst.max((f64::from(exp_f32(x as f32)) - exact).abs() / ulp);
+        }
+        assert!(worst <= 2.0, "worst error {worst} ulp");
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
+
+    #[test]
+    fn exp_f32_clamps_far_inputs_and_keeps_nan() {
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert_eq!(exp_f32(200.0), exp_f32(88.0));
+        assert!(exp_f32(f32::INFINITY).is_finite());
+        assert!(exp_f32(-200.0) > 0.0 && exp_f32(-200.0) < 1.2e-38);
+        assert!(exp_f32(f32::NEG_INFINITY) < 1.2e-38);
     }
 }

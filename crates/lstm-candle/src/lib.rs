@@ -15,6 +15,7 @@ pub mod checkpoint;
 mod fused;
 pub mod lstm;
 pub mod model;
+mod output_loss;
 
 pub use checkpoint::{CheckpointError, load_checkpoint, save_checkpoint};
 pub use lstm::{LayerState, LstmState, lstm_cell_step};

@@ -13,6 +13,7 @@ use crate::fused::Recurrence;
 use crate::lstm::{
     GateWeights, LayerState, LstmState, fast_tanh, project_sequence, run_layer, stack_steps,
 };
+use crate::output_loss::OutputLoss;
 
 #[derive(Debug, Error)]
 pub enum ModelError {
@@ -420,11 +421,27 @@ impl MelodyModel {
         state: LstmState,
         dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
+        let (top, last) = self.fused_stack(ids, state, dropout)?;
+        let top = match dropout {
+            Some(dropout) => self.sequence_dropout(&top, dropout, self.config.num_layers - 1)?,
+            None => top,
+        };
+        Ok((top.transpose(0, 1)?.contiguous()?, last))
+    }
+
+    /// The fused LSTM stack: the top layer's h at every step, time-major `(time,
+    /// batch, hidden)` and before its dropout, and the final state of every
+    /// layer. Dropout applies between layers.
+    fn fused_stack(
+        &self,
+        ids: &Tensor,
+        state: LstmState,
+        dropout: Option<Dropout>,
+    ) -> Result<(Tensor, LstmState), ModelError> {
         let (batch, time) = ids.dims2()?;
         let hidden = self.config.hidden_size;
         let time_major_ids = ids.t()?.contiguous()?.flatten_all()?;
-        let mut inputs: Option<Tensor> = None;
-        let mut hs: Option<Tensor> = None;
+        let mut below: Option<Tensor> = None;
         let mut final_layers = Vec::with_capacity(self.config.num_layers);
         for (layer, layer_state) in state.layers.into_iter().enumerate() {
             let StepLayer {
@@ -432,14 +449,23 @@ impl MelodyModel {
                 recurrent_t,
                 bias,
             } = self.side_by_side(layer)?;
-            let projected = match &inputs {
+            let projected = match &below {
                 // The embedding is a lookup, so its projection is a per-token table.
                 None => self
                     .tensor("embedding.weight")
                     .matmul(&input_t)?
                     .broadcast_add(&bias)?
                     .index_select(&time_major_ids, 0)?,
-                Some(inputs) => inputs.matmul(&input_t)?.broadcast_add(&bias)?,
+                Some(below) => {
+                    let inputs = match dropout {
+                        Some(dropout) => self.sequence_dropout(below, dropout, layer - 1)?,
+                        None => below.clone(),
+                    };
+                    inputs
+                        .reshape((time * batch, hidden))?
+                        .matmul(&input_t)?
+                        .broadcast_add(&bias)?
+                }
             }
             .reshape((time, batch, 4 * hidden))?
             .contiguous()?;
@@ -449,20 +475,52 @@ impl MelodyModel {
                 h: out.get(time - 1)?,
                 c: out.get(time)?,
             });
-            let mut layer_out = out.narrow(0, 0, time)?;
-            if let Some(dropout) = dropout {
-                layer_out = self.sequence_dropout(&layer_out, dropout, layer)?;
-            }
-            inputs = Some(layer_out.reshape((time * batch, hidden))?);
-            hs = Some(layer_out);
+            below = Some(out.narrow(0, 0, time)?);
         }
-        let hs = hs.ok_or_else(|| ModelError::Config("the model has no layers".into()))?;
+        let top = below.ok_or_else(|| ModelError::Config("the model has no layers".into()))?;
         Ok((
-            hs.transpose(0, 1)?.contiguous()?,
+            top,
             LstmState {
                 layers: final_layers,
             },
         ))
+    }
+
+    /// The training objective: the negative log-likelihood of `targets`
+    /// `(batch, time)` summed over the positions where `mask` is 1 (or weighted
+    /// by it), and the final state; the same as [`Self::masked_nll`] of
+    /// [`Self::forward`]. On the CPU the output layer and the loss run as one
+    /// fused op ([`OutputLoss`]) on the fused stack's time-major outputs.
+    pub fn summed_nll(
+        &self,
+        ids: &Tensor,
+        targets: &Tensor,
+        mask: &Tensor,
+        state: Option<LstmState>,
+        dropout: Option<Dropout>,
+    ) -> Result<(Tensor, LstmState), ModelError> {
+        if !self.fused_recurrence() {
+            let (logits, last) = self.forward(ids, state, dropout)?;
+            return Ok((Self::masked_nll(&logits, targets, mask)?, last));
+        }
+        let (batch, time) = ids.dims2()?;
+        let state = match state {
+            Some(state) => state,
+            None => self.zero_state(batch)?,
+        };
+        let (top, last) = self.fused_stack(ids, state, dropout)?;
+        let time_major = |t: &Tensor| t.t()?.contiguous()?.flatten_all();
+        let targets = time_major(targets)?.to_vec1::<u32>()?;
+        let weights = time_major(&mask.to_dtype(DType::F32)?)?.to_vec1::<f32>()?;
+        let factors = dropout.and_then(|dropout| {
+            self.dropout_factors(time, batch, dropout, self.config.num_layers - 1)
+        });
+        let loss = top.apply_op3(
+            &self.tensor("fc.weight"),
+            &self.tensor("fc.bias"),
+            OutputLoss::new(targets, weights, factors),
+        )?;
+        Ok((loss, last))
     }
 
     /// One step for every sequence of a batch: logits `(batch, vocab)` for the ids
@@ -521,16 +579,34 @@ impl MelodyModel {
         dropout: Dropout,
         layer: usize,
     ) -> Result<Tensor, ModelError> {
+        let (time, rows, _) = x.dims3()?;
+        match self.dropout_factors(time, rows, dropout, layer) {
+            Some(factors) => {
+                let factors = Tensor::from_vec(factors, x.shape(), &self.device)?;
+                Ok(x.mul(&factors.to_dtype(self.dtype)?)?)
+            }
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// One layer's dropout factors for a time-major `(time, rows, hidden)`
+    /// output, or none when the model has no dropout.
+    fn dropout_factors(
+        &self,
+        time: usize,
+        rows: usize,
+        dropout: Dropout,
+        layer: usize,
+    ) -> Option<Vec<f32>> {
         if self.config.dropout == 0.0 {
-            return Ok(x.clone());
+            return None;
         }
-        let (time, rows, width) = x.dims3()?;
-        let mut mask = Vec::with_capacity(time * rows * width);
+        let width = self.config.hidden_size;
+        let mut factors = Vec::with_capacity(time * rows * width);
         for step in 0..time {
-            mask.extend(self.dropout_mask(rows, width, dropout, layer, step));
+            factors.extend(self.dropout_mask(rows, width, dropout, layer, step));
         }
-        let mask = Tensor::from_vec(mask, x.shape(), &self.device)?.to_dtype(self.dtype)?;
-        Ok(x.mul(&mask)?)
+        Some(factors)
     }
 
     /// Inverted-dropout factors (0 or 1 / (1 - p)) for `rows` rows of `width`.

@@ -625,10 +625,10 @@ pub fn batch_gradients(
                 Ok(LstmState { layers })
             })
             .transpose()?;
-        let (logits, last) = model.forward(&input, state, Some(Dropout { seed, first_row }))?;
+        let dropout = Some(Dropout { seed, first_row });
+        let (loss, last) = model.summed_nll(&input, &targets, &weights, state, dropout)?;
         // Divided by the whole batch's count, so that the shards add up to its mean.
-        let loss =
-            MelodyModel::masked_nll(&logits, &targets, &weights)?.affine(1.0 / scored, 0.0)?;
+        let loss = loss.affine(1.0 / scored, 0.0)?;
         let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
         // The next window starts from this state, but gradients stop here.
         let last = LstmState {
