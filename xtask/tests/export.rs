@@ -165,19 +165,16 @@ fn inspect_refuses_malformed_files_with_the_reason() {
     assert!(text(&output).contains("/no/such/file.safetensors"));
 }
 
-#[test]
-fn the_reference_notebooks_weights_load_and_sample_unchanged() {
-    let reference = repo_root().join("../shared/models/reference-lstm-erk");
-    assert!(
-        reference.join("model.safetensors").is_file(),
-        "{}",
-        reference.display()
-    );
+/// A bare PyTorch state_dict (the reference notebook's names, no config.json)
+/// with its vocab.json samples, and exports to a complete model folder with the
+/// architecture read off the tensor shapes and the weights unchanged.
+fn pytorch_state_dict_samples_and_exports(dir: &Path, hidden: usize, layers: usize) {
+    assert!(dir.join("model.safetensors").is_file(), "{}", dir.display());
     let out = tempfile::tempdir().unwrap();
     let output = xtask(&[
         "sample",
         "--model",
-        reference.to_str().unwrap(),
+        dir.to_str().unwrap(),
         "--seed",
         "4",
         "--out",
@@ -189,13 +186,11 @@ fn the_reference_notebooks_weights_load_and_sample_unchanged() {
     )
     .unwrap();
     assert!(tokens.len() > 4);
-    // Exported, it becomes a complete model folder with the architecture read
-    // off the tensor shapes.
     let exported = tempfile::tempdir().unwrap();
     let output = xtask(&[
         "export",
         "--run",
-        reference.to_str().unwrap(),
+        dir.to_str().unwrap(),
         "--out",
         exported.path().to_str().unwrap(),
     ]);
@@ -204,11 +199,38 @@ fn the_reference_notebooks_weights_load_and_sample_unchanged() {
         &std::fs::read_to_string(exported.path().join("config.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(config["hidden_size"], 128);
+    assert_eq!(config["hidden_size"], hidden);
+    assert_eq!(config["num_layers"], layers);
     assert_eq!(config["vocab_size"], 38);
+    // Same names, same values (the file's tensor order may differ).
+    let weights = |dir: &Path| -> Vec<(String, Vec<f32>)> {
+        let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let tensors =
+            lstm_candle::checkpoint::safetensors_to_tensors(&bytes, &lstm_candle::Device::Cpu)
+                .unwrap();
+        let mut named: Vec<(String, Vec<f32>)> = tensors
+            .into_iter()
+            .map(|(name, t)| (name, t.flatten_all().unwrap().to_vec1().unwrap()))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    };
     assert!(
-        std::fs::read(exported.path().join("model.safetensors")).unwrap()
-            == std::fs::read(reference.join("model.safetensors")).unwrap(),
+        weights(exported.path()) == weights(dir),
         "the weights pass through unchanged"
     );
+}
+
+/// The committed fixture made by PyTorch (`scripts/make_pytorch_fixture.py`).
+#[test]
+fn a_pytorch_state_dict_loads_and_samples() {
+    let fixture = repo_root().join("crates/lstm-candle/tests/fixtures/pytorch-two-layer");
+    pytorch_state_dict_samples_and_exports(&fixture, 24, 2);
+}
+
+/// The reference notebook's own trained weights, read in place from ../shared.
+#[test]
+fn the_reference_notebooks_weights_load_and_sample_unchanged() {
+    let reference = repo_root().join("../shared/models/reference-lstm-erk");
+    pytorch_state_dict_samples_and_exports(&reference, 128, 1);
 }

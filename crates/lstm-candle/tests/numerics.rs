@@ -78,6 +78,81 @@ fn pytorch_logits_of_the_reference_model() {
     }
 }
 
+/// The committed fixture written by `scripts/make_pytorch_fixture.py`: a
+/// two-layer model trained by PyTorch and saved as a bare state_dict.
+fn pytorch_fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch-two-layer")
+}
+
+#[test]
+fn pytorch_fixture_logits_and_state() {
+    let dir = pytorch_fixture_dir();
+    let model = load_checkpoint(&dir, &Device::Cpu).unwrap();
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("logits.json")).unwrap()).unwrap();
+    let architecture: ModelConfig =
+        serde_json::from_value(fixture["architecture"].clone()).unwrap();
+    assert_eq!(model.config, architecture);
+    // The same weights in f64, against PyTorch's float64 forward pass: the
+    // arithmetic is the same, so only rounding remains.
+    let tensors = model
+        .parameters()
+        .into_iter()
+        .map(|(name, var)| (name, var.as_tensor().clone()))
+        .collect();
+    let model64 =
+        MelodyModel::from_tensors(model.config.clone(), tensors, &Device::Cpu, DType::F64).unwrap();
+    let cases = fixture["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let rows: Vec<Vec<u32>> = serde_json::from_value(case["ids"].clone()).unwrap();
+        for (model, key, tolerance) in [(&model, "f32", 2e-5), (&model64, "f64", 1e-12)] {
+            let input = model.ids_tensor(&rows).unwrap();
+            let (logits, last) = model.forward(&input, None, None).unwrap();
+            let expected = |field: &str| -> Vec<f64> {
+                let nested: serde_json::Value = case[format!("{field}_{key}")].clone();
+                let mut flat = Vec::new();
+                let mut stack = vec![nested];
+                while let Some(value) = stack.pop() {
+                    match value {
+                        serde_json::Value::Array(items) => stack.extend(items.into_iter().rev()),
+                        number => flat.push(number.as_f64().unwrap()),
+                    }
+                }
+                flat
+            };
+            let found = |t: &Tensor| -> Vec<f64> {
+                t.to_dtype(DType::F64)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
+            };
+            let hs = Tensor::stack(&last.layers.iter().map(|l| &l.h).collect::<Vec<_>>(), 0);
+            let cs = Tensor::stack(&last.layers.iter().map(|l| &l.c).collect::<Vec<_>>(), 0);
+            for (field, got) in [
+                ("logits", found(&logits)),
+                ("h", found(&hs.unwrap())),
+                ("c", found(&cs.unwrap())),
+            ] {
+                let want = expected(field);
+                assert_eq!(got.len(), want.len(), "{} {field}", case["name"]);
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(g, w)| (g - w).abs())
+                    .fold(0f64, f64::max);
+                assert!(
+                    worst < tolerance,
+                    "{} {field} {key}: max |diff| {worst}",
+                    case["name"]
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn matches_candle_nn_lstm_with_the_same_weights() {
     let model = small(2, DType::F64);
