@@ -6,9 +6,11 @@
 //! pass is the same in reverse plus one matrix product for the whole sequence's
 //! weight gradient.
 //!
-//! Inputs: the input projections with both biases `(time, batch, 4 * hidden)` in
-//! PyTorch's gate order (input, forget, cell, output), W_hh^T `(hidden, 4 *
-//! hidden)`, and the initial state stacked as `(2, batch, hidden)` (h then c).
+//! Inputs: the input projections with both biases, time-major `(time * batch, 4 *
+//! hidden)` in PyTorch's gate order (input, forget, cell, output), W_hh^T
+//! `(hidden, 4 * hidden)`, and the initial state stacked as `(2, batch, hidden)`
+//! (h then c). The projections stay two-dimensional because every graph node
+//! costs a zero-filled gradient buffer of its size in the backward pass.
 //! Output `(time + 1, batch, hidden)`: h at every step, then the final c.
 
 use std::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -430,6 +432,14 @@ fn backward_portable<R: Real>(
     let mut dh_next = vec![R::default(); step];
     // The final c is an output too.
     let mut dc_next = grad_out[time * step..(time + 1) * step].to_vec();
+    // W_hh row-major, made once: gemm repacks a transposed right operand on
+    // every call, which here is every step.
+    let mut w = vec![R::default(); four * hidden];
+    for (k, row) in w_t.chunks_exact(four).enumerate() {
+        for (gate, &value) in row.iter().enumerate() {
+            w[gate * hidden + k] = value;
+        }
+    }
     for t in (0..time).rev() {
         let rows = t * batch * four..(t + 1) * batch * four;
         let (gates, da) = (&saved.gates[rows.clone()], &mut d_projected[rows]);
@@ -452,15 +462,15 @@ fn backward_portable<R: Real>(
                 &mut da[wide],
             );
         }
-        // dh_{t-1} = da @ W_hh^T^T, i.e. da (batch, 4h) times w_t read transposed.
+        // dh_{t-1} = da @ W_hh: (batch, 4h) times (4h, h).
         matmul(
             (batch, hidden, four),
             &mut dh_next,
             false,
             da,
             (four, 1),
-            w_t,
-            (1, four),
+            &w,
+            (hidden, 1),
         );
     }
     // dW_hh^T = sum over steps of h_{t-1}^T da_t, as two products: the first
@@ -514,9 +524,14 @@ pub(crate) fn contiguous<'a, R: Real>(
 
 impl Recurrence {
     fn dims(&self, projected: &Layout, state: &Layout) -> Result<Dims> {
-        let (time, batch, width) = projected.shape().dims3()?;
-        let (two, state_batch, hidden) = state.shape().dims3()?;
-        if width != 4 * self.hidden || two != 2 || state_batch != batch || hidden != self.hidden {
+        let (rows, width) = projected.shape().dims2()?;
+        let (two, batch, hidden) = state.shape().dims3()?;
+        if width != 4 * self.hidden
+            || two != 2
+            || hidden != self.hidden
+            || batch == 0
+            || rows % batch != 0
+        {
             bail!(
                 "fused LSTM: shapes {:?} and {:?} do not fit hidden size {}",
                 projected.shape(),
@@ -524,7 +539,7 @@ impl Recurrence {
                 self.hidden
             );
         }
-        Ok((time, batch, hidden))
+        Ok((rows / batch, batch, hidden))
     }
 
     fn run<R: Real>(
@@ -551,8 +566,7 @@ impl Recurrence {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let [projected, w_t, state, out, grad_out] = args.map(Tensor::contiguous);
         let (projected, w_t, state, out, grad_out) = (projected?, w_t?, state?, out?, grad_out?);
-        let dims = projected.dims3()?;
-        let dims = (dims.0, dims.1, self.hidden);
+        let dims = self.dims(projected.layout(), state.layout())?;
         // Read in place: copying these out of their tensors cost more than the
         // gate arithmetic.
         let guards = [&projected, &w_t, &state, &out, &grad_out].map(|t| t.storage_and_layout());

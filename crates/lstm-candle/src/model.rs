@@ -467,7 +467,6 @@ impl MelodyModel {
                         .broadcast_add(&bias)?
                 }
             }
-            .reshape((time, batch, 4 * hidden))?
             .contiguous()?;
             let initial = Tensor::stack(&[&layer_state.h, &layer_state.c], 0)?.contiguous()?;
             let out = projected.apply_op3(&recurrent_t, &initial, Recurrence::new(hidden))?;
