@@ -224,6 +224,84 @@ fn explain(error: hf_hub::HFError, hub: &HubRef, file: &str, token: Option<&str>
     anyhow::anyhow!(redact(message, token))
 }
 
+/// A progress bar for one hub transfer, fed by hf-hub's progress events: it
+/// appears when the transfer starts (a cache hit shows nothing) and goes away
+/// when it completes.
+#[cfg(feature = "hub")]
+struct TransferBar {
+    label: String,
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+}
+
+#[cfg(feature = "hub")]
+impl TransferBar {
+    fn new(label: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            bar: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn start(&self, total_bytes: u64) {
+        let bar = indicatif::ProgressBar::new(total_bytes);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(self.label.clone());
+        *self.bar.lock().expect("not poisoned") = Some(bar);
+    }
+
+    fn update(&self, change: impl FnOnce(&indicatif::ProgressBar)) {
+        if let Some(bar) = self.bar.lock().expect("not poisoned").as_ref() {
+            change(bar);
+        }
+    }
+
+    /// Bytes done and in all, while the bar is up.
+    #[cfg(test)]
+    fn state(&self) -> Option<(u64, Option<u64>)> {
+        let bar = self.bar.lock().expect("not poisoned");
+        bar.as_ref().map(|b| (b.position(), b.length()))
+    }
+}
+
+#[cfg(feature = "hub")]
+impl hf_hub::progress::ProgressHandler for TransferBar {
+    fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
+        use hf_hub::progress::{DownloadEvent, ProgressEvent, UploadEvent};
+        match event {
+            ProgressEvent::Download(DownloadEvent::Start { total_bytes, .. })
+            | ProgressEvent::Upload(UploadEvent::Start { total_bytes, .. }) => {
+                self.start(*total_bytes);
+            }
+            // One file per download: its delta carries its running total.
+            ProgressEvent::Download(DownloadEvent::Progress { files }) => {
+                let done = files.iter().map(|f| f.bytes_completed).max();
+                self.update(|bar| bar.set_position(done.unwrap_or(bar.position())));
+            }
+            ProgressEvent::Download(DownloadEvent::AggregateProgress {
+                bytes_completed, ..
+            })
+            | ProgressEvent::Upload(UploadEvent::Progress {
+                bytes_completed, ..
+            }) => self.update(|bar| bar.set_position(*bytes_completed)),
+            ProgressEvent::Upload(UploadEvent::Committing) => {
+                self.update(|bar| bar.set_message(format!("{}: committing", self.label)));
+            }
+            ProgressEvent::Download(DownloadEvent::Complete)
+            | ProgressEvent::Upload(UploadEvent::Complete) => {
+                if let Some(bar) = self.bar.lock().expect("not poisoned").take() {
+                    bar.finish_and_clear();
+                }
+            }
+        }
+    }
+}
+
 /// The hub cache entries of a snapshot file: the link and the blob it points at.
 #[cfg(feature = "hub")]
 fn forget_cached(path: &Path) {
@@ -250,6 +328,7 @@ fn download_model(hub: &HubRef) -> Result<PathBuf> {
             .filename(file)
             .maybe_revision(hub.revision.clone())
             .local_files_only(offline)
+            .progress(TransferBar::new(format!("{hub} {file}")))
             .send();
         match result {
             Ok(path) => paths.push(path),
@@ -344,6 +423,7 @@ pub fn publish(dir: &Path, hub: &HubRef, private: bool) -> Result<String> {
         .maybe_revision(hub.revision.clone())
         .commit_message(format!("Upload esac-melody model from {}", dir.display()))
         .ignore_patterns(vec![".*".to_owned()])
+        .progress(TransferBar::new(format!("uploading to {}", hub.repo_id())))
         .send()
         .map_err(|e| fail("uploading the folder", e))?;
     Ok(commit
@@ -355,6 +435,51 @@ pub fn publish(dir: &Path, hub: &HubRef, private: bool) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "hub")]
+    #[test]
+    fn transfer_bars_follow_the_hub_events() {
+        use hf_hub::progress::{
+            DownloadEvent, FileProgress, FileStatus, ProgressEvent, ProgressHandler, UploadEvent,
+        };
+        let bar = TransferBar::new("esac-melody/erk-lstm model.safetensors");
+        // A cache hit: only Complete, and no bar.
+        bar.on_progress(&ProgressEvent::Download(DownloadEvent::Complete));
+        assert_eq!(bar.state(), None);
+        bar.on_progress(&ProgressEvent::Download(DownloadEvent::Start {
+            total_files: 1,
+            total_bytes: 1000,
+        }));
+        assert_eq!(bar.state(), Some((0, Some(1000))));
+        bar.on_progress(&ProgressEvent::Download(DownloadEvent::Progress {
+            files: vec![FileProgress {
+                filename: "model.safetensors".into(),
+                bytes_completed: 400,
+                total_bytes: 1000,
+                status: FileStatus::InProgress,
+            }],
+        }));
+        assert_eq!(bar.state(), Some((400, Some(1000))));
+        bar.on_progress(&ProgressEvent::Download(DownloadEvent::Complete));
+        assert_eq!(bar.state(), None);
+        bar.on_progress(&ProgressEvent::Upload(UploadEvent::Start {
+            total_files: 5,
+            total_bytes: 2000,
+        }));
+        bar.on_progress(&ProgressEvent::Upload(UploadEvent::Progress {
+            bytes_completed: 1500,
+            total_bytes: 2000,
+            bytes_per_sec: None,
+            transfer_bytes_completed: 1500,
+            transfer_bytes: 2000,
+            transfer_bytes_per_sec: None,
+            files: Vec::new(),
+        }));
+        assert_eq!(bar.state(), Some((1500, Some(2000))));
+        bar.on_progress(&ProgressEvent::Upload(UploadEvent::Committing));
+        bar.on_progress(&ProgressEvent::Upload(UploadEvent::Complete));
+        assert_eq!(bar.state(), None);
+    }
 
     #[test]
     fn hub_references_parse_or_explain() {
