@@ -21,25 +21,10 @@ import pathlib
 import torch
 from safetensors.torch import save_file
 
+from reference_model import LSTMModel
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "crates/lstm-candle/tests/fixtures/pytorch-two-layer"
-
-
-class LSTMModel(torch.nn.Module):
-    """The reference notebook's model, with its parameter names."""
-
-    def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, dropout):
-        super().__init__()
-        self.embedding = torch.nn.Embedding(vocab_size, embedding_dim)
-        self.lstm = torch.nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
-                                  dropout=dropout if num_layers > 1 else 0.0)
-        self.dropout = torch.nn.Dropout(dropout)
-        self.fc = torch.nn.Linear(hidden_size, vocab_size)
-
-    def forward(self, ids, state=None):
-        out, state = self.lstm(self.embedding(ids), state)
-        return self.fc(self.dropout(out)), state
-
 
 def vocabulary():
     tokenizer = json.loads((ROOT / "assets/erk/tokenizer.json").read_text())

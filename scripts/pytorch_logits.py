@@ -21,22 +21,7 @@ import sys
 import torch
 from safetensors.torch import load_file
 
-
-class LSTMModel(torch.nn.Module):
-    """The reference notebook's model, with its parameter names."""
-
-    def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, dropout):
-        super().__init__()
-        self.embedding = torch.nn.Embedding(vocab_size, embedding_dim)
-        self.lstm = torch.nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
-                                  dropout=dropout if num_layers > 1 else 0.0)
-        self.dropout = torch.nn.Dropout(dropout)
-        self.fc = torch.nn.Linear(hidden_size, vocab_size)
-
-    def forward(self, ids):
-        out, _ = self.lstm(self.embedding(ids))
-        return self.fc(self.dropout(out))
-
+from reference_model import LSTMModel
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -52,7 +37,7 @@ def main():
     model.load_state_dict(load_file(f"{args.model_dir}/model.safetensors"), strict=True)
     model.eval()
     with torch.no_grad():
-        logits = model(torch.tensor([ids]))[0]
+        logits = model(torch.tensor([ids]))[0][0]
     if args.against is None:
         print(json.dumps({"ids": ids, "vocab_size": config["vocab_size"], "logits": logits.tolist()}))
         return

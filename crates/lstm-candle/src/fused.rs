@@ -9,8 +9,11 @@
 //! Inputs: the input projections with both biases, time-major `(time * batch, 4 *
 //! hidden)` in PyTorch's gate order (input, forget, cell, output), W_hh^T
 //! `(hidden, 4 * hidden)`, and the initial state stacked as `(2, batch, hidden)`
-//! (h then c). The projections stay two-dimensional because every graph node
-//! costs a zero-filled gradient buffer of its size in the backward pass.
+//! (h then c). Or, for a layer above the first ([`Recurrence::projecting`]), the
+//! layer's input `(time * batch, width)` and the weights stacked as `[W_ih^T;
+//! W_hh^T; b_ih + b_hh]`, and the op makes the projections itself. Both avoid
+//! graph nodes around the op: every node over a sequence costs a zero-filled
+//! gradient buffer of its size in Candle's backward pass.
 //! Output `(time + 1, batch, hidden)`: h at every step, then the final c.
 
 use std::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -183,17 +186,113 @@ struct Saved<R> {
 /// The op; one per call, holding what its forward pass saved.
 pub(crate) struct Recurrence {
     pub hidden: usize,
+    /// The width of the layer's input when the op projects it itself; then the
+    /// weights are `[W_ih^T; W_hh^T; b_ih + b_hh]` stacked, `(width + hidden + 1,
+    /// 4 * hidden)`. None when the input is already projected and the weights
+    /// are W_hh^T alone.
+    input_width: Option<usize>,
     saved_f32: Mutex<Option<Saved<f32>>>,
     saved_f64: Mutex<Option<Saved<f64>>>,
 }
 
 impl Recurrence {
+    /// For projections computed outside (the first layer's table lookup).
     pub fn new(hidden: usize) -> Self {
         Self {
             hidden,
+            input_width: None,
             saved_f32: Mutex::new(None),
             saved_f64: Mutex::new(None),
         }
+    }
+
+    /// For a layer whose input `(time * batch, width)` the op projects itself:
+    /// outside, the product and the bias would be two more graph nodes over
+    /// `(time * batch, 4 * hidden)`, each with a zero-filled gradient buffer.
+    pub fn projecting(hidden: usize, width: usize) -> Self {
+        Self {
+            input_width: Some(width),
+            ..Self::new(hidden)
+        }
+    }
+
+    /// The projections with both biases, and W_hh^T, from the op's inputs.
+    fn projections<'a, R: Real>(
+        &self,
+        inputs: &'a [R],
+        weights: &'a [R],
+    ) -> (std::borrow::Cow<'a, [R]>, &'a [R]) {
+        let four = 4 * self.hidden;
+        let Some(width) = self.input_width else {
+            return (std::borrow::Cow::Borrowed(inputs), weights);
+        };
+        let (input_t, rest) = weights.split_at(width * four);
+        let (w_t, bias) = rest.split_at(self.hidden * four);
+        let rows = inputs.len() / width;
+        let mut projected = vec![R::default(); rows * four];
+        matmul(
+            (rows, four, width),
+            &mut projected,
+            false,
+            inputs,
+            (width, 1),
+            input_t,
+            (four, 1),
+        );
+        for row in projected.chunks_exact_mut(four) {
+            for (value, &b) in row.iter_mut().zip(bias) {
+                *value += b;
+            }
+        }
+        (std::borrow::Cow::Owned(projected), w_t)
+    }
+
+    /// The gradients of the op's inputs and weights from those of the
+    /// projections and of W_hh^T.
+    fn input_gradients<R: Real>(
+        &self,
+        inputs: &[R],
+        weights: &[R],
+        d_projected: Vec<R>,
+        d_w: Vec<R>,
+    ) -> (Vec<R>, Vec<R>) {
+        let four = 4 * self.hidden;
+        let Some(width) = self.input_width else {
+            return (d_projected, d_w);
+        };
+        let rows = inputs.len() / width;
+        let input_t = &weights[..width * four];
+        // d inputs = d projections @ W_ih, with W_ih^T read transposed (one
+        // product for the whole sequence, so gemm's packing is paid once).
+        let mut d_inputs = vec![R::default(); rows * width];
+        matmul(
+            (rows, width, four),
+            &mut d_inputs,
+            false,
+            &d_projected,
+            (four, 1),
+            input_t,
+            (1, four),
+        );
+        let mut d_weights = vec![R::default(); (width + self.hidden + 1) * four];
+        let (d_input_t, rest) = d_weights.split_at_mut(width * four);
+        let (d_w_t, d_bias) = rest.split_at_mut(self.hidden * four);
+        matmul(
+            (width, four, rows),
+            d_input_t,
+            false,
+            inputs,
+            (1, width),
+            &d_projected,
+            (four, 1),
+        );
+        d_w_t.copy_from_slice(&d_w);
+        for row in d_projected.chunks_exact(four) {
+            for (total, &d) in d_bias.iter_mut().zip(row) {
+                *total += d;
+            }
+        }
+        (d_inputs, d_weights)
     }
 }
 
@@ -279,33 +378,42 @@ fn cell_backward<R: Real>(
     }
 }
 
-/// The forward pass compiled for AVX-512 or AVX2 where the CPU has them (the
-/// gate loops vectorize far wider than the baseline's SSE2), chosen at run time.
-fn forward<R: Real>(projected: &[R], w_t: &[R], state: &[R], dims: Dims) -> (Vec<R>, Saved<R>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { forward_avx512(projected, w_t, state, dims) };
+/// Defines `$name`, which runs `$portable` compiled for AVX-512 or for AVX2
+/// where the CPU has them, chosen at run time, else as built: the gate loops
+/// vectorize far wider than the baseline's SSE2. `$portable` must be
+/// `#[inline(always)]` so that each copy is compiled for its features.
+macro_rules! compiled_per_cpu {
+    ($(#[$doc:meta])* fn $name:ident => $portable:ident ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        $(#[$doc])*
+        fn $name<R: Real>($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512<R: Real>($($arg: $ty),*) -> $ret {
+                    $portable($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2<R: Real>($($arg: $ty),*) -> $ret {
+                    $portable($($arg),*)
+                }
+                if is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features the function is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $portable($($arg),*)
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { forward_avx2(projected, w_t, state, dims) };
-        }
-    }
-    forward_portable(projected, w_t, state, dims)
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn forward_avx512<R: Real>(p: &[R], w: &[R], s: &[R], dims: Dims) -> (Vec<R>, Saved<R>) {
-    forward_portable(p, w, s, dims)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn forward_avx2<R: Real>(p: &[R], w: &[R], s: &[R], dims: Dims) -> (Vec<R>, Saved<R>) {
-    forward_portable(p, w, s, dims)
+compiled_per_cpu! {
+    /// The forward pass: every step's h and the final c, and what the backward
+    /// pass needs.
+    fn forward => forward_portable(projected: &[R], w_t: &[R], state: &[R], dims: Dims) -> (Vec<R>, Saved<R>)
 }
 
 #[inline(always)]
@@ -367,54 +475,16 @@ fn forward_portable<R: Real>(
 /// The three gradients: of the projections, of W_hh^T and of the initial state.
 type Gradients<R> = (Vec<R>, Vec<R>, Vec<R>);
 
-/// Gradients of the projections, of W_hh^T and of the initial state, compiled
-/// per CPU as [`forward`] is.
-fn backward<R: Real>(
-    saved: &Saved<R>,
-    out: &[R],
-    w_t: &[R],
-    state: &[R],
-    grad_out: &[R],
-    dims: Dims,
-) -> Gradients<R> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { backward_avx512(saved, out, w_t, state, grad_out, dims) };
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { backward_avx2(saved, out, w_t, state, grad_out, dims) };
-        }
-    }
-    backward_portable(saved, out, w_t, state, grad_out, dims)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn backward_avx512<R: Real>(
-    saved: &Saved<R>,
-    out: &[R],
-    w_t: &[R],
-    state: &[R],
-    grad_out: &[R],
-    dims: Dims,
-) -> Gradients<R> {
-    backward_portable(saved, out, w_t, state, grad_out, dims)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn backward_avx2<R: Real>(
-    saved: &Saved<R>,
-    out: &[R],
-    w_t: &[R],
-    state: &[R],
-    grad_out: &[R],
-    dims: Dims,
-) -> Gradients<R> {
-    backward_portable(saved, out, w_t, state, grad_out, dims)
+compiled_per_cpu! {
+    /// Gradients of the projections, of W_hh^T and of the initial state.
+    fn backward => backward_portable(
+        saved: &Saved<R>,
+        out: &[R],
+        w_t: &[R],
+        state: &[R],
+        grad_out: &[R],
+        dims: Dims
+    ) -> Gradients<R>
 }
 
 #[inline(always)]
@@ -514,27 +584,47 @@ pub(crate) fn contiguous<'a, R: Real>(
     what: &str,
 ) -> Result<&'a [R]> {
     let Some(values) = R::slice(storage) else {
-        bail!("fused LSTM: {what} has an unsupported dtype");
+        bail!("fused op: {what} has an unsupported dtype");
     };
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&values[start..end]),
-        None => bail!("fused LSTM: {what} must be contiguous"),
+        None => bail!("fused op: {what} must be contiguous"),
+    }
+}
+
+/// A CPU tensor's values, read in place under its storage's read guard (from
+/// `Tensor::storage_and_layout`): copying them out cost more than the gate
+/// arithmetic.
+pub(crate) fn cpu_values<'a, R: Real, Guard: std::ops::Deref<Target = Storage>>(
+    (storage, layout): &'a (Guard, &'a Layout),
+    what: &str,
+) -> Result<&'a [R]> {
+    match &**storage {
+        Storage::Cpu(storage) => contiguous::<R>(storage, layout, what),
+        _ => bail!("fused op: {what} is not on the CPU"),
     }
 }
 
 impl Recurrence {
-    fn dims(&self, projected: &Layout, state: &Layout) -> Result<Dims> {
-        let (rows, width) = projected.shape().dims2()?;
+    fn dims(&self, inputs: &Layout, weights: &Layout, state: &Layout) -> Result<Dims> {
+        let (rows, width) = inputs.shape().dims2()?;
+        let (weight_rows, weight_width) = weights.shape().dims2()?;
         let (two, batch, hidden) = state.shape().dims3()?;
-        if width != 4 * self.hidden
+        let (expected_width, expected_weight_rows) = match self.input_width {
+            Some(input_width) => (input_width, input_width + self.hidden + 1),
+            None => (4 * self.hidden, self.hidden),
+        };
+        if width != expected_width
+            || (weight_rows, weight_width) != (expected_weight_rows, 4 * self.hidden)
             || two != 2
             || hidden != self.hidden
             || batch == 0
             || rows % batch != 0
         {
             bail!(
-                "fused LSTM: shapes {:?} and {:?} do not fit hidden size {}",
-                projected.shape(),
+                "fused LSTM: shapes {:?}, {:?} and {:?} do not fit hidden size {}",
+                inputs.shape(),
+                weights.shape(),
                 state.shape(),
                 self.hidden
             );
@@ -549,11 +639,12 @@ impl Recurrence {
         (s2, l2): (&CpuStorage, &Layout),
         (s3, l3): (&CpuStorage, &Layout),
     ) -> Result<(CpuStorage, Shape)> {
-        let dims = self.dims(l1, l3)?;
-        let projected = contiguous::<R>(s1, l1, "the projections")?;
-        let w_t = contiguous::<R>(s2, l2, "W_hh^T")?;
+        let dims = self.dims(l1, l2, l3)?;
+        let inputs = contiguous::<R>(s1, l1, "the inputs")?;
+        let weights = contiguous::<R>(s2, l2, "the weights")?;
         let state = contiguous::<R>(s3, l3, "the state")?;
-        let (out, kept) = forward(projected, w_t, state, dims);
+        let (projected, w_t) = self.projections(inputs, weights);
+        let (out, kept) = forward(&projected, w_t, state, dims);
         *saved.lock().expect("not poisoned") = Some(kept);
         let (time, batch, hidden) = dims;
         Ok((R::storage(out), Shape::from((time + 1, batch, hidden))))
@@ -564,38 +655,41 @@ impl Recurrence {
         saved: &Mutex<Option<Saved<R>>>,
         args: [&Tensor; 5],
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [projected, w_t, state, out, grad_out] = args.map(Tensor::contiguous);
-        let (projected, w_t, state, out, grad_out) = (projected?, w_t?, state?, out?, grad_out?);
-        let dims = self.dims(projected.layout(), state.layout())?;
-        // Read in place: copying these out of their tensors cost more than the
-        // gate arithmetic.
-        let guards = [&projected, &w_t, &state, &out, &grad_out].map(|t| t.storage_and_layout());
-        let [projected_v, w_t_v, state_v, out_v, grad_out_v] = [
-            ("the projections", &guards[0]),
-            ("W_hh^T", &guards[1]),
-            ("the state", &guards[2]),
-            ("the output", &guards[3]),
-            ("the output's gradient", &guards[4]),
-        ]
-        .map(|(what, (storage, layout))| match &**storage {
-            Storage::Cpu(storage) => contiguous::<R>(storage, layout, what),
-            _ => bail!("fused LSTM: {what} is not on the CPU"),
-        });
-        let (w_t_v, state_v) = (w_t_v?, state_v?);
+        let [inputs, weights, state, out, grad_out] = args.map(Tensor::contiguous);
+        let (inputs, weights, state, out, grad_out) = (inputs?, weights?, state?, out?, grad_out?);
+        let dims = self.dims(inputs.layout(), weights.layout(), state.layout())?;
+        let guards = [&inputs, &weights, &state, &out, &grad_out].map(|t| t.storage_and_layout());
+        let inputs_v = cpu_values::<R, _>(&guards[0], "the inputs")?;
+        let weights_v = cpu_values::<R, _>(&guards[1], "the weights")?;
+        let state_v = cpu_values::<R, _>(&guards[2], "the state")?;
+        let out_v = cpu_values::<R, _>(&guards[3], "the output")?;
+        let grad_out_v = cpu_values::<R, _>(&guards[4], "the output's gradient")?;
+        let w_t_v = match self.input_width {
+            Some(width) => &weights_v[width * 4 * self.hidden..][..self.hidden * 4 * self.hidden],
+            None => weights_v,
+        };
         let kept = saved.lock().expect("not poisoned").take();
         let kept = match kept {
             Some(kept) => kept,
             // Only if the backward pass runs twice: do the forward pass again.
-            None => forward(projected_v?, w_t_v, state_v, dims).1,
+            None => {
+                forward(
+                    &self.projections(inputs_v, weights_v).0,
+                    w_t_v,
+                    state_v,
+                    dims,
+                )
+                .1
+            }
         };
-        let (d_projected, d_w, d_state) =
-            backward(&kept, out_v?, w_t_v, state_v, grad_out_v?, dims);
+        let (d_projected, d_w, d_state) = backward(&kept, out_v, w_t_v, state_v, grad_out_v, dims);
+        let (d_inputs, d_weights) = self.input_gradients(inputs_v, weights_v, d_projected, d_w);
         drop(guards);
-        let device = projected.device();
-        let d_projected = Tensor::from_vec(d_projected, projected.shape(), device)?;
-        let d_w = Tensor::from_vec(d_w, w_t.shape(), device)?;
+        let device = inputs.device();
+        let d_inputs = Tensor::from_vec(d_inputs, inputs.shape(), device)?;
+        let d_weights = Tensor::from_vec(d_weights, weights.shape(), device)?;
         let d_state = Tensor::from_vec(d_state, state.shape(), device)?;
-        Ok((Some(d_projected), Some(d_w), Some(d_state)))
+        Ok((Some(d_inputs), Some(d_weights), Some(d_state)))
     }
 }
 
@@ -622,14 +716,14 @@ impl CustomOp3 for Recurrence {
 
     fn bwd(
         &self,
-        projected: &Tensor,
-        w_t: &Tensor,
+        inputs: &Tensor,
+        weights: &Tensor,
         state: &Tensor,
         out: &Tensor,
         grad_out: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let args = [projected, w_t, state, out, grad_out];
-        match projected.dtype() {
+        let args = [inputs, weights, state, out, grad_out];
+        match inputs.dtype() {
             candle_core::DType::F32 => self.gradients(&self.saved_f32, args),
             candle_core::DType::F64 => self.gradients(&self.saved_f64, args),
             other => bail!("fused LSTM: no backward for {other:?}"),

@@ -6,10 +6,11 @@
 //! `lstm.weight_hh_l0`, `lstm.bias_ih_l0`, `lstm.bias_hh_l0`, ..., `fc.weight`,
 //! `fc.bias`), gate rows are in PyTorch's order (input, forget, cell, output) and
 //! initialisation follows PyTorch's rules, so weights move both ways between this
-//! crate and a PyTorch `LSTMModel`. On the CPU the recurrence of each layer runs
-//! as one fused Candle op with its own backward pass; elsewhere, and as the
-//! reference it is tested against, step by step in Candle operations. This
-//! crate knows nothing about music.
+//! crate and a PyTorch `LSTMModel`. On the CPU the recurrence of each layer, and
+//! the training objective's output layer and loss, run as fused Candle ops with
+//! their own backward passes; elsewhere, and as the reference they are tested
+//! against, as Candle operations step by step. This crate knows nothing about
+//! music.
 
 pub mod checkpoint;
 mod fused;

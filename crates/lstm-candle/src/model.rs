@@ -449,27 +449,27 @@ impl MelodyModel {
                 recurrent_t,
                 bias,
             } = self.side_by_side(layer)?;
-            let projected = match &below {
+            let initial = Tensor::stack(&[&layer_state.h, &layer_state.c], 0)?.contiguous()?;
+            let out = match &below {
                 // The embedding is a lookup, so its projection is a per-token table.
                 None => self
                     .tensor("embedding.weight")
                     .matmul(&input_t)?
                     .broadcast_add(&bias)?
-                    .index_select(&time_major_ids, 0)?,
+                    .index_select(&time_major_ids, 0)?
+                    .apply_op3(&recurrent_t, &initial, Recurrence::new(hidden))?,
                 Some(below) => {
                     let inputs = match dropout {
                         Some(dropout) => self.sequence_dropout(below, dropout, layer - 1)?,
                         None => below.clone(),
                     };
+                    let weights = Tensor::cat(&[&input_t, &recurrent_t, &bias.unsqueeze(0)?], 0)?;
                     inputs
                         .reshape((time * batch, hidden))?
-                        .matmul(&input_t)?
-                        .broadcast_add(&bias)?
+                        .contiguous()?
+                        .apply_op3(&weights, &initial, Recurrence::projecting(hidden, hidden))?
                 }
-            }
-            .contiguous()?;
-            let initial = Tensor::stack(&[&layer_state.h, &layer_state.c], 0)?.contiguous()?;
-            let out = projected.apply_op3(&recurrent_t, &initial, Recurrence::new(hidden))?;
+            };
             final_layers.push(LayerState {
                 h: out.get(time - 1)?,
                 c: out.get(time)?,

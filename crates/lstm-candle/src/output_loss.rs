@@ -15,9 +15,9 @@
 use std::borrow::Cow;
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 
-use crate::fused::{Real, contiguous, matmul};
+use crate::fused::{Real, contiguous, cpu_values, matmul};
 
 /// The op; one per call, holding its targets and what its forward pass saved.
 pub(crate) struct OutputLoss {
@@ -214,20 +214,13 @@ impl OutputLoss {
         let dims = self.dims(hs.shape(), weight.shape(), bias.shape())?;
         let grad = grad.to_scalar::<R>()?;
         let guards = [&hs, &weight, &bias].map(|t| t.storage_and_layout());
-        let [hs_v, weight_v, bias_v] = [
-            ("the top layer's outputs", &guards[0]),
-            ("fc.weight", &guards[1]),
-            ("fc.bias", &guards[2]),
-        ]
-        .map(|(what, (storage, layout))| match &**storage {
-            Storage::Cpu(storage) => contiguous::<R>(storage, layout, what),
-            _ => bail!("fused output loss: {what} is not on the CPU"),
-        });
-        let (hs_v, weight_v) = (hs_v?, weight_v?);
+        let hs_v = cpu_values::<R, _>(&guards[0], "the top layer's outputs")?;
+        let weight_v = cpu_values::<R, _>(&guards[1], "fc.weight")?;
+        let bias_v = cpu_values::<R, _>(&guards[2], "fc.bias")?;
         let probs = match saved.lock().expect("not poisoned").take() {
             Some(probs) => probs,
             // Only if the backward pass runs twice: do the forward pass again.
-            None => self.forward(hs_v, weight_v, bias_v?, dims).1,
+            None => self.forward(hs_v, weight_v, bias_v, dims).1,
         };
         let (d_hs, d_weight, d_bias) = self.backward(probs, hs_v, weight_v, grad, dims);
         drop(guards);

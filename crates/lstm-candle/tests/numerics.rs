@@ -396,6 +396,18 @@ fn checkpoint_round_trip_and_corruption() {
     );
 }
 
+/// The fused ops' results against the step-by-step graph's, pairwise: to 1e-12
+/// in f64, 1e-5 in f32.
+fn assert_all_close(fused: &[Tensor], reference: &[Tensor], label: &str) {
+    assert_eq!(fused.len(), reference.len(), "{label}");
+    for (i, (a, b)) in fused.iter().zip(reference).enumerate() {
+        let tolerance = if a.dtype() == DType::F64 { 1e-12 } else { 1e-5 };
+        let widen = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let diff = max_abs_diff(&widen(a), &widen(b));
+        assert!(diff < tolerance, "{label}, tensor {i}: {diff}");
+    }
+}
+
 /// A non-zero initial state for `rows` sequences whose tensors are variables,
 /// so that gradients reach them.
 fn varied_state(model: &MelodyModel, rows: usize) -> lstm_candle::LstmState {
@@ -476,16 +488,7 @@ fn fused_training_loss_equals_the_graph() {
             let fused = run(&model);
             model.set_step_by_step(true);
             let reference = run(&model);
-            let tolerance = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
-            assert_eq!(fused.len(), reference.len());
-            for (i, (a, b)) in fused.iter().zip(&reference).enumerate() {
-                let widen = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-                let diff = max_abs_diff(&widen(a), &widen(b));
-                assert!(
-                    diff < tolerance,
-                    "{dtype:?}, {layers} layers, tensor {i}: {diff}"
-                );
-            }
+            assert_all_close(&fused, &reference, &format!("{dtype:?}, {layers} layers"));
         }
     }
 }
@@ -538,11 +541,6 @@ fn fused_recurrence_equals_step_by_step() {
         let fused = run(&model);
         model.set_step_by_step(true);
         let reference = run(&model);
-        let tolerance = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
-        for (i, (a, b)) in fused.iter().zip(&reference).enumerate() {
-            let widen = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-            let diff = max_abs_diff(&widen(a), &widen(b));
-            assert!(diff < tolerance, "{dtype:?} tensor {i}: {diff}");
-        }
+        assert_all_close(&fused, &reference, &format!("{dtype:?}"));
     }
 }
