@@ -408,6 +408,24 @@ fn assert_all_close(fused: &[Tensor], reference: &[Tensor], label: &str) {
     }
 }
 
+/// The gradients of every parameter, then of every layer's initial h and c.
+fn gradients(
+    model: &MelodyModel,
+    grads: &candle_core::backprop::GradStore,
+    initial: &lstm_candle::LstmState,
+) -> Vec<Tensor> {
+    let mut found: Vec<Tensor> = model
+        .parameters()
+        .iter()
+        .map(|(_, var)| grads.get(var.as_tensor()).unwrap().clone())
+        .collect();
+    for layer in &initial.layers {
+        found.push(grads.get(&layer.h).unwrap().clone());
+        found.push(grads.get(&layer.c).unwrap().clone());
+    }
+    found
+}
+
 /// A non-zero initial state for `rows` sequences whose tensors are variables,
 /// so that gradients reach them.
 fn varied_state(model: &MelodyModel, rows: usize) -> lstm_candle::LstmState {
@@ -476,13 +494,7 @@ fn fused_training_loss_equals_the_graph() {
                     .unwrap();
                 let grads = loss.backward().unwrap();
                 let mut found = vec![loss.clone()];
-                for (_, var) in model.parameters() {
-                    found.push(grads.get(var.as_tensor()).unwrap().clone());
-                }
-                for layer in &initial.layers {
-                    found.push(grads.get(&layer.h).unwrap().clone());
-                    found.push(grads.get(&layer.c).unwrap().clone());
-                }
+                found.extend(gradients(model, &grads, &initial));
                 found
             };
             let fused = run(&model);
@@ -529,13 +541,7 @@ fn fused_recurrence_equals_step_by_step() {
                 found.push(layer.h.clone());
                 found.push(layer.c.clone());
             }
-            for (_, var) in model.parameters() {
-                found.push(grads.get(var.as_tensor()).unwrap().clone());
-            }
-            for layer in &initial.layers {
-                found.push(grads.get(&layer.h).unwrap().clone());
-                found.push(grads.get(&layer.c).unwrap().clone());
-            }
+            found.extend(gradients(model, &grads, &initial));
             found
         };
         let fused = run(&model);
