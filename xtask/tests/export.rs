@@ -59,7 +59,7 @@ fn the_shipped_model_is_exactly_what_export_writes() {
         card.starts_with("---\nlicense: "),
         "YAML front matter first"
     );
-    assert!(card.contains("| 0.7806 nats |"), "{card}");
+    assert!(card.contains("| 0.7516 nats |"), "{card}");
     let generation: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.path().join("generation_config.json")).unwrap(),
     )
