@@ -469,13 +469,7 @@ fn fetch_once(agent: &ureq::Agent, url: &str, part: &Path, progress: bool) -> Re
     let start = if resumed { have } else { 0 };
     let bar = if progress {
         let bar = length.map_or_else(ProgressBar::new_spinner, |l| ProgressBar::new(start + l));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
+        bar.set_style(transfer_style());
         bar.set_message("downloading");
         bar.set_position(start);
         bar
@@ -514,6 +508,13 @@ fn fetch_once(agent: &ureq::Agent, url: &str, part: &Path, progress: bool) -> Re
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// The look of every byte-transfer bar: downloads here and hub transfers.
+pub fn transfer_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+        .expect("valid template")
+        .progress_chars("=> ")
 }
 
 #[cfg(test)]

@@ -244,13 +244,7 @@ impl TransferBar {
 
     fn start(&self, total_bytes: u64) {
         let bar = indicatif::ProgressBar::new(total_bytes);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
+        bar.set_style(crate::download::transfer_style());
         bar.set_message(self.label.clone());
         *self.bar.lock().expect("not poisoned") = Some(bar);
     }

@@ -336,10 +336,7 @@ impl MelodyModel {
         dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
         let (batch, time) = ids.dims2()?;
-        let state = match state {
-            Some(state) => state,
-            None => self.zero_state(batch)?,
-        };
+        let state = self.state_or_zero(state, batch)?;
         if self.fused_recurrence() {
             return self.fused_lstm_outputs(ids, state, dropout);
         }
@@ -503,10 +500,7 @@ impl MelodyModel {
             return Ok((Self::masked_nll(&logits, targets, mask)?, last));
         }
         let (batch, time) = ids.dims2()?;
-        let state = match state {
-            Some(state) => state,
-            None => self.zero_state(batch)?,
-        };
+        let state = self.state_or_zero(state, batch)?;
         let (top, last) = self.fused_stack(ids, state, dropout)?;
         let time_major = |t: &Tensor| t.t()?.contiguous()?.flatten_all();
         let targets = time_major(targets)?.to_vec1::<u32>()?;
@@ -520,6 +514,15 @@ impl MelodyModel {
             OutputLoss::new(targets, weights, factors),
         )?;
         Ok((loss, last))
+    }
+
+    /// The given state, or zeros for `batch` sequences.
+    fn state_or_zero(
+        &self,
+        state: Option<LstmState>,
+        batch: usize,
+    ) -> Result<LstmState, ModelError> {
+        state.map_or_else(|| self.zero_state(batch), Ok)
     }
 
     /// One step for every sequence of a batch: logits `(batch, vocab)` for the ids
