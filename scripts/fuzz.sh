@@ -1,22 +1,57 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets (default: all) for SECONDS each (default 300), seeded from the small
 # seeds in fuzz/seeds and the real collection in ../shared/data (read in place,
-# never copied). Needs `cargo install cargo-fuzz` and a nightly toolchain.
+# never copied into the repo). Needs `cargo install cargo-fuzz` and a nightly toolchain.
 # New crashes land in fuzz/artifacts/TARGET; copy each into
 # fuzz/regressions/TARGET, where `cargo test` replays them.
+#
+# Each run's libFuzzer log, every line prefixed with the seconds elapsed, is kept
+# in fuzz/logs/TARGET.log, and the script ends each target with when edge
+# coverage (`cov`) last grew: that is the "found nothing new" measure that
+# docs/fuzzing.md reports.
 # Usage: scripts/fuzz.sh [SECONDS] ["TARGET ..."]
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds=${1:-300}
 targets=${2:-kern esac tokens checkpoint}
 shared=../../shared/data/essen
+mkdir -p logs
+
+# An EsAC file holds hundreds of songs, and a mutated whole file runs at about a
+# hundred executions a second. One song per seed (split at the blank line
+# between songs) and a length cap keep the reader fast under the fuzzer.
+esac_song_seeds() {
+  local out=generated-seeds/esac
+  if [ ! -d "$out" ]; then
+    mkdir -p "$out"
+    find "$shared/esac" -name '*.sm' -print0 | sort -z | while IFS= read -r -d '' file; do
+      LC_ALL=C awk -v out="$out" -v stem="$(basename "$file" .sm)" 'BEGIN { RS = "\r?\n\r?\n" }
+        NF { n++; name = sprintf("%s/%s-%04d.sm", out, stem, n); printf "%s\r\n", $0 > name; close(name) }' "$file"
+    done
+  fi
+  echo "$out"
+}
+
 for target in $targets; do
   mkdir -p "corpus/$target"
   extra=()
+  limits=()
   if [ "$target" = kern ]; then extra=("$shared/deutschl"); fi
-  if [ "$target" = esac ]; then extra=("$shared/esac"); fi
+  if [ "$target" = esac ]; then extra=("$(esac_song_seeds)"); limits=(-max_len=8192); fi
   echo "== $target for ${seconds}s"
+  start=$SECONDS
   cargo +nightly fuzz run -s none "$target" "corpus/$target" "seeds/$target" "${extra[@]}" \
-    -- -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tail -15
+    -- -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 "${limits[@]}" 2>&1 |
+    while IFS= read -r line; do printf '%d %s\n' $((SECONDS - start)) "$line"; done >"logs/$target.log" || true
+  tail -12 "logs/$target.log"
+  # Lines look like "T #EXECS NEW cov: C ft: F ...": report when C last grew.
+  awk '$2 ~ /^#[0-9]+$/ && $4 == "cov:" {
+         if ($5 + 0 > cov) { cov = $5 + 0; at = $1; execs = substr($2, 2) }
+         last = $1; ft = $7 }
+       END { printf "edge coverage %d, features %s; last new edge at %ds (execution %s) of %ds\n",
+                    cov, ft, at, execs, last }' "logs/$target.log"
   echo "corpus/$target: $(ls "corpus/$target" | wc -l) inputs"
+  if grep -q 'SUMMARY\|deadly signal\|panicked' "logs/$target.log"; then
+    echo "$target: crash, see fuzz/artifacts/$target" >&2
+  fi
 done

@@ -38,6 +38,10 @@ pub enum ErrorKind {
     Missing(&'static str),
     #[error("bad KEY[] field: {0}")]
     BadKey(String),
+    #[error(
+        "bad key signature {0:?}: a signature has at most seven sharps or flats, as in *k[b-e-a-]"
+    )]
+    BadKeySignature(String),
     #[error("bad meter {0:?}")]
     BadMeter(String),
     #[error("unknown tonic {0:?}")]

@@ -295,9 +295,20 @@ impl<'a> Reader<'a> {
             }
         } else if let Some(signature) = text.strip_prefix("k[") {
             let signature = signature.trim_end_matches(']');
-            let sharps = signature.matches('#').count() as i8;
-            let flats = signature.matches('-').count() as i8;
-            segment.melody.key_signature = Some(sharps - flats);
+            let sharps = signature.matches('#').count();
+            let flats = signature.matches('-').count();
+            // A signature lists each altered note once, so more than seven of a
+            // kind is no signature at all (and would not fit the i8 of fifths).
+            if sharps > 7 || flats > 7 {
+                return Err(ParseError::new(
+                    file,
+                    line,
+                    column,
+                    format!("*{text}"),
+                    ErrorKind::BadKeySignature(signature.into()),
+                ));
+            }
+            segment.melody.key_signature = Some(sharps as i8 - flats as i8);
         } else if let Some((tonic, mode)) = text.split_once(':')
             && let Some(key) = parse_key(tonic, mode)
         {
@@ -716,6 +727,18 @@ mod tests {
             err.to_string(),
             "t.krn:4:4: unexpected character '%' in `4cZ%`"
         );
+    }
+
+    #[test]
+    fn a_key_signature_with_more_than_seven_accidentals_is_an_error() {
+        let flats = "-".repeat(128);
+        let text = format!("**kern\n*k[f#{flats}]\n4c\n*-\n");
+        let err = parse_str(&text).unwrap_err();
+        assert_eq!(err.location.line, 2);
+        assert_eq!(err.kind, ErrorKind::BadKeySignature(format!("f#{flats}")));
+        assert!(err.to_string().contains("at most seven sharps or flats"));
+        let seven = parse_str("**kern\n*k[b-e-a-d-g-c-f-]\n4c\n*-\n").unwrap();
+        assert_eq!(seven[0].key_signature, Some(-7));
     }
 
     #[test]
