@@ -360,6 +360,11 @@ fn parse_key(tonic: &str, mode: &str) -> Option<Key> {
             '-' => -1,
             _ => return None,
         };
+        // Beyond a double sharp or flat no key is meant (and a long run of them
+        // would overflow the i8).
+        if alter.abs() > 2 {
+            return None;
+        }
     }
     let mode = match mode {
         "" => {
@@ -739,6 +744,21 @@ mod tests {
         assert!(err.to_string().contains("at most seven sharps or flats"));
         let seven = parse_str("**kern\n*k[b-e-a-d-g-c-f-]\n4c\n*-\n").unwrap();
         assert_eq!(seven[0].key_signature, Some(-7));
+    }
+
+    #[test]
+    fn a_tonic_with_more_than_a_double_accidental_names_no_key() {
+        let key = |tonic: &str| {
+            let text = format!("**kern\n*{tonic}:\n4c\n*-\n");
+            parse_str(&text).unwrap()[0].key
+        };
+        assert_eq!(key(&format!("c{}", "#".repeat(128))), None);
+        assert_eq!(key("g---"), None);
+        let double_sharp = key("f##").unwrap();
+        assert_eq!(
+            (double_sharp.tonic.alter, double_sharp.mode),
+            (2, Mode::Minor)
+        );
     }
 
     #[test]
