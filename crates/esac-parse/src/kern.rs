@@ -274,6 +274,8 @@ impl<'a> Reader<'a> {
 
     fn interpretation(&mut self, text: &str, line: usize, column: usize) -> Result<(), ParseError> {
         let file = self.file;
+        let bad_interpretation =
+            |kind| ParseError::new(file, line, column, format!("*{text}"), kind);
         let segment = self.segment();
         if text == "-" {
             segment.ended = true;
@@ -285,13 +287,7 @@ impl<'a> Reader<'a> {
             if let Some(meter) = Meter::parse(meter) {
                 segment.pending_meter = Some(meter);
             } else if !matches!(meter, "Z" | "?") {
-                return Err(ParseError::new(
-                    file,
-                    line,
-                    column,
-                    format!("*{text}"),
-                    ErrorKind::BadMeter(meter.into()),
-                ));
+                return Err(bad_interpretation(ErrorKind::BadMeter(meter.into())));
             }
         } else if let Some(signature) = text.strip_prefix("k[") {
             let signature = signature.trim_end_matches(']');
@@ -300,13 +296,9 @@ impl<'a> Reader<'a> {
             // A signature lists each altered note once, so more than seven of a
             // kind is no signature at all (and would not fit the i8 of fifths).
             if sharps > 7 || flats > 7 {
-                return Err(ParseError::new(
-                    file,
-                    line,
-                    column,
-                    format!("*{text}"),
-                    ErrorKind::BadKeySignature(signature.into()),
-                ));
+                return Err(bad_interpretation(ErrorKind::BadKeySignature(
+                    signature.into(),
+                )));
             }
             segment.melody.key_signature = Some(sharps as i8 - flats as i8);
         } else if let Some((tonic, mode)) = text.split_once(':')
