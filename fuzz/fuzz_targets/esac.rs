@@ -1,5 +1,6 @@
 //! The EsAC reader on arbitrary bytes (CP850/Latin-1 decoding included).
 #![no_main]
 #[path = "../entry.rs"]
+#[allow(dead_code, reason = "each target calls one of the shared entry points")]
 mod entry;
 libfuzzer_sys::fuzz_target!(|bytes: &[u8]| entry::read_songs("fuzz.sm", bytes));
