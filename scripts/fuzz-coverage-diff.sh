@@ -46,5 +46,5 @@ echo "source lines with fewer uncovered instructions after (count before -> afte
 join -1 2 -2 2 -a 1 -e 0 -o 0,1.1,2.1 \
   <(awk '{print $1, $2}' "$work/before.lines" | sort -k2) \
   <(awk '{print $1, $2}' "$work/after.lines" | sort -k2) |
-  awk -v ours="$workspace/" '$2 != $3 { mark = index($1, ours) == 1 ? "  <- this workspace" : ""
+  awk -v ours="$workspace/" '$3 < $2 { mark = index($1, ours) == 1 ? "  <- this workspace" : ""
                                         printf "  %s %d -> %d%s\n", $1, $2, $3, mark }'
