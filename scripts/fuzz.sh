@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets (default: all) for SECONDS each (default 300), seeded from the small
 # seeds in fuzz/seeds and the real collection in ../shared/data (read in place,
-# never copied into the repo). Needs `cargo install cargo-fuzz` and a nightly toolchain.
+# never copied into the repo), with fuzz/dictionaries/TARGET.dict where there is one. Needs `cargo install cargo-fuzz` and a nightly toolchain.
 # New crashes land in fuzz/artifacts/TARGET; copy each into
 # fuzz/regressions/TARGET, where `cargo test` replays them.
 #
@@ -38,6 +38,9 @@ for target in $targets; do
   limits=()
   if [ "$target" = kern ]; then extra=("$shared/deutschl"); fi
   if [ "$target" = esac ]; then extra=("$(esac_song_seeds)"); limits=(-max_len=8192); fi
+  # The builds have no sanitizer, so libFuzzer cannot see string comparisons;
+  # a dictionary hands it the words a reader looks for.
+  if [ -f "dictionaries/$target.dict" ]; then limits+=(-dict="$PWD/dictionaries/$target.dict"); fi
   echo "== $target for ${seconds}s"
   start=$SECONDS
   cargo +nightly fuzz run -s none "$target" "corpus/$target" "seeds/$target" "${extra[@]}" \

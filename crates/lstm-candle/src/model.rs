@@ -65,7 +65,41 @@ impl ModelConfig {
                 self.dropout
             )));
         }
+        // A damaged config.json can name sizes whose tensor shapes overflow when
+        // multiplied out (found by fuzzing), so they are counted with checks first.
+        if self.checked_num_parameters().is_none() {
+            return Err(ModelError::Config(format!(
+                "vocabulary {}, embedding {}, hidden size {} and {} layer(s) make more \
+                 parameters than a {}-bit count holds",
+                self.vocab_size,
+                self.embedding_dim,
+                self.hidden_size,
+                self.num_layers,
+                usize::BITS
+            )));
+        }
         Ok(())
+    }
+
+    /// The parameter count (of a configuration with at least one layer), or
+    /// `None` where it does not fit a `usize`. In closed form, since the layer
+    /// count itself may be huge.
+    fn checked_num_parameters(&self) -> Option<usize> {
+        let (v, e, h) = (self.vocab_size, self.embedding_dim, self.hidden_size);
+        let gates = h.checked_mul(4)?;
+        let biases = gates.checked_mul(2)?;
+        let layer = |input: usize| {
+            input
+                .checked_add(h)?
+                .checked_mul(gates)?
+                .checked_add(biases)
+        };
+        let later_layers = self.num_layers.saturating_sub(1).checked_mul(layer(h)?)?;
+        v.checked_mul(e)?
+            .checked_add(layer(e)?)?
+            .checked_add(later_layers)?
+            .checked_add(v.checked_mul(h)?)?
+            .checked_add(v)
     }
 
     /// Every parameter's PyTorch name and shape, in PyTorch's `state_dict` order.
@@ -84,11 +118,10 @@ impl ModelConfig {
         shapes
     }
 
+    /// Panics for a configuration that `validate` refuses as too large.
     pub fn num_parameters(&self) -> usize {
-        self.parameter_shapes()
-            .iter()
-            .map(|(_, s)| s.iter().product::<usize>())
-            .sum()
+        self.checked_num_parameters()
+            .expect("a validated configuration's parameter count fits a usize")
     }
 
     /// Reads the configuration off a set of tensors named as PyTorch names them

@@ -396,6 +396,44 @@ fn checkpoint_round_trip_and_corruption() {
     );
 }
 
+#[test]
+fn sizes_whose_parameter_count_overflows_are_a_named_configuration_error() {
+    let config = |hidden_size, num_layers| ModelConfig {
+        vocab_size: 3,
+        embedding_dim: 3,
+        hidden_size,
+        num_layers,
+        dropout: 0.2,
+    };
+    // The fuzzer's config.json (fuzz/regressions/checkpoint/huge-hidden-size.bin):
+    // 4 * hidden overflowed while the expected shapes were built.
+    let err = config(10_000_000_000_000_000_000, 1)
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "bad model configuration: vocabulary 3, embedding 3, hidden size \
+             10000000000000000000 and 1 layer(s) make more parameters than a {}-bit count holds",
+            usize::BITS
+        )
+    );
+    // Each size fits on its own; the layers multiplied out do not.
+    assert!(config(1 << 20, 1 << 30).validate().is_err());
+    // Within range the closed-form count agrees with the shapes, layer by layer.
+    for (hidden, layers) in [(1, 1), (5, 2), (128, 3)] {
+        let config = config(hidden, layers);
+        config.validate().unwrap();
+        let by_shapes: usize = config
+            .parameter_shapes()
+            .iter()
+            .map(|(_, shape)| shape.iter().product::<usize>())
+            .sum();
+        assert_eq!(config.num_parameters(), by_shapes, "{hidden} x {layers}");
+    }
+}
+
 /// The fused ops' results against the step-by-step graph's, pairwise: to 1e-12
 /// in f64, 1e-5 in f32.
 fn assert_all_close(fused: &[Tensor], reference: &[Tensor], label: &str) {
