@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets (default: all) for SECONDS each (default 300), seeded from the small
 # seeds in fuzz/seeds and the real collection in ../shared/data (read in place,
-# never copied into the repo), with fuzz/dictionaries/TARGET.dict where there is one. Needs `cargo install cargo-fuzz` and a nightly toolchain.
+# never copied into the repo), with fuzz/dictionaries/TARGET.dict where there is
+# one. Needs `cargo install cargo-fuzz` and a nightly toolchain.
 # New crashes land in fuzz/artifacts/TARGET; copy each into
 # fuzz/regressions/TARGET, where `cargo test` replays them.
 #
@@ -35,16 +36,16 @@ esac_song_seeds() {
 for target in $targets; do
   mkdir -p "corpus/$target"
   extra=()
-  limits=()
+  options=()
   if [ "$target" = kern ]; then extra=("$shared/deutschl"); fi
-  if [ "$target" = esac ]; then extra=("$(esac_song_seeds)"); limits=(-max_len=8192); fi
-  # The builds have no sanitizer, so libFuzzer cannot see string comparisons;
-  # a dictionary hands it the words a reader looks for.
-  if [ -f "dictionaries/$target.dict" ]; then limits+=(-dict="$PWD/dictionaries/$target.dict"); fi
+  if [ "$target" = esac ]; then extra=("$(esac_song_seeds)"); options=(-max_len=8192); fi
+  # The readers compare short words inline, as 1- and 2-byte integers, from
+  # which libFuzzer learns nothing; a dictionary hands it those words.
+  if [ -f "dictionaries/$target.dict" ]; then options+=(-dict="$PWD/dictionaries/$target.dict"); fi
   echo "== $target for ${seconds}s"
   start=$SECONDS
   cargo +nightly fuzz run -s none "$target" "corpus/$target" "seeds/$target" "${extra[@]}" \
-    -- -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 "${limits[@]}" 2>&1 |
+    -- -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 "${options[@]}" 2>&1 |
     while IFS= read -r line; do printf '%d %s\n' $((SECONDS - start)) "$line"; done >"logs/$target.log" || true
   tail -12 "logs/$target.log"
   # Lines look like "T #EXECS NEW cov: C ft: F ...": report when C last grew.
