@@ -7,6 +7,10 @@
 # libFuzzer can name source lines only with a sanitizer runtime, so the target is
 # built with AddressSanitizer into its own target directory (the `-s none`
 # build that scripts/fuzz.sh runs is left alone). The first build takes minutes.
+# It has the fixed-hash-keys feature and runs with fuzz/fixed-random.c preloaded,
+# so that the `checkpoint` target's hash maps take the same paths on every run:
+# its totals are then repeatable, and "after" exceeds "before" only where the
+# added inputs reach code that the earlier ones do not.
 # Usage: scripts/fuzz-coverage-diff.sh TARGET BEFORE_DIR AFTER_DIR
 #   BEFORE_DIR: the corpus as it was (for example a copy taken before a run)
 #   AFTER_DIR:  inputs added since; it is measured together with BEFORE_DIR, so
@@ -24,13 +28,16 @@ build_dir=${FUZZ_COVERAGE_TARGET_DIR:-/tmp/esac-melody-fuzz-asan}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-(cd "$workspace/fuzz" && cargo +nightly fuzz build -s address --target-dir "$build_dir" "$target" >&2)
+(cd "$workspace/fuzz" && cargo +nightly fuzz build -s address --features fixed-hash-keys \
+  --target-dir "$build_dir" "$target" >&2)
 binary=$build_dir/x86_64-unknown-linux-gnu/release/$target
+fixed_random=$build_dir/fixed-random.so
+cc -shared -fPIC -O2 -Wall -o "$fixed_random" "$workspace/fuzz/fixed-random.c"
 
 measure() { # NAME DIR...: runs every input once and keeps libFuzzer's coverage report
   local name=$1
   shift
-  "$binary" -runs=0 -print_coverage=1 -rss_limit_mb=4096 "$@" >"$work/$name.txt" 2>&1
+  LD_PRELOAD=$fixed_random "$binary" -runs=0 -print_coverage=1 -rss_limit_mb=4096 "$@" >"$work/$name.txt" 2>&1
   grep 'DONE' "$work/$name.txt" | sed "s/^/$name: /"
   # Generic functions appear once per instantiation under one name, so lines are
   # counted rather than matched one to one.
