@@ -9,7 +9,9 @@
 # Each run's libFuzzer log, every line prefixed with the seconds elapsed, is kept
 # in fuzz/logs/TARGET.log, and the script ends each target with when edge
 # coverage (`cov`) last grew: that is the "found nothing new" measure that
-# docs/fuzzing.md reports.
+# docs/fuzzing.md reports. For `checkpoint`, whose live count also grows with
+# std's random hash seeds, the measure is the repeatable one that
+# fuzz-coverage-diff.sh gives from the half-time copy (see below).
 # Usage: scripts/fuzz.sh [SECONDS] ["TARGET ..."]
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -34,6 +36,14 @@ esac_song_seeds() {
 }
 
 for target in $targets; do
+  # Machines are not kept from one session to the next, and with them went the
+  # working corpora; a target whose corpus took hours to grow keeps a minimized
+  # copy in git (docs/fuzzing.md says when each was taken), which a new
+  # machine starts from.
+  if [ ! -d "corpus/$target" ] && [ -f "kept-corpora/$target.tar.gz" ]; then
+    mkdir -p "corpus/$target"
+    tar -xzf "kept-corpora/$target.tar.gz" -C "corpus/$target"
+  fi
   mkdir -p "corpus/$target"
   extra=()
   options=()
@@ -43,10 +53,19 @@ for target in $targets; do
   # which libFuzzer learns nothing; a dictionary hands it those words.
   if [ -f "dictionaries/$target.dict" ]; then options+=(-dict="$PWD/dictionaries/$target.dict"); fi
   echo "== $target for ${seconds}s"
+  # The corpus at half time: scripts/fuzz-coverage-diff.sh TARGET
+  # logs/TARGET.half corpus/TARGET then tells, repeatably, whether the second
+  # half reached anything new (the `checkpoint` target's live count cannot).
+  rm -rf "logs/$target.half"
+  (sleep $((seconds / 2)) && cp -r "corpus/$target" "logs/$target.half") &
+  half_copy=$!
   start=$SECONDS
   cargo +nightly fuzz run -s none "$target" "corpus/$target" "seeds/$target" "${extra[@]}" \
     -- -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 "${options[@]}" 2>&1 |
     while IFS= read -r line; do printf '%d %s\n' $((SECONDS - start)) "$line"; done >"logs/$target.log" || true
+  # A run cut short (a crash) ends before half time: no copy then.
+  kill "$half_copy" 2>/dev/null || true
+  wait "$half_copy" 2>/dev/null || true
   tail -12 "logs/$target.log"
   # Lines look like "T #EXECS NEW cov: C ft: F ...": report when C last grew.
   awk '$2 ~ /^#[0-9]+$/ && $4 == "cov:" {

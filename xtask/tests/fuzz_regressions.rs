@@ -51,6 +51,20 @@ fn token_inputs_are_parsed_or_rejected() {
 }
 
 #[test]
+fn every_checkpoint_seed_loads_as_a_model() {
+    let seeds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/checkpoint");
+    for file in std::fs::read_dir(&seeds).unwrap() {
+        let path = file.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            entry::checkpoint(&bytes),
+            "{} does not load",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn checkpoint_inputs_load_or_are_refused() {
     for (name, bytes) in inputs("checkpoint") {
         eprintln!("{name}");
