@@ -40,11 +40,10 @@ for target in $targets; do
   # working corpora; a target whose corpus took hours to grow keeps a minimized
   # copy in git (docs/fuzzing.md says when each was taken), which a new
   # machine starts from.
-  if [ ! -d "corpus/$target" ] && [ -f "kept-corpora/$target.tar.gz" ]; then
-    mkdir -p "corpus/$target"
+  mkdir -p "corpus/$target"
+  if [ -z "$(ls -A "corpus/$target")" ] && [ -f "kept-corpora/$target.tar.gz" ]; then
     tar -xzf "kept-corpora/$target.tar.gz" -C "corpus/$target"
   fi
-  mkdir -p "corpus/$target"
   extra=()
   options=()
   if [ "$target" = kern ]; then extra=("$shared/deutschl"); fi

@@ -8,9 +8,14 @@ use std::path::PathBuf;
 mod entry;
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    inputs_in(&["regressions", "seeds"], target)
+}
+
+/// Every file in `fuzz/KIND/TARGET` for each of `kinds`, with its name.
+fn inputs_in(kinds: &[&str], target: &str) -> Vec<(String, Vec<u8>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut found = Vec::new();
-    for kind in ["regressions", "seeds"] {
+    for kind in kinds {
         let dir = root.join(kind).join(target);
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let path = entry.unwrap().path();
@@ -52,15 +57,8 @@ fn token_inputs_are_parsed_or_rejected() {
 
 #[test]
 fn every_checkpoint_seed_loads_as_a_model() {
-    let seeds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/checkpoint");
-    for file in std::fs::read_dir(&seeds).unwrap() {
-        let path = file.unwrap().path();
-        let bytes = std::fs::read(&path).unwrap();
-        assert!(
-            entry::checkpoint(&bytes),
-            "{} does not load",
-            path.display()
-        );
+    for (name, bytes) in inputs_in(&["seeds"], "checkpoint") {
+        assert!(entry::checkpoint(&bytes), "{name} does not load");
     }
 }
 
