@@ -162,6 +162,26 @@ pub struct Dropout {
     pub first_row: usize,
 }
 
+/// The error for an expected tensor that is not among `remaining` (the tensors
+/// not yet taken). The count was right, so some other name stands in its place;
+/// both are named, the stranger first by name, so that the message is the same
+/// on every run and shows whether the file comes from another kind of model.
+fn misplaced_tensor(
+    missing: &str,
+    remaining: &HashMap<String, Tensor>,
+    shapes: &[(String, Vec<usize>)],
+) -> ModelError {
+    let stranger = remaining
+        .keys()
+        .filter(|name| shapes.iter().all(|(expected, _)| expected != *name))
+        .min()
+        .expect("with the tensor count right, another name stands in for a missing one");
+    ModelError::Config(format!(
+        "missing tensor {missing}; the file has {stranger} in its place, \
+         which this configuration does not use"
+    ))
+}
+
 /// A standard normal draw (Box-Muller), so that initialisation needs no extra crate.
 fn normal(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
@@ -230,13 +250,14 @@ impl MelodyModel {
                 tensors.len()
             )));
         }
+        let shapes = config.parameter_shapes();
         let varmap = VarMap::new();
         {
             let mut data = varmap.data().lock().expect("fresh varmap");
-            for (name, shape) in config.parameter_shapes() {
+            for (name, shape) in &shapes {
                 let tensor = tensors
-                    .remove(&name)
-                    .ok_or_else(|| ModelError::Config(format!("missing tensor {name}")))?;
+                    .remove(name)
+                    .ok_or_else(|| misplaced_tensor(name, &tensors, &shapes))?;
                 if tensor.dims() != shape.as_slice() {
                     return Err(ModelError::Config(format!(
                         "{name} has shape {:?}, the configuration needs {shape:?}",
@@ -244,13 +265,8 @@ impl MelodyModel {
                     )));
                 }
                 let tensor = tensor.to_device(device)?.to_dtype(dtype)?;
-                data.insert(name, Var::from_tensor(&tensor)?);
+                data.insert(name.clone(), Var::from_tensor(&tensor)?);
             }
-        }
-        if let Some(extra) = tensors.keys().next() {
-            return Err(ModelError::Config(format!(
-                "unexpected tensor {extra} for this configuration"
-            )));
         }
         Ok(Self {
             config,

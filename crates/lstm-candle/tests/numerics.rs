@@ -396,6 +396,90 @@ fn checkpoint_round_trip_and_corruption() {
     );
 }
 
+/// A saved two-layer checkpoint, its tensors passed through `rename` and its
+/// config.json replaced by `config` (`None`: removed), loaded again; returns the
+/// error, if any, with the folder's path cut to `DIR`.
+fn load_altered(rename: &[(&str, &str)], config: Option<&str>) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    save_checkpoint(&small(2, DType::F32), dir.path()).unwrap();
+    let weights = dir.path().join("model.safetensors");
+    let tensors = lstm_candle::checkpoint::read_safetensors(&weights, &Device::Cpu).unwrap();
+    let renamed: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(name, tensor)| {
+            let new_name = rename
+                .iter()
+                .find(|(from, _)| *from == name)
+                .map_or(name, |(_, to)| to.to_string());
+            (new_name, tensor)
+        })
+        .collect();
+    let bytes = lstm_candle::checkpoint::tensors_to_safetensors(&renamed).unwrap();
+    std::fs::write(&weights, bytes).unwrap();
+    let config_path = dir.path().join("config.json");
+    match config {
+        Some(text) => std::fs::write(&config_path, text).unwrap(),
+        None => std::fs::remove_file(&config_path).unwrap(),
+    }
+    load_checkpoint(dir.path(), &Device::Cpu)
+        .map(|_| ())
+        .map_err(|e| {
+            e.to_string()
+                .replace(&dir.path().display().to_string(), "DIR")
+        })
+}
+
+fn config_json(hidden_size: usize, num_layers: usize) -> String {
+    format!(
+        r#"{{"vocab_size": 7, "embedding_dim": 5, "hidden_size": {hidden_size}, "num_layers": {num_layers}, "dropout": 0.2}}"#
+    )
+}
+
+#[test]
+fn a_checkpoint_that_does_not_fit_its_configuration_is_refused_with_the_names() {
+    // Unaltered, it loads with or without its config.json.
+    assert_eq!(load_altered(&[], Some(&config_json(6, 2))), Ok(()));
+    assert_eq!(load_altered(&[], None), Ok(()));
+    let refused = |rename: &[(&str, &str)], config: Option<&str>| {
+        load_altered(rename, config).expect_err("the altered checkpoint is refused")
+    };
+    assert_eq!(
+        refused(&[], Some("{")),
+        "DIR/config.json: bad configuration: EOF while parsing an object at line 1 column 1"
+    );
+    assert_eq!(
+        refused(&[], Some(r#"{"vocab_size": 7}"#)),
+        "DIR/config.json: bad configuration: missing field `embedding_dim` at line 1 column 17"
+    );
+    assert_eq!(
+        refused(&[], Some(&config_json(6, 1))),
+        "DIR/model.safetensors: bad model configuration: the configuration has 1 layer(s), \
+         which need 7 tensors, but there are 11"
+    );
+    assert_eq!(
+        refused(&[], Some(&config_json(4, 2))),
+        "DIR/model.safetensors: bad model configuration: lstm.weight_ih_l0 has shape [24, 5], \
+         the configuration needs [16, 5]"
+    );
+    // Two strangers: the one first by name is named, the same on every run.
+    assert_eq!(
+        refused(
+            &[
+                ("lstm.bias_hh_l1", "rnn.bias_hh_l1"),
+                ("fc.bias", "output.bias")
+            ],
+            Some(&config_json(6, 2))
+        ),
+        "DIR/model.safetensors: bad model configuration: missing tensor lstm.bias_hh_l1; \
+         the file has output.bias in its place, which this configuration does not use"
+    );
+    // Without config.json the configuration is read off the names PyTorch gives.
+    assert_eq!(
+        refused(&[("embedding.weight", "encoder.weight")], None),
+        "DIR/model.safetensors: bad model configuration: no tensor named embedding.weight"
+    );
+}
+
 #[test]
 fn sizes_whose_parameter_count_overflows_are_a_named_configuration_error() {
     let config = |hidden_size, num_layers| ModelConfig {
