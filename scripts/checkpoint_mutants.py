@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Writes systematic variants of the `checkpoint` fuzz target's tiny model into a folder.
+
+Rounds 7 to 10 of docs/fuzzing.md found late edges only in the JSON readers of
+the two texts a checkpoint holds (the safetensors header and config.json):
+serde_json's paths for an end of input inside each construct, each escape,
+number form and wrong type. Random mutation reaches them one by one over hours;
+this script writes every such variant of the seed once, so that a round starting
+from them (merged into the corpus) measures what is left beyond them.
+
+Every variant is in the target's header-text form (eight 0xFF bytes, the header
+as text up to a NUL, then the data; fuzz/entry.rs), alone or behind the seed's
+config.json and a NUL, with either text varied and the other left as it is.
+
+Usage: scripts/checkpoint_mutants.py OUT_DIR
+"""
+
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+SEEDS = Path(__file__).resolve().parent.parent / "fuzz" / "seeds" / "checkpoint"
+
+# Bytes that JSON's grammar branches on, and some it refuses.
+SINGLE_BYTES = [
+    b'"', b"\\", b"{", b"}", b"[", b"]", b",", b":", b"-", b"+", b"0", b"1", b"9",
+    b".", b"e", b"E", b"n", b"t", b"f", b" ", b"\t", b"\n", b"\r", b"\x00", b"\x01",
+    b"\x1f", b"\x7f", b"\x80", b"\xc3", b"\xe2", b"\xf0", b"\xff", b"x", b"/",
+]
+
+# Inside a string: every escape, good and bad, and UTF-8 good and bad.
+STRING_INSERTS = [
+    b'\\"', b"\\\\", b"\\/", b"\\b", b"\\f", b"\\n", b"\\r", b"\\t", b"\\u0041",
+    b"\\u00e9", b"\\u20ac", b"\\uD83D\\uDE00", b"\\uD83D", b"\\uDE00", b"\\uD83Dx",
+    b"\\uD83D\\u0041", b"\\uD83D\\n", b"\\u00", b"\\u00G0", b"\\q", b"\\", b"\x01",
+    b"\x1f", b"\x7f", "é".encode(), "€".encode(), "😀".encode(), b"\xc3(", b"\xe2\x82",
+    b"\xf0\x9f\x98", b"\xed\xa0\x80", b"\xff", b"\x80",
+]
+
+# In place of a number: every number form, good, out of range and bad.
+NUMBERS = [
+    b"-0", b"-1", b"0", b"00", b"01", b"1.5", b"1.", b".5", b"+1", b"1e2", b"1E+2",
+    b"1e-2", b"0.0e0", b"1e", b"1e+", b"-", b"2147483648", b"4294967296",
+    b"9223372036854775807", b"9223372036854775808", b"18446744073709551615",
+    b"18446744073709551616", b"99999999999999999999999", b"1.7976931348623157e309",
+    b"1e400", b"-1e400", b"1e-400", b"123456789012345678901234567890.5",
+    b"0.30000000000000004", b"3 ", b" 3", b"-0.0", b"1e-0", b"0e0", b"0.", b"0.e1",
+    b"1.00000000000000000000000000001", b"0.0000000000000000000000000001e400",
+    b"1e99999999999999999999", b"1e-99999999999999999999",
+    b"123456789012345678901234567890e-5", b"123456789012345678901234567890e400",
+    b"12345678901234567890.12345678901234567890e10", b"4.9e-324", b"2.5e-324",
+    b"2.2250738585072014e-308", b"1x", b"1.x", b"1ex", b"1e+x", b"--1", b"-x",
+]
+
+# After a backslash: the escape letters, the \u forms of each UTF-8 length,
+# surrogates paired and not, and a bad hex digit in each of the four places.
+ESCAPES = [b"\\" + bytes([byte]) for byte in range(256)] + [
+    b"\\u" + digits for digits in (
+        b"0000", b"007f", b"0080", b"07ff", b"0800", b"ffff", b"FFFF", b"AbCd",
+        b"d800\\udc00", b"dbff\\udfff", b"d800\\u0041", b"d800\\ud800", b"dc00",
+        b"d800", b"d800\\", b"d800\\x", b"d800\\uZZZZ", b"d800\\ud", b"G000",
+        b"0G00", b"00G0", b"000G", b"00", b"0", b"")]
+
+# In place of any value: every type.
+VALUES = [
+    b"null", b"true", b"false", b'"x"', b'""', b"1", b"-1", b"1.5", b"[]", b"{}",
+    b"[1]", b'{"a":1}', b"[null]", b'["F32"]', b"[1,2,3]", b"[[1]]", b"nul", b"tru",
+    b"fals", b"nulll",
+]
+
+
+def split_seed():
+    raw = (SEEDS / "tiny-header-text.bin").read_bytes()
+    assert raw.startswith(b"\xff" * 8)
+    header, data = raw[8:].split(b"\x00", 1)
+    config = (SEEDS / "tiny-with-config.bin").read_bytes().split(b"\x00", 1)[0]
+    return config, header, data
+
+
+def replace_at(text, start, end, new):
+    return text[:start] + new + text[end:]
+
+
+def variants(text):
+    """Every variant of one JSON text."""
+    for end in range(len(text)):
+        yield text[:end]
+    for at in range(len(text)):
+        for byte in SINGLE_BYTES:
+            if text[at:at + 1] != byte:
+                yield replace_at(text, at, at + 1, byte)
+        yield replace_at(text, at, at + 1, b"")
+        yield text[:at] + text[at:at + 1] * 2 + text[at + 1:]
+    for string in re.finditer(rb'"([^"]*)"', text):
+        inner_start, inner_end = string.span(1)
+        for where in sorted({inner_start, (inner_start + inner_end) // 2, inner_end}):
+            for insert in STRING_INSERTS:
+                yield replace_at(text, where, where, insert)
+        yield replace_at(text, string.end(), string.end(), b" ")
+    for string in list(re.finditer(rb'"([^"]*)"', text))[:2]:
+        where = string.start(1)
+        for escape in ESCAPES:
+            yield replace_at(text, where, where, escape)
+        # serde_json scans a string eight bytes at a time: a long string with
+        # a quote, escape or control byte at each offset takes each path.
+        for offset in range(40):
+            for stop in (b'\\"', b"\\n", b"\x01", b"\\u00e9"):
+                yield replace_at(text, where, where, b"a" * offset + stop + b"b" * (40 - offset))
+    for number in re.finditer(rb"-?[0-9][0-9.eE+-]*", text):
+        for form in NUMBERS:
+            yield replace_at(text, number.start(), number.end(), form)
+    for value in re.finditer(rb'(?<=:)(\[[^\]]*\]|\{[^{}]*\}|"[^"]*"|[-0-9.eE+]+)', text):
+        for form in VALUES:
+            yield replace_at(text, value.start(), value.end(), form)
+    for comma in re.finditer(rb",", text):
+        for gap in (b" ", b"\t", b"\n", b"\r", b" \r\n\t"):
+            yield replace_at(text, comma.start(), comma.start(), gap)
+            yield replace_at(text, comma.end(), comma.end(), gap)
+        yield replace_at(text, comma.start(), comma.start(), b",")
+    # A key given twice, and an entry the loader does not expect.
+    yield text[:-1] + b',"fc.bias":{"dtype":"F32","shape":[3],"data_offsets":[36,48]}}'
+    yield text[:-1] + b',"__metadata__":{"format":"pt"}}'
+    yield text[:-1] + b',"extra":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    yield text[:-1] + b',"extra":1}'
+    yield text + b" "
+    yield text + b"x"
+    yield b" " + text
+
+
+def main():
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    config, header, data = split_seed()
+    weights = b"\xff" * 8 + header + b"\x00" + data
+    inputs = set()
+    for varied in variants(header):
+        inputs.add(b"\xff" * 8 + varied + b"\x00" + data)
+    for varied in variants(config):
+        # The target takes a config only when the input starts with `{`.
+        if varied.startswith(b"{") and b"\x00" not in varied:
+            inputs.add(varied + b"\x00" + weights)
+    for payload in inputs:
+        (out / hashlib.sha1(payload).hexdigest()).write_bytes(payload)
+    print(f"{len(inputs)} inputs in {out}")
+
+
+if __name__ == "__main__":
+    main()
