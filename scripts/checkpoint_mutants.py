@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Writes systematic variants of the `checkpoint` fuzz target's tiny model into a folder.
 
-Rounds 7 to 10 of docs/fuzzing.md found late edges only in the JSON readers of
-the two texts a checkpoint holds (the safetensors header and config.json):
-serde_json's paths for an end of input inside each construct, each escape,
-number form and wrong type. Random mutation reaches them one by one over hours;
-this script writes every such variant of the seed once, so that a round starting
-from them (merged into the corpus) measures what is left beyond them.
+Random mutation of the one seed reaches some of the loader's paths only after
+hours, or not at all (docs/fuzzing.md, rounds 7 to 11): serde_json's paths for
+an end of input inside each construct, each escape, number form and wrong type
+in the two JSON texts a checkpoint holds (the safetensors header and
+config.json), and, furthest from the seed, headers of many tensors, which take
+std's sorts and hashbrown's growth along other paths. This script writes such
+variants once; scripts/fuzz.sh hands them to the target with the other seeds.
 
 Every variant is in the target's header-text form (eight 0xFF bytes, the header
 as text up to a NUL, then the data; fuzz/entry.rs), alone or behind the seed's
@@ -16,6 +17,7 @@ Usage: scripts/checkpoint_mutants.py OUT_DIR
 """
 
 import hashlib
+import random
 import re
 import sys
 from pathlib import Path
@@ -128,6 +130,42 @@ def variants(text):
     yield b" " + text
 
 
+def offset_orders(count):
+    """Orders of `count` tensors' places in the data: sorted, reversed, runs and shuffles."""
+    places = list(range(count))
+    yield places
+    yield places[::-1]
+    half = count // 2
+    yield places[half:] + places[:half]
+    yield places[:half][::-1] + places[half:]
+    yield places[::2] + places[1::2]
+    yield [place ^ 1 for place in places if place ^ 1 < count] + ([count - 1] if count % 2 else [])
+    yield places[1:] + places[:1]
+    yield places[-1:] + places[:-1]
+    shuffler = random.Random(count)
+    for _ in range(8):
+        shuffled = places[:]
+        shuffler.shuffle(shuffled)
+        yield shuffled
+
+
+def many_tensor_files():
+    """Headers of up to 80 one-float tensors in many orders of their offsets.
+
+    safetensors sorts a header's tensors by offset (`Metadata::new`), and
+    std's stable sort takes other paths, insertion for short lists and runs
+    merged for long ones, by the length and order it meets; round 11's late
+    edges were there (docs/fuzzing.md).
+    """
+    for count in (*range(2, 12), 16, 19, 20, 21, 22, 24, 31, 32, 33, 40, 48, 63, 64, 65, 80):
+        for order in offset_orders(count):
+            entries = b",".join(
+                b'"t%d":{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}' % (name, 4 * place, 4 * place + 4)
+                for name, place in enumerate(order)
+            )
+            yield b"\xff" * 8 + b"{" + entries + b"}\x00" + b"\x00" * (4 * count)
+
+
 def main():
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
@@ -140,6 +178,7 @@ def main():
         # The target takes a config only when the input starts with `{`.
         if varied.startswith(b"{") and b"\x00" not in varied:
             inputs.add(varied + b"\x00" + weights)
+    inputs.update(many_tensor_files())
     for payload in inputs:
         (out / hashlib.sha1(payload).hexdigest()).write_bytes(payload)
     print(f"{len(inputs)} inputs in {out}")

@@ -35,6 +35,16 @@ esac_song_seeds() {
   echo "$out"
 }
 
+# The checkpoint seed's systematic variants (scripts/checkpoint_mutants.py):
+# headers of many tensors, every escape, number form and wrong type, which
+# random mutation of the one tiny seed reaches late or never (docs/fuzzing.md,
+# round 11).
+checkpoint_variant_seeds() {
+  local out=generated-seeds/checkpoint
+  if [ ! -d "$out" ]; then python3 ../scripts/checkpoint_mutants.py "$out" >&2; fi
+  echo "$out"
+}
+
 for target in $targets; do
   # Machines are not kept from one session to the next, and with them went the
   # working corpora; a target whose corpus took hours to grow keeps a minimized
@@ -48,6 +58,7 @@ for target in $targets; do
   options=()
   if [ "$target" = kern ]; then extra=("$shared/deutschl"); fi
   if [ "$target" = esac ]; then extra=("$(esac_song_seeds)"); options=(-max_len=8192); fi
+  if [ "$target" = checkpoint ]; then extra=("$(checkpoint_variant_seeds)"); fi
   # The readers compare short words inline, as 1- and 2-byte integers, from
   # which libFuzzer learns nothing; a dictionary hands it those words.
   if [ -f "dictionaries/$target.dict" ]; then options+=(-dict="$PWD/dictionaries/$target.dict"); fi
