@@ -149,21 +149,30 @@ def offset_orders(count):
         yield shuffled
 
 
+# Four-byte tensors of each kind: one float, or two half floats. Round 15's
+# late jump came from a header that mixed them (docs/fuzzing.md).
+FOUR_BYTE_TENSORS = [(b"F32", b"[1]"), (b"F16", b"[2]"), (b"BF16", b"[2]")]
+
+
 def many_tensor_files():
-    """Headers of up to 80 one-float tensors in many orders of their offsets.
+    """Headers of up to 80 four-byte tensors in many orders of their offsets.
 
     safetensors sorts a header's tensors by offset (`Metadata::new`), and
     std's stable sort takes other paths, insertion for short lists and runs
     merged for long ones, by the length and order it meets; round 11's late
-    edges were there (docs/fuzzing.md).
+    edges were there (docs/fuzzing.md). Each header comes with all its tensors
+    `F32`, and again with the kinds taken in turn, which the loader's dtype
+    checks and conversions tell apart (round 15).
     """
     for count in (*range(2, 12), 16, 19, 20, 21, 22, 24, 31, 32, 33, 40, 48, 63, 64, 65, 80):
         for order in offset_orders(count):
-            entries = b",".join(
-                b'"t%d":{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}' % (name, 4 * place, 4 * place + 4)
-                for name, place in enumerate(order)
-            )
-            yield b"\xff" * 8 + b"{" + entries + b"}\x00" + b"\x00" * (4 * count)
+            for mixed in (False, True):
+                entries = b",".join(
+                    b'"t%d":{"dtype":"%s","shape":%s,"data_offsets":[%d,%d]}'
+                    % (name, *FOUR_BYTE_TENSORS[name % 3 if mixed else 0], 4 * place, 4 * place + 4)
+                    for name, place in enumerate(order)
+                )
+                yield b"\xff" * 8 + b"{" + entries + b"}\x00" + b"\x00" * (4 * count)
 
 
 def main():

@@ -41,7 +41,11 @@ esac_song_seeds() {
 # round 11).
 checkpoint_variant_seeds() {
   local out=generated-seeds/checkpoint
-  if [ ! -d "$out" ]; then python3 ../scripts/checkpoint_mutants.py "$out" >&2; fi
+  # Written again when the script that writes them has changed.
+  if [ ! -d "$out" ] || [ ../scripts/checkpoint_mutants.py -nt "$out" ]; then
+    rm -rf "$out"
+    python3 ../scripts/checkpoint_mutants.py "$out" >&2
+  fi
   echo "$out"
 }
 
