@@ -7,10 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use grid_codec::{EncodeOptions, encode_with};
+use grid_codec::{Encoding, encode_with};
+use model_folder::ModelFolder;
 use serde::Serialize;
-
-use crate::source;
 
 /// One benchmark result, printed as a JSON line.
 #[derive(Debug, Serialize)]
@@ -31,8 +30,8 @@ pub struct ParseBench {
 /// warm-up that also fills the OS file cache), and reports the best and median.
 pub fn parse(data: &Path, iterations: usize) -> Result<ParseBench> {
     let run = || -> Result<(usize, usize, usize)> {
-        let collection = source::load(data)?;
-        let options = EncodeOptions::default();
+        let collection = trainer::source::load_collection(data)?;
+        let options = Encoding::default();
         let on_grid = collection
             .songs
             .iter()
@@ -160,8 +159,9 @@ pub struct SampleBench {
 /// Generates `melodies` melodies at once from `model` (up to 1,000 tokens each,
 /// temperature 1) after one warm-up run, and counts the tokens produced.
 pub fn sample(model_dir: &Path, melodies: usize) -> Result<SampleBench> {
-    let (model, vocabulary) =
-        crate::export::load_model_folder(model_dir, &candle_core::Device::Cpu)?;
+    let ModelFolder {
+        model, vocabulary, ..
+    } = ModelFolder::load(model_dir, &candle_core::Device::Cpu)?;
     let config = sampler::SamplingConfig {
         max_len: 1000,
         ..Default::default()
@@ -199,8 +199,9 @@ pub struct PrefixBench {
 /// Per-token time of one melody at a prefix length, both ways.
 pub fn prefix(model_dir: &Path, prefix: usize) -> Result<PrefixBench> {
     use rand::{Rng, SeedableRng};
-    let (model, vocabulary) =
-        crate::export::load_model_folder(model_dir, &candle_core::Device::Cpu)?;
+    let ModelFolder {
+        model, vocabulary, ..
+    } = ModelFolder::load(model_dir, &candle_core::Device::Cpu)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(prefix as u64);
     let ids: Vec<u32> = (0..prefix)
         .map(|_| rng.random_range(0..vocabulary.len() as u32))

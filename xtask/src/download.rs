@@ -3,13 +3,14 @@
 //! here, and unpack them into the cache. Idempotent: a verified cache is reused.
 
 use std::fs;
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
+use trainer::source::{cached_collection, is_song_file, read_zip};
 
 /// A collection we know how to fetch and verify.
 #[derive(Debug, Clone)]
@@ -92,14 +93,6 @@ pub fn from_url(url: &str) -> Collection {
     }
 }
 
-/// The cache root: `$ESAC_MELODY_CACHE`, else the platform cache folder.
-pub fn cache_root() -> PathBuf {
-    std::env::var_os("ESAC_MELODY_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| dirs::cache_dir().map(|d| d.join("esac-melody")))
-        .unwrap_or_else(|| PathBuf::from(".cache/esac-melody"))
-}
-
 /// How a download behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -142,13 +135,6 @@ pub struct Downloaded {
 const MARKER: &str = ".verified";
 
 /// Song files in a collection: kern and EsAC.
-fn is_song_file(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [".krn", ".sm", ".esa"]
-        .iter()
-        .any(|ext| lower.ends_with(ext))
-}
-
 /// Digest of a set of files, independent of how they were packed: SHA-256 over
 /// `name NUL sha256(content) LF` for each file, sorted by name (names relative
 /// to the collection folder, `/`-separated).
@@ -171,7 +157,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Fetches (or takes from a mirror), verifies and unpacks a collection.
 pub fn download(collection: &Collection, options: &Options) -> Result<Downloaded> {
-    let target = options.cache.join("essen").join(&collection.name);
+    let target = cached_collection(&options.cache, &collection.name);
     if !options.force
         && let Some(done) = verified_cache(&target, collection)
     {
@@ -179,10 +165,10 @@ pub fn download(collection: &Collection, options: &Options) -> Result<Downloaded
     }
     let files = match &options.from {
         Some(mirror) if mirror.is_dir() => read_mirror_dir(mirror, collection)?,
-        Some(mirror) => read_zip(mirror, collection)?,
+        Some(mirror) => read_zip(mirror, collection.folder.as_deref())?,
         None => {
             let archive = fetch_any(collection, options)?;
-            let files = read_zip(&archive, collection);
+            let files = read_zip(&archive, collection.folder.as_deref());
             if files.is_err() {
                 // A corrupt archive must not be resumed from next time.
                 let _ = fs::remove_file(&archive);
@@ -261,63 +247,6 @@ fn unpack(target: &Path, files: &[(String, Vec<u8>)], digest: &str) -> Result<()
 
 /// The name of a song file relative to the collection folder, or `None` if it is
 /// not in that folder.
-fn relative_name(path: &str, folder: Option<&str>) -> Option<String> {
-    let path = path.trim_start_matches("./");
-    match folder {
-        None => Some(path.to_owned()),
-        Some(folder) => {
-            let parts: Vec<&str> = path.split('/').collect();
-            match parts.iter().rposition(|p| *p == folder) {
-                Some(at) => Some(parts[at + 1..].join("/")),
-                // A flat archive of just the songs.
-                None if parts.len() == 1 => Some(path.to_owned()),
-                None => None,
-            }
-        }
-    }
-}
-
-/// Reads the collection's song files from a zip.
-pub fn read_zip(path: &Path, collection: &Collection) -> Result<Vec<(String, Vec<u8>)>> {
-    let file = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    read_zip_from(file, collection)
-        .with_context(|| format!("{} is not a usable zip archive", path.display()))
-}
-
-fn read_zip_from(
-    reader: impl Read + Seek,
-    collection: &Collection,
-) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut archive = zip::ZipArchive::new(reader)?;
-    let mut files = Vec::new();
-    for index in 0..archive.len() {
-        let mut entry = archive.by_index(index)?;
-        if entry.is_dir() {
-            continue;
-        }
-        // `enclosed_name` refuses absolute paths and `..`, so nothing lands outside the cache.
-        let Some(name) = entry.enclosed_name() else {
-            bail!("unsafe path in archive: {:?}", entry.name_raw());
-        };
-        let name = name.to_string_lossy().replace('\\', "/");
-        if !is_song_file(&name) {
-            continue;
-        }
-        let Some(relative) = relative_name(&name, collection.folder.as_deref()) else {
-            continue;
-        };
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("cannot read {name} from the archive"))?;
-        files.push((relative, bytes));
-    }
-    if files.is_empty() {
-        bail!("no song files (.krn, .sm) found in the archive");
-    }
-    Ok(files)
-}
-
 /// Reads song files from a local folder (an offline mirror).
 pub fn read_mirror_dir(dir: &Path, collection: &Collection) -> Result<Vec<(String, Vec<u8>)>> {
     // Accept the collection folder itself or a folder above it.
@@ -392,7 +321,7 @@ fn fetch_any(collection: &Collection, options: &Options) -> Result<PathBuf> {
         }
     }
     Err(anyhow!(
-        "could not download the {} collection:\n  {}\nCheck the network, or use an offline copy with --from DIR|ZIP",
+        "could not download the {} collection:\n  {}",
         collection.name,
         failures.join("\n  ")
     ))
@@ -469,7 +398,7 @@ fn fetch_once(agent: &ureq::Agent, url: &str, part: &Path, progress: bool) -> Re
     let start = if resumed { have } else { 0 };
     let bar = if progress {
         let bar = length.map_or_else(ProgressBar::new_spinner, |l| ProgressBar::new(start + l));
-        bar.set_style(transfer_style());
+        bar.set_style(model_folder::hub::transfer_style());
         bar.set_message("downloading");
         bar.set_position(start);
         bar
@@ -510,36 +439,9 @@ fn fetch_once(agent: &ureq::Agent, url: &str, part: &Path, progress: bool) -> Re
     Ok(())
 }
 
-/// The look of every byte-transfer bar: downloads here and hub transfers.
-pub fn transfer_style() -> ProgressStyle {
-    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-        .expect("valid template")
-        .progress_chars("=> ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_inside_archives() {
-        assert_eq!(
-            relative_name("essen-x/europa/deutschl/erk/deut0567.krn", Some("erk")),
-            Some("deut0567.krn".into())
-        );
-        assert_eq!(
-            relative_name("deutschl/erk/deut0567.krn", Some("deutschl")),
-            Some("erk/deut0567.krn".into())
-        );
-        assert_eq!(
-            relative_name("deut0567.krn", Some("erk")),
-            Some("deut0567.krn".into())
-        );
-        assert_eq!(
-            relative_name("europa/deutschl/fink/a.krn", Some("erk")),
-            None
-        );
-    }
 
     #[test]
     fn digest_ignores_order() {

@@ -4,13 +4,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
 use esac_parse::Duration;
-use grid_codec::{EncodeOptions, Transposition};
+use grid_codec::{Encoding, Transposition};
+use model_folder::{HubRef, ModelFolder, ModelRef, hub};
 use trainer::{PrepareOptions, Split};
+use xtask::judge_cmd::{self, SampleRecord};
 use xtask::sample_cmd::{self, SampleArgs};
 use xtask::train_cmd::{self, DeviceArg, TrainArgs};
-use xtask::{bench, download, export, hub, judge, source};
+use xtask::{bench, download, source};
 
 #[derive(Parser)]
 #[command(
@@ -58,7 +61,7 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Grid step as a fraction of a whole note.
-        #[arg(long, default_value = "1/16", value_parser = parse_step)]
+        #[arg(long, default_value = "1/16", value_parser = esac_parse::parse_duration)]
         step: Duration,
         /// How songs are transposed before encoding.
         #[arg(long, value_enum, default_value_t = TransposeArg::Reference)]
@@ -85,7 +88,8 @@ enum Command {
         /// A folder of .txt melodies written by `cargo xtask sample`.
         #[arg(long, default_value = "samples")]
         samples: PathBuf,
-        /// The corpus: a prepared folder or a collection (default: the cached erk collection).
+        /// The corpus: a prepared folder or a collection [default: the data of
+        /// the run that wrote the samples, else the cached erk collection].
         #[arg(long, value_name = "DIR|ZIP")]
         data: Option<PathBuf>,
     },
@@ -97,12 +101,13 @@ enum Command {
     Export {
         /// A run folder or model folder (or hub:OWNER/NAME).
         #[arg(long)]
-        run: PathBuf,
+        run: ModelRef,
+        /// The folder to write: new, empty, or an earlier export (replaced whole).
         #[arg(long)]
         out: PathBuf,
         /// Precision of the exported weights.
-        #[arg(long, value_enum, default_value_t = export::ExportDtype::F32)]
-        dtype: export::ExportDtype,
+        #[arg(long, value_enum, default_value_t = ExportDtype::F32)]
+        dtype: ExportDtype,
         /// The hub repository the model card names in its examples.
         #[arg(long, default_value = "esac-melody/erk-lstm")]
         repo: String,
@@ -113,7 +118,7 @@ enum Command {
     )]
     Inspect {
         /// A model folder, a .safetensors file, or hub:OWNER/NAME.
-        path: PathBuf,
+        path: ModelRef,
     },
     /// Upload an exported folder to the hub as one commit (needs HF_TOKEN and the `hub` feature).
     #[command(
@@ -137,8 +142,8 @@ enum Command {
     Eval {
         /// A run folder, any folder with model.safetensors and config.json, or hub:OWNER/NAME.
         #[arg(long)]
-        model: PathBuf,
-        /// Prepared data (default: MODEL/data).
+        model: ModelRef,
+        /// Prepared data [default: MODEL/data].
         #[arg(long)]
         data: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
@@ -147,8 +152,9 @@ enum Command {
     /// Print eval-mode logits at every position for token ids, as JSON.
     #[command(after_help = "Example:\n  cargo xtask logits --model runs/erk --ids \"0 12 5 7\"")]
     Logits {
+        /// A run folder, a model folder, or hub:OWNER/NAME.
         #[arg(long)]
-        model: PathBuf,
+        model: ModelRef,
         /// Space-separated token ids.
         #[arg(long)]
         ids: String,
@@ -209,7 +215,7 @@ enum BenchCommand {
         after_help = "Examples:\n  cargo xtask bench sample\n  cargo xtask bench sample --model runs/erk"
     )]
     Sample {
-        /// Model folder (default: the pretrained model in assets/erk).
+        /// Model folder.
         #[arg(long, default_value = sample_cmd::PRETRAINED)]
         model: PathBuf,
     },
@@ -224,6 +230,24 @@ enum BenchSize {
     Both,
 }
 
+/// Precision of exported weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportDtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl ExportDtype {
+    fn dtype(self) -> DType {
+        match self {
+            ExportDtype::F32 => DType::F32,
+            ExportDtype::F16 => DType::F16,
+            ExportDtype::Bf16 => DType::BF16,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum TransposeArg {
     /// To C major / A minor, as the reference notebook does.
@@ -232,24 +256,6 @@ enum TransposeArg {
     None,
     /// Every key whose pitches stay within --range (data augmentation).
     AllKeys,
-}
-
-fn parse_step(text: &str) -> Result<Duration, String> {
-    let (n, d) = text
-        .split_once('/')
-        .ok_or_else(|| format!("{text:?}: write the step as a fraction such as 1/16"))?;
-    let n: u64 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?}: bad numerator"))?;
-    let d: u64 = d
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?}: bad denominator"))?;
-    if n == 0 || d == 0 {
-        return Err(format!("{text:?}: the step must be positive"));
-    }
-    Ok(Duration::new(n, d))
 }
 
 fn parse_range(text: &str) -> Result<(u8, u8), String> {
@@ -305,6 +311,8 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,hf_hub=off")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only where a terminal shows them, not in logs and pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
     if let Err(error) = run(Cli::parse()) {
@@ -335,10 +343,16 @@ fn run(cli: Cli) -> Result<()> {
             force,
         } => {
             let collection = resolve_target(&target)?;
-            let mut options = download::Options::new(cache.unwrap_or_else(download::cache_root));
+            let mut options =
+                download::Options::new(cache.unwrap_or_else(trainer::source::cache_root));
             options.from = from;
             options.force = force;
-            let done = download::download(&collection, &options)?;
+            let done = download::download(&collection, &options).with_context(|| {
+                format!(
+                    "cannot fetch {} (check the network, or without internet use an offline copy with --from DIR|ZIP)",
+                    collection.name
+                )
+            })?;
             let verified = if collection.pinned.is_some() {
                 "verified against the pinned checksum"
             } else {
@@ -364,7 +378,7 @@ fn run(cli: Cli) -> Result<()> {
             transpose,
             range,
         } => {
-            let data = source::data_or_cached_erk(data)?;
+            let data = source::data_or_cached_erk(data, "--data")?;
             let transposition = match transpose {
                 TransposeArg::Reference => Transposition::ToCMajorAMinor,
                 TransposeArg::None => Transposition::None,
@@ -374,7 +388,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
             };
             let options = PrepareOptions {
-                encode: EncodeOptions {
+                encoding: Encoding {
                     step,
                     transposition,
                 },
@@ -386,7 +400,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             which: BenchCommand::Parse { data, iterations },
         } => {
-            let data = source::data_or_cached_erk(data)?;
+            let data = source::data_or_cached_erk(data, "--data")?;
             let result = bench::parse(&data, iterations)?;
             println!("{}", serde_json::to_string(&result)?);
         }
@@ -432,44 +446,36 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&result)?);
             }
         }
-        Command::Train(args) => {
-            let data = source::data_or_cached_erk(args.data.clone())?;
-            train_cmd::train(&args, &data)?;
-        }
+        Command::Train(args) => train_cmd::train(&args)?,
         Command::Sample(args) => sample_cmd::sample(&args)?,
         Command::Judge { samples, data } => {
-            let melodies = judge::read_samples(&samples)?;
-            let data = source::data_or_cached_erk(data)?;
-            let judgement = judge::run(&melodies, &samples, &data)?;
-            println!("{}", judge::table(&judgement));
-            println!(
-                "  {}\n  {}",
-                samples.join("judge.json").display(),
-                samples.join("judge.png").display()
-            );
+            let melodies = judge_cmd::read_samples(&samples)?;
+            let record = SampleRecord::read(&samples)?;
+            let data = match (data, record.as_ref().and_then(|r| r.data.clone())) {
+                (Some(data), _) => data,
+                (None, Some(own)) if own.is_dir() => own,
+                _ => source::data_or_cached_erk(None, "--data")?,
+            };
+            let encoding = record.map(|r| r.encoding).unwrap_or_default();
+            let judgement = judge_cmd::run(&melodies, &encoding, &samples, &data)?;
+            judge_cmd::print(&judgement, &samples);
         }
         Command::Eval {
             model,
             data,
             device,
-        } => train_cmd::eval(&hub::model_dir(&model)?, data.as_deref(), device)?,
-        Command::Logits { model, ids, device } => {
-            train_cmd::logits(&hub::model_dir(&model)?, &ids, device)?;
-        }
+        } => train_cmd::eval(&model, data.as_deref(), device)?,
+        Command::Logits { model, ids, device } => train_cmd::logits(&model, &ids, device)?,
         Command::Export {
             run,
             out,
             dtype,
             repo,
         } => {
-            let run = hub::model_dir(&run)?;
-            let exported = export::export(&run, &out, dtype, &repo)?;
-            println!(
-                "exported {} to {} ({dtype:?} weights):",
-                run.display(),
-                out.display()
-            );
-            for file in exported.files {
+            let folder = ModelFolder::open(&run, &candle_core::Device::Cpu)?;
+            let files = folder.export(&out, dtype.dtype(), &repo)?;
+            println!("exported {run} to {} ({dtype:?} weights):", out.display());
+            for file in files {
                 println!("  {}", file.display());
             }
             println!(
@@ -481,14 +487,14 @@ fn run(cli: Cli) -> Result<()> {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "xtask", &mut std::io::stdout());
         }
-        Command::Inspect { path } => print!("{}", export::inspect(&hub::model_dir(&path)?)?),
+        Command::Inspect { path } => print!("{}", model_folder::inspect(&path.local_dir()?)?),
         Command::Publish {
             dir,
             repo,
             private,
             dry_run,
         } => {
-            let hub_ref = hub::HubRef::parse(&repo)?;
+            let hub_ref = HubRef::parse(&repo)?;
             let files = hub::publish_plan(&dir)?;
             let visibility = if private { "private" } else { "public" };
             println!(
@@ -533,8 +539,10 @@ fn resolve_target(target: &str) -> Result<download::Collection> {
 
 fn prepare(data: &Path, out: &Path, options: &PrepareOptions) -> Result<()> {
     let start = Instant::now();
-    let collection = source::load(data)?;
-    let prepared = trainer::prepare(&collection, options);
+    let collection = trainer::source::load_collection(data)
+        .context("point --data at a folder of .krn or .sm files, or a zip of them")?;
+    let prepared = trainer::prepare(&collection, options)
+        .with_context(|| format!("nothing to prepare in {}", data.display()))?;
     let files = trainer::write_prepared(&prepared, out)
         .with_context(|| format!("cannot write into {}", out.display()))?;
     let r = &prepared.report;
@@ -548,9 +556,16 @@ fn prepare(data: &Path, out: &Path, options: &PrepareOptions) -> Result<()> {
     for (reason, count) in &r.rejected_reasons {
         println!("  rejected {count:>5}  {reason}");
     }
+    if !r.skipped_files.is_empty() {
+        println!(
+            "  skipped {} files that hold no songs, e.g. {}",
+            r.skipped_files.len(),
+            r.skipped_files[0].file
+        );
+    }
     println!(
         "on the {} grid: {} songs, {} filtered, {} grace notes dropped",
-        r.step, r.on_grid, r.filtered, r.grace_notes_dropped
+        r.encoding.step, r.on_grid, r.filtered, r.grace_notes_dropped
     );
     let mut reasons: Vec<(&String, &usize)> = r.filtered_reasons.iter().collect();
     reasons.sort_by_key(|(_, count)| std::cmp::Reverse(**count));
@@ -574,11 +589,14 @@ fn prepare(data: &Path, out: &Path, options: &PrepareOptions) -> Result<()> {
         r.seed,
         start.elapsed().as_secs_f64()
     );
+    println!("encoding: {}", r.encoding);
     println!(
-        "wrote {}, {}, {}",
+        "wrote {}, {}, {}, {}",
         files.songs.display(),
         files.tokenizer.display(),
+        files.encoding.display(),
         files.report.display()
     );
+    println!("train on it: cargo xtask train --data {}", out.display());
     Ok(())
 }

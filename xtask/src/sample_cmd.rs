@@ -6,14 +6,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use esac_parse::{Key, Meter, Mode, Spelling};
-use grid_codec::audio::{SoundFont, SynthOptions, write_wav, write_wav_soundfont};
-use grid_codec::midi::{MidiOptions, to_midi};
-use grid_codec::{DecodeOptions, Token, decode, parse_tokens, tokens_to_string, transpose};
+use esac_parse::{Duration, Key, Meter, Mode, Spelling};
+use grid_codec::{
+    DecodeOptions, Encoding, Token, decode, parse_tokens, tokens_to_string, transpose,
+};
+use melody_formats::audio::{SoundFont, SynthOptions, write_wav, write_wav_soundfont};
+use melody_formats::midi::{MidiOptions, to_midi};
+use model_folder::{ModelFolder, ModelRef};
 use sampler::SamplingConfig;
 
+use crate::judge_cmd::{self, Sample, SampleRecord};
+use crate::source;
 use crate::train_cmd::DeviceArg;
-use crate::{judge, source};
 
 /// The model shipped with the repository (trained by `cargo xtask train` on erk).
 pub const PRETRAINED: &str = "assets/erk";
@@ -21,28 +25,30 @@ pub const PRETRAINED: &str = "assets/erk";
 #[derive(Debug, Args)]
 pub struct SampleArgs {
     /// A run folder, a model folder (model.safetensors with config.json and
-    /// tokenizer.json, or the reference notebook's vocab.json) or hub:OWNER/NAME[@REVISION];
-    /// default: the pretrained model in assets/erk.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
+    /// tokenizer.json, or the reference notebook's vocab.json) or hub:OWNER/NAME[@REVISION].
+    #[arg(long, default_value = PRETRAINED)]
+    pub model: ModelRef,
     /// Tokens the melody starts with, e.g. "55 _ _ _" (default: start from nothing).
     #[arg(long, default_value = "")]
     pub prime: String,
     /// How many melodies (generated together as one batch).
     #[arg(long, default_value_t = 1)]
     pub num: usize,
-    /// Higher is more adventurous, lower more predictable.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
-    /// Sample only among the K most likely tokens.
+    /// Higher is more adventurous, lower more predictable [default: the model's
+    /// generation_config.json, else 1.0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub temperature: Option<f64>,
+    /// Sample only among the K most likely tokens [default: the model's, else all].
     #[arg(long)]
     pub top_k: Option<usize>,
-    /// Sample only among the most likely tokens that make up this much probability.
-    #[arg(long)]
+    /// Sample only among the most likely tokens that make up this much
+    /// probability [default: the model's, else 1].
+    #[arg(long, allow_negative_numbers = true)]
     pub top_p: Option<f64>,
-    /// Stop after this many tokens (sixteenths) if the model has not ended the melody.
-    #[arg(long, default_value_t = 500)]
-    pub max_len: usize,
+    /// Stop after this many tokens (grid steps) if the model has not ended the
+    /// melody [default: the model's max_length, else 500].
+    #[arg(long)]
+    pub max_len: Option<usize>,
     /// Stop after N bars of --meter (primer included) instead of --max-len tokens.
     #[arg(long, conflicts_with = "max_len")]
     pub bars: Option<usize>,
@@ -51,12 +57,16 @@ pub struct SampleArgs {
     /// Allow a hold `_` before any note and an empty melody.
     #[arg(long)]
     pub no_grammar: bool,
-    /// Meter for the score, e.g. 3/4.
+    /// Meter of the written score, e.g. 3/4 or 6/8.
     #[arg(long, default_value = "4/4")]
-    pub meter: String,
-    /// Move the melody from C major / A minor to this key: C, G, Bb, F#, ... (lower case for minor: a, e, d ...).
+    pub meter: Meter,
+    /// Write the score, MIDI and WAV in this key: C, G, Bb, F# (lower case for
+    /// minor: a, e, f#), or with a mode: "D dorian". The tokens (printed and in
+    /// .txt) stay in the model's key, so that `judge` compares them with the
+    /// training songs. [default: the key the model writes in: C major / A minor
+    /// for the reference encoding, else the key found in the notes]
     #[arg(long)]
-    pub key: Option<String>,
+    pub key: Option<Key>,
     /// Quarter notes per minute for MIDI and WAV.
     #[arg(long, default_value_t = 100.0)]
     pub tempo: f64,
@@ -70,95 +80,81 @@ pub struct SampleArgs {
     /// Judge the melodies against the corpus afterwards (see `cargo xtask judge`).
     #[arg(long)]
     pub judge: bool,
-    /// Corpus for --judge: a prepared folder or a collection (default: the cached erk collection).
+    /// Corpus for --judge: a prepared folder or a collection [default: the
+    /// model's own data when it is a run folder, else the cached erk collection].
     #[arg(long, value_name = "DIR|ZIP", requires = "judge")]
     pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
 }
 
-/// A key name: letter, `#` or `b`; lower case = minor.
-fn parse_key(text: &str) -> Result<Key> {
-    let mut chars = text.chars();
-    let first = chars.next().context("--key is empty")?;
-    let letter = first.to_ascii_uppercase();
-    if !('A'..='G').contains(&letter) {
-        bail!("--key {text:?}: start with a letter A-G (lower case for minor), e.g. G, Bb, f#");
-    }
-    let mut alter = 0i8;
-    for c in chars {
-        alter += match c {
-            '#' => 1,
-            'b' => -1,
-            _ => bail!("--key {text:?}: only # or b may follow the letter"),
-        };
-    }
-    let mode = if first.is_ascii_lowercase() {
-        Mode::Minor
-    } else {
-        Mode::Major
-    };
-    Ok(Key {
-        tonic: Spelling { letter, alter },
-        mode,
-    })
-}
-
 /// Tokens to generate so that primer and melody fill `bars` bars of `meter`
-/// on the sixteenth-note grid.
-fn generated_tokens_for_bars(bars: usize, meter: Meter, primer: usize) -> Result<usize> {
+/// on a grid of `step`.
+fn generated_tokens_for_bars(
+    bars: usize,
+    meter: Meter,
+    step: Duration,
+    primer: usize,
+) -> Result<usize> {
+    if bars == 0 {
+        bail!("--bars must be at least 1");
+    }
     let bar = meter
         .bar_length()
-        .context("--bars needs a regular --meter")?;
-    let steps = bar / grid_codec::default_step();
+        .context("--bars needs a regular --meter such as 3/4")?;
+    let steps = bar / step;
     if !steps.is_integer() {
-        bail!("a bar of {meter} is not a whole number of sixteenths");
+        bail!("a bar of {meter} is not a whole number of {step} grid steps");
     }
     let total = bars * steps.to_integer() as usize;
     if total <= primer {
         bail!(
-            "--bars {bars} of {meter} ({total} sixteenths) leaves no room after a primer of {primer} tokens"
+            "--bars {bars} of {meter} ({total} grid steps) leaves no room after a primer of {primer} tokens"
         );
     }
     Ok(total - primer)
 }
 
+/// The sampling settings: the model's defaults with the flags given on top.
+fn sampling_config(
+    args: &SampleArgs,
+    folder: &ModelFolder,
+    primer: usize,
+) -> Result<SamplingConfig> {
+    let mut config = SamplingConfig::from_generation(&folder.generation, args.seed);
+    if let Some(temperature) = args.temperature {
+        config.temperature = temperature;
+    }
+    if args.top_k.is_some() {
+        config.top_k = args.top_k;
+    }
+    if args.top_p.is_some() {
+        config.top_p = args.top_p;
+    }
+    if let Some(max_len) = args.max_len {
+        config.max_len = max_len;
+    }
+    if let Some(bars) = args.bars {
+        config.max_len = generated_tokens_for_bars(bars, args.meter, folder.encoding.step, primer)?;
+    }
+    if args.no_grammar {
+        config.grammar = false;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
 pub fn sample(args: &SampleArgs) -> Result<()> {
-    let model_dir = crate::hub::model_dir(
-        &args
-            .model
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(PRETRAINED)),
-    )?;
-    if !model_dir.join("model.safetensors").is_file() {
-        bail!(
-            "no model at {} (expected model.safetensors, config.json and tokenizer.json); train one with `cargo xtask train` or pass --model",
-            model_dir.display()
+    let folder = ModelFolder::open(&args.model, &args.device.device()?)?;
+    if !folder.encoding_stated {
+        tracing::info!(
+            "{} does not record its encoding; reading its tokens as the reference's ({})",
+            args.model,
+            folder.encoding
         );
     }
-    let model = lstm_candle::load_checkpoint(&model_dir, &args.device.device()?)?;
-    let vocabulary = crate::export::load_vocabulary(&model_dir)?;
     let primer = parse_tokens(&args.prime).context("--prime")?;
-    let meter = Meter::parse(&args.meter)
-        .filter(|m| *m != Meter::Free)
-        .with_context(|| {
-            format!(
-                "--meter {:?}: write a time signature such as 3/4",
-                args.meter
-            )
-        })?;
-    let key = args.key.as_deref().map(parse_key).transpose()?;
-    let config = SamplingConfig {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        max_len: match args.bars {
-            Some(bars) => generated_tokens_for_bars(bars, meter, primer.len())?,
-            None => args.max_len,
-        },
-        seed: args.seed,
-        grammar: !args.no_grammar,
-    };
+    let config = sampling_config(args, &folder, primer.len())?;
     let soundfont = args
         .soundfont
         .as_deref()
@@ -169,12 +165,29 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
                 .with_context(|| format!("--soundfont {}", path.display()))
         })
         .transpose()?;
-    let melodies = sampler::generate(&model, &vocabulary, &primer, args.num, &config)?;
+    let melodies = sampler::generate(
+        &folder.model,
+        &folder.vocabulary,
+        &primer,
+        args.num,
+        &config,
+    )?;
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let record = SampleRecord {
+        model: args.model.to_string(),
+        encoding: folder.encoding,
+        data: folder.data_dir(),
+    };
+    trainer::write_atomic(
+        &args.out.join(judge_cmd::SAMPLE_RECORD),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )
+    .with_context(|| format!("cannot write into {}", args.out.display()))?;
     let style = Style {
-        meter,
-        key,
+        encoding: folder.encoding,
+        meter: args.meter,
+        key: args.key,
         tempo: args.tempo,
         soundfont: soundfont.as_ref(),
     };
@@ -183,107 +196,118 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         let mut tokens = primer.clone();
         tokens.extend(generated);
         let name = format!("melody-{}", index + 1);
-        write_outputs(&args.out, &name, &tokens, closed, &style)?;
+        let key = write_outputs(&args.out, &name, &tokens, closed, &style)?;
         let ending = if closed {
             "ended by the model"
         } else {
-            "stopped at --max-len"
+            "stopped at the length limit"
         };
         println!(
-            "{name} ({} tokens, {ending}):\n  {}",
+            "{name} ({} tokens, {ending}; written in {key}):\n  {}",
             tokens.len(),
             tokens_to_string(&tokens)
         );
         for ext in ["txt", "mid", "musicxml", "wav", "png"] {
             println!("  {}", args.out.join(format!("{name}.{ext}")).display());
         }
-        written.push(judge::Sample {
+        written.push(Sample {
             name,
             tokens,
             closed,
         });
     }
     if args.judge {
-        let data = source::data_or_cached_erk(args.data.clone())?;
-        let judgement = judge::run(&written, &args.out, &data)?;
-        println!("{}", judge::table(&judgement));
-        println!(
-            "  {}\n  {}",
-            args.out.join("judge.json").display(),
-            args.out.join("judge.png").display()
-        );
+        let data = match (&args.data, &record.data) {
+            (Some(data), _) => data.clone(),
+            (None, Some(own)) => own.clone(),
+            (None, None) => source::data_or_cached_erk(None, "--data")?,
+        };
+        let judgement = judge_cmd::run(&written, &folder.encoding, &args.out, &data)?;
+        judge_cmd::print(&judgement, &args.out);
     }
     Ok(())
 }
 
 /// How every melody of a run is written out.
 struct Style<'a> {
+    encoding: Encoding,
     meter: Meter,
     key: Option<Key>,
     tempo: f64,
     soundfont: Option<&'a SoundFont>,
 }
 
-/// Tokens, MIDI, MusicXML, WAV and piano roll for one melody. The `.txt` ends
-/// with `.` when the model ended the melody, so `judge` can tell.
+/// The key the tokens are in: C major or A minor (as `wanted` asks) for the
+/// reference encoding, else the key found in the notes.
+fn tokens_key(tokens: &[Token], encoding: &Encoding, wanted: Option<Key>) -> Key {
+    let reference = |minor: bool| Key {
+        tonic: Spelling {
+            letter: if minor { 'A' } else { 'C' },
+            alter: 0,
+        },
+        mode: if minor { Mode::Minor } else { Mode::Major },
+    };
+    if encoding.in_reference_keys() {
+        return reference(wanted.is_some_and(|k| k.mode.is_minor_like()));
+    }
+    judge::find_key(tokens).map_or_else(|| reference(false), |found| found.key)
+}
+
+/// Tokens, MIDI, MusicXML, WAV and piano roll for one melody; returns the key
+/// it was written in. The `.txt` ends with `.` when the model ended the
+/// melody, so `judge` can tell.
 fn write_outputs(
     dir: &Path,
     name: &str,
     tokens: &[Token],
     closed: bool,
     style: &Style,
-) -> Result<()> {
-    let Style {
-        meter,
-        key,
-        tempo,
-        soundfont,
-    } = *style;
+) -> Result<Key> {
     let path = |ext: &str| dir.join(format!("{name}.{ext}"));
     let end = if closed { " ." } else { "" };
     fs::write(path("txt"), format!("{}{end}\n", tokens_to_string(tokens)))?;
-    let reference_key = Key {
-        tonic: Spelling {
-            letter: if key.is_some_and(|k| k.mode.is_minor_like()) {
-                'A'
-            } else {
-                'C'
-            },
-            alter: 0,
-        },
-        mode: key.map_or(Mode::Major, |k| k.mode),
-    };
+    let source_key = tokens_key(tokens, &style.encoding, style.key);
     let mut melody = decode(
         tokens,
         &DecodeOptions {
-            meter: Some(meter),
-            key: Some(reference_key),
+            step: style.encoding.step,
+            meter: Some(style.meter),
+            key: Some(Key {
+                mode: style.key.map_or(source_key.mode, |k| k.mode),
+                ..source_key
+            }),
             id: name.to_owned(),
             title: name.to_owned(),
             ..Default::default()
         },
     )?;
-    if let Some(key) = key {
-        // The nearest way from C / A to the key: at most a tritone up or down.
-        let by =
-            (i32::from(key.tonic.pitch_class()) - i32::from(reference_key.tonic.pitch_class()) + 6)
-                .rem_euclid(12)
+    let key = match style.key {
+        Some(key) => {
+            // The nearest way to the key: at most a tritone up or down.
+            let by = (i32::from(key.tonic.pitch_class())
+                - i32::from(source_key.tonic.pitch_class())
+                + 6)
+            .rem_euclid(12)
                 - 6;
-        melody = transpose(&melody, by)?;
-        melody.key = Some(key);
-        melody.key_signature = i8::try_from(key.signature_fifths()).ok();
-    }
-    melody.tempo_qpm = Some(tempo);
+            melody = transpose(&melody, by)?;
+            melody.key = Some(key);
+            melody.key_signature = i8::try_from(key.signature_fifths()).ok();
+            key
+        }
+        None => source_key,
+    };
+    melody.tempo_qpm = Some(style.tempo);
     fs::write(path("mid"), to_midi(&melody, &MidiOptions::default())?)?;
     fs::write(
         path("musicxml"),
-        grid_codec::musicxml::to_musicxml(&melody)?,
+        melody_formats::musicxml::to_musicxml(&melody)?,
     )?;
     let wav = std::io::BufWriter::new(fs::File::create(path("wav"))?);
-    match soundfont {
+    match style.soundfont {
         Some(font) => write_wav_soundfont(&melody, font, &SynthOptions::default(), wav)?,
         None => write_wav(&melody, &SynthOptions::default(), wav)?,
     }
-    crate::piano_roll::piano_roll(&melody, name, &path("png")).map_err(anyhow::Error::msg)?;
-    Ok(())
+    melody_formats::piano_roll::piano_roll(&melody, name, &path("png"))
+        .map_err(anyhow::Error::msg)?;
+    Ok(key)
 }

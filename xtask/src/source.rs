@@ -1,43 +1,25 @@
-//! Reading a collection from what a user points at: a folder, a song file, or a zip.
+//! The data a command reads when the user names none: the cached erk
+//! collection, downloaded on first use.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use esac_parse::{Collection, read_bytes, read_path};
+use anyhow::{Context, Result};
 
 use crate::download;
 
-/// Reads every song under `path` (a folder of `.krn`/`.sm` files, one such
-/// file, or a zip of them). Bad songs are rejected with reasons, never fatal.
-pub fn load(path: &Path) -> Result<Collection> {
-    if !path.exists() {
-        bail!(
-            "{} does not exist; point --data at a folder of .krn or .sm files or a zip (or run `cargo xtask download erk`)",
-            path.display()
-        );
-    }
-    let is_zip = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
-    if !is_zip {
-        return read_path(path).with_context(|| format!("cannot read {}", path.display()));
-    }
-    let files = download::read_zip(path, &download::any_songs("zip"))?;
-    let mut collection = Collection::default();
-    for (name, bytes) in files {
-        read_bytes(&path.join(name), &bytes, &mut collection);
-    }
-    Ok(collection)
-}
-
 /// The given data path, or the cached erk collection (downloaded if missing).
-pub fn data_or_cached_erk(data: Option<PathBuf>) -> Result<PathBuf> {
+/// `flag` is the option of the calling command that takes a local copy.
+pub fn data_or_cached_erk(data: Option<PathBuf>, flag: &str) -> Result<PathBuf> {
     if let Some(data) = data {
         return Ok(data);
     }
     let collection = download::known("erk").expect("erk is known");
-    let done = download::download(&collection, &download::Options::new(download::cache_root()))
-        .context("no --data given, and the erk collection could not be fetched")?;
+    let options = download::Options::new(trainer::source::cache_root());
+    let done = download::download(&collection, &options).with_context(|| {
+        format!(
+            "no {flag} given, and the erk collection could not be fetched; without internet, pass {flag} with a folder of .krn or .sm files, a zip of them, or a folder written by `cargo xtask prepare` (for example {flag} ../shared/data/essen/deutschl/erk)"
+        )
+    })?;
     if !done.cached {
         eprintln!("fetched erk into {}", done.path.display());
     }

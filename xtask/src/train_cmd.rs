@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
+use model_folder::{ModelFolder, ModelRef};
 use trainer::data::Windows;
 use trainer::{Dataset, Objective, PrepareOptions, RunOptions, Schedule, TrainConfig};
 
@@ -68,15 +69,33 @@ pub enum ScheduleArg {
     Cosine,
 }
 
+/// A flag's help with the default it takes in each recipe.
+fn help(what: &str, ours: impl std::fmt::Display, reference: impl std::fmt::Display) -> String {
+    let (ours, reference) = (ours.to_string(), reference.to_string());
+    if ours == reference {
+        format!("{what} [default: {ours}]")
+    } else {
+        format!("{what} [default: {ours}; with --reference-recipe: {reference}]")
+    }
+}
+
+fn or_none<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}
+
 /// Everything `train` takes.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Songs to train on: a folder of .krn/.sm files or a zip (default: the cached erk collection).
+    /// Songs to train on: a folder of .krn/.sm files, a zip of them, or a folder
+    /// written by `cargo xtask prepare` (trained on as it is, with its encoding)
+    /// [default: the cached erk collection, downloaded on first use].
     #[arg(long, value_name = "DIR|ZIP")]
     pub data: Option<PathBuf>,
-    /// Name of the run: it is written to RUNS/NAME.
-    #[arg(long, default_value = "erk")]
-    pub name: String,
+    /// Name of the run, written to RUNS/NAME [default: erk; when runs/erk already
+    /// holds a run, the next free erk-2, erk-3, ...].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Folder that holds the runs.
     #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
     /// Continue a run that was stopped, from its last checkpoint.
@@ -86,55 +105,62 @@ pub struct TrainArgs {
     /// other flags still apply on top.
     #[arg(long)]
     pub reference_recipe: bool,
-    #[arg(long)]
+    #[arg(long, help = help("Passes over the training songs at most", D.epochs, R.epochs))]
     pub epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = help("Stop after this many updates", or_none(D.max_steps), or_none(R.max_steps)))]
     pub max_steps: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = help("Batch rows (lanes, windows or songs) per update", D.batch_size, R.batch_size))]
     pub batch_size: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = help("Tokens per training window", D.seq_len, R.seq_len))]
     pub seq_len: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = help("Peak learning rate", D.lr, R.lr))]
     pub lr: Option<f64>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help = help("Learning-rate schedule", schedule_name(D.schedule), schedule_name(R.schedule)))]
     pub schedule: Option<ScheduleArg>,
-    #[arg(long)]
+    #[arg(long, help = help("Updates of linear learning-rate warm-up", D.warmup_steps, R.warmup_steps))]
     pub warmup_steps: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = help("LSTM hidden size", D.hidden_size, R.hidden_size))]
     pub hidden: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = help("LSTM layers", D.num_layers, R.num_layers))]
     pub layers: Option<usize>,
-    /// Embedding width (default: the vocabulary size, as in the reference).
+    /// Embedding width [default: the vocabulary size, as in the reference].
     #[arg(long)]
     pub embedding_dim: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = help("Dropout after the LSTM", D.dropout, R.dropout))]
     pub dropout: Option<f64>,
-    /// Clip the global gradient norm to this value.
-    #[arg(long)]
+    #[arg(long, help = help("Clip the global gradient norm to this", or_none(D.clip_norm), or_none(R.clip_norm)))]
     pub clip_norm: Option<f64>,
-    #[arg(long)]
+    #[arg(long, help = help("Decoupled weight decay (AdamW)", D.weight_decay, R.weight_decay))]
     pub weight_decay: Option<f64>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help = help("Which positions are trained", "all", "last"))]
     pub objective: Option<ObjectiveArg>,
-    /// Train on whole songs from their start, or on fixed windows cut from the stream of songs.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help = help("How training examples are cut from the songs", "lanes", "stream"))]
     pub windows: Option<WindowsArg>,
-    /// Evaluate and checkpoint every N updates.
-    #[arg(long)]
+    #[arg(long, help = help("Evaluate and checkpoint every N updates (and at each epoch's end)", D.eval_every, R.eval_every))]
     pub eval_every: Option<usize>,
-    /// Stop after N evaluations without a better validation loss.
-    #[arg(long)]
+    #[arg(long, help = help("Stop after N evaluations without a better validation loss", or_none(D.patience), or_none(R.patience)))]
     pub patience: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = help("Seed of initialisation, shuffling and dropout", D.seed, R.seed))]
     pub seed: Option<u64>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// Threads that share each batch (default: all cores).
+    /// Threads that share each batch [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The defaults, for the help texts.
+const D: TrainConfig = default_config();
+const R: TrainConfig = TrainConfig::reference();
+
+fn schedule_name(schedule: Schedule) -> &'static str {
+    match schedule {
+        Schedule::Constant => "constant",
+        Schedule::Cosine { .. } => "cosine",
+    }
 }
 
 /// Our defaults: the reference's model (and Adam), every position trained with
@@ -143,7 +169,7 @@ pub struct TrainArgs {
 /// ones), a cosine schedule peaking at 1e-2 with clipping, 24 epochs: about 26 s
 /// on 2 cores, test NLL 0.752, below the reference recipe's 0.765 with our code
 /// (15 minutes); 10 epochs gave 0.786, 20 gave 0.766, 30 gave 0.749 in 33 s.
-pub fn default_config() -> TrainConfig {
+pub const fn default_config() -> TrainConfig {
     TrainConfig {
         objective: Objective::All,
         windows: Windows::Lanes,
@@ -212,25 +238,99 @@ pub fn available_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Prepares the data into the run folder (so the run is self-contained) and trains.
-pub fn train(args: &TrainArgs, data: &Path) -> Result<()> {
-    let start = Instant::now();
-    let run_dir = args.runs.join(&args.name);
-    let data_dir = run_dir.join("data");
-    // Checked before preparing, which would overwrite the existing run's data/.
-    if !args.resume && run_dir.join("config.json").exists() {
-        return Err(trainer::TrainError::RunExists(run_dir).into());
+/// The run folder: RUNS/NAME, or when no name was given and RUNS/erk already
+/// holds a run, the next free RUNS/erk-N (a second `cargo xtask train` keeps
+/// the first run and says where the new one goes).
+fn run_folder(args: &TrainArgs) -> Result<PathBuf> {
+    let holds_run = |dir: &Path| dir.join("config.json").exists() || dir.join("state").exists();
+    let name = args.name.as_deref().unwrap_or(DEFAULT_RUN);
+    let dir = args.runs.join(name);
+    if args.resume || !holds_run(&dir) {
+        return Ok(dir);
     }
-    let collection = source::load(data)?;
-    let prepared = trainer::prepare(&collection, &PrepareOptions::default());
-    trainer::write_prepared(&prepared, &data_dir)
-        .with_context(|| format!("cannot write {}", data_dir.display()))?;
-    let dataset = Dataset::load(&data_dir)?;
-    let config = args.config();
+    if args.name.is_some() {
+        bail!(
+            "{} already holds a run; pass --resume to continue it or choose another --name",
+            dir.display()
+        );
+    }
+    let free = (2..)
+        .map(|n| args.runs.join(format!("{DEFAULT_RUN}-{n}")))
+        .find(|dir| !holds_run(dir))
+        .expect("some number is free");
     eprintln!(
-        "training on {} songs ({} tokens), validating on {}, testing on {}; {:?} objective, {} epochs at most",
+        "{} already holds a run; this one goes to {} (--name chooses, --resume continues)",
+        dir.display(),
+        free.display()
+    );
+    Ok(free)
+}
+
+/// The run name when none is given.
+const DEFAULT_RUN: &str = "erk";
+
+/// Puts the training data into `data_dir`: a prepared folder is checked and
+/// copied as it is (its encoding with it); a collection is prepared with the
+/// defaults. Nothing is written unless every split has songs.
+fn stage_data(data: &Path, data_dir: &Path) -> Result<()> {
+    if trainer::is_prepared_folder(data) {
+        Dataset::load(data).with_context(|| format!("cannot train on {}", data.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        for name in [
+            trainer::prepare::SONGS_FILE,
+            trainer::prepare::TOKENIZER_FILE,
+            grid_codec::ENCODING_FILE,
+            trainer::prepare::REPORT_FILE,
+        ] {
+            let from = data.join(name);
+            if from.is_file() {
+                let bytes = std::fs::read(&from)
+                    .with_context(|| format!("cannot read {}", from.display()))?;
+                trainer::write_atomic(&data_dir.join(name), &bytes)
+                    .with_context(|| format!("cannot write into {}", data_dir.display()))?;
+            }
+        }
+        return Ok(());
+    }
+    let collection = trainer::source::load_collection(data)?;
+    let prepared = trainer::prepare(&collection, &PrepareOptions::default())
+        .with_context(|| format!("cannot train on {}", data.display()))?;
+    for (split, songs) in &prepared.report.songs_per_split {
+        if *songs == 0 {
+            bail!(
+                "cannot train on {}: its {} songs leave the {split:?} split empty (the split is 80/10/10 by song); give it more songs",
+                data.display(),
+                prepared.report.on_grid
+            );
+        }
+    }
+    trainer::write_prepared(&prepared, data_dir)
+        .with_context(|| format!("cannot write {}", data_dir.display()))?;
+    Ok(())
+}
+
+/// Prepares the data into the run folder (so the run is self-contained) and trains.
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let start = Instant::now();
+    let config = args.config();
+    config.validate().map_err(|error| match error {
+        trainer::TrainError::Config(_) if config.objective == trainer::Objective::Last => {
+            anyhow::Error::new(error).context("use --windows stream with --objective last")
+        }
+        other => other.into(),
+    })?;
+    let device = args.device.device()?;
+    let run_dir = run_folder(args)?;
+    let data = source::data_or_cached_erk(args.data.clone(), "--data")?;
+    let data_dir = run_dir.join("data");
+    stage_data(&data, &data_dir)?;
+    let dataset = Dataset::load(&data_dir)?;
+    eprintln!(
+        "training on {} songs ({} tokens; {}), validating on {}, testing on {}; {:?} objective, {} epochs at most",
         dataset.train.len(),
         dataset.train_tokens(),
+        dataset.encoding,
         dataset.val.len(),
         dataset.test.len(),
         config.objective,
@@ -239,7 +339,7 @@ pub fn train(args: &TrainArgs, data: &Path) -> Result<()> {
     let options = RunOptions {
         resume: args.resume,
         progress: !args.quiet,
-        device: args.device.device()?,
+        device,
         print_summary: true,
         threads: args.threads.unwrap_or_else(available_threads),
     };
@@ -257,6 +357,12 @@ pub fn train(args: &TrainArgs, data: &Path) -> Result<()> {
                 run_dir.display()
             ),
         ),
+        trainer::TrainError::Resume { .. } => anyhow::Error::new(error).context(
+            "only --epochs, --max-steps and --patience may change on --resume; to start over, leave out --resume and choose another --name",
+        ),
+        trainer::TrainError::NonFinite { .. } => {
+            anyhow::Error::new(error).context("try a lower --lr or a --clip-norm")
+        }
         other => other.into(),
     })?;
     let m = &outcome.metrics;
@@ -282,6 +388,7 @@ pub fn train(args: &TrainArgs, data: &Path) -> Result<()> {
     );
     println!("run folder: {}", run_dir.display());
     println!("  model.safetensors, config.json, tokenizer.json  the best-validation model");
+    println!("  data/  the prepared songs and their encoding");
     println!(
         "  metrics.csv, metrics.json, events.out.tfevents.*  (tensorboard --logdir {})",
         args.runs.display()
@@ -295,31 +402,46 @@ pub fn train(args: &TrainArgs, data: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask eval`: whole-song NLL of a model on the test split of prepared data.
-pub fn eval(model_dir: &Path, data: Option<&Path>, device: DeviceArg) -> Result<()> {
-    let model = lstm_candle::load_checkpoint(model_dir, &device.device()?)?;
-    let data_dir = data.map_or_else(|| model_dir.join("data"), Path::to_path_buf);
+/// `cargo xtask eval`: whole-song NLL of a model on the test split of prepared
+/// data (the model's own when it is a run folder).
+pub fn eval(model: &ModelRef, data: Option<&Path>, device: DeviceArg) -> Result<()> {
+    let folder = ModelFolder::open(model, &device.device()?)?;
+    let data_dir = match (data, folder.data_dir()) {
+        (Some(data), _) => data.to_owned(),
+        (None, Some(own)) => own,
+        (None, None) => bail!(
+            "{model} has no prepared data beside it: pass --data with a folder written by `cargo xtask prepare`"
+        ),
+    };
     let dataset = Dataset::load(&data_dir).with_context(|| {
         format!(
             "no prepared data at {} (pass --data with a folder written by `cargo xtask prepare`)",
             data_dir.display()
         )
     })?;
-    if dataset.vocabulary.len() != model.config.vocab_size {
+    if dataset.vocabulary.len() != folder.model.config.vocab_size {
         bail!(
             "the model has {} tokens but the data's vocabulary has {}",
-            model.config.vocab_size,
+            folder.model.config.vocab_size,
             dataset.vocabulary.len()
         );
     }
-    let test = trainer::evaluate(&model, &dataset.test, 32, available_threads())?;
+    if dataset.encoding != folder.encoding {
+        bail!(
+            "the model was trained on tokens encoded as {} but {} holds tokens encoded as {}",
+            folder.encoding,
+            data_dir.display(),
+            dataset.encoding
+        );
+    }
+    let test = trainer::evaluate(&folder.model, &dataset.test, 32, available_threads())?;
     println!("{}", serde_json::to_string_pretty(&test)?);
     Ok(())
 }
 
 /// `cargo xtask logits`: eval-mode logits at every position, as JSON.
-pub fn logits(model_dir: &Path, ids: &str, device: DeviceArg) -> Result<()> {
-    let model = lstm_candle::load_checkpoint(model_dir, &device.device()?)?;
+pub fn logits(model: &ModelRef, ids: &str, device: DeviceArg) -> Result<()> {
+    let ModelFolder { model, .. } = ModelFolder::open(model, &device.device()?)?;
     let ids: Vec<u32> = ids
         .split_whitespace()
         .enumerate()
@@ -330,6 +452,15 @@ pub fn logits(model_dir: &Path, ids: &str, device: DeviceArg) -> Result<()> {
         .collect::<Result<_>>()?;
     if ids.is_empty() {
         bail!("give at least one id, e.g. --ids \"0 12 5 7\"");
+    }
+    if let Some(bad) = ids
+        .iter()
+        .find(|&&id| id as usize >= model.config.vocab_size)
+    {
+        bail!(
+            "id {bad} is outside the model's vocabulary of {} tokens",
+            model.config.vocab_size
+        );
     }
     let input = model.ids_tensor(std::slice::from_ref(&ids))?;
     let (logits, _) = model.forward(&input, None, None)?;

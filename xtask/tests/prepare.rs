@@ -100,7 +100,10 @@ fn bad_arguments_end_with_a_clear_message() {
 
     let output = xtask(&["prepare", "--step", "1/0"]);
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("the step must be positive"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("\"1/0\": write a positive fraction of a whole note such as 1/16")
+    );
 
     let output = xtask(&["download", "nonsense"]);
     assert!(!output.status.success());

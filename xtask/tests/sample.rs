@@ -42,7 +42,7 @@ fn samples_from_the_shipped_model_read_back() {
             .filter(|t| matches!(t, grid_codec::Token::Note(_)))
             .count();
         let (tpq, midi) =
-            grid_codec::midi::read_notes(&std::fs::read(name("mid")).unwrap()).unwrap();
+            melody_formats::midi::read_notes(&std::fs::read(name("mid")).unwrap()).unwrap();
         assert_eq!(midi.len(), notes, "one MIDI note per onset");
         assert_eq!(midi[0].pitch, 55);
         assert_eq!(midi[0].length, u64::from(tpq), "55 _ _ _ is a quarter note");

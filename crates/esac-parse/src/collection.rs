@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Location, ParseError};
+use crate::error::{ErrorKind, Location, ParseError};
 use crate::model::Melody;
 use crate::{esac, kern, text};
 
@@ -40,26 +40,35 @@ fn has_field(text: &str, name: &str) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
     pub location: Location,
-    pub reason: String,
+    /// The text at fault (empty when the whole song or file is).
+    pub token: String,
+    pub kind: ErrorKind,
+}
+
+impl Rejection {
+    /// What went wrong, with the text at fault.
+    pub fn reason(&self) -> String {
+        if self.token.is_empty() {
+            self.kind.to_string()
+        } else {
+            format!("{} in `{}`", self.kind, self.token)
+        }
+    }
 }
 
 impl From<ParseError> for Rejection {
     fn from(error: ParseError) -> Self {
-        let reason = if error.token.is_empty() {
-            error.kind.to_string()
-        } else {
-            format!("{} in `{}`", error.kind, error.token)
-        };
         Self {
             location: error.location,
-            reason,
+            token: error.token,
+            kind: error.kind,
         }
     }
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.reason)
+        write!(f, "{}: {}", self.location, self.reason())
     }
 }
 
@@ -120,7 +129,8 @@ pub fn read_path(path: &Path) -> io::Result<Collection> {
                         line: 0,
                         column: 0,
                     },
-                    reason: format!("cannot read: {error}"),
+                    token: String::new(),
+                    kind: ErrorKind::Unreadable(error.to_string()),
                 }),
             }
         }

@@ -54,8 +54,35 @@ pub enum ErrorKind {
     UnknownPitch,
     #[error("the melody has no notes")]
     Empty,
+    #[error("cannot read the file: {0}")]
+    Unreadable(String),
     #[error("{0}")]
     Other(String),
+}
+
+impl ErrorKind {
+    /// The kind without its details, for counting like errors together.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ErrorKind::UnexpectedChar(_) => "unexpected character",
+            ErrorKind::BadDuration(_) => "bad duration",
+            ErrorKind::BadPitch(_) => "bad pitch",
+            ErrorKind::PitchOutOfRange(_) => "pitch outside the MIDI range",
+            ErrorKind::Chord => "chord",
+            ErrorKind::Spines(..) => "several spines",
+            ErrorKind::Missing(_) => "missing field",
+            ErrorKind::BadKey(_) => "bad KEY[] field",
+            ErrorKind::BadKeySignature(_) => "bad key signature",
+            ErrorKind::BadMeter(_) => "bad meter",
+            ErrorKind::BadTonic(_) => "unknown tonic",
+            ErrorKind::DanglingTie => "tie without a note",
+            ErrorKind::UnbalancedTuplet => "unbalanced triplet bracket",
+            ErrorKind::UnknownPitch => "unknown pitch",
+            ErrorKind::Empty => "no notes",
+            ErrorKind::Unreadable(_) => "unreadable file",
+            ErrorKind::Other(_) => "other",
+        }
+    }
 }
 
 /// A parse error with its place and the offending token.

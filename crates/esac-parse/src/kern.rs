@@ -11,8 +11,7 @@ use std::path::Path;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::model::{
-    Duration, Event, Key, Melody, Meter, MeterChange, Mode, Pitch, Spelling, Tie,
-    letter_pitch_class,
+    Duration, Event, Key, Melody, Meter, MeterChange, Pitch, Tie, letter_pitch_class,
 };
 
 /// Reads every song (one per `**kern` segment) in a kern text.
@@ -340,48 +339,21 @@ fn column_of(fields: &[&str], index: usize) -> usize {
 }
 
 /// `F` + `` -> F major, `f#` + `` -> F sharp minor, `D` + `dor` -> D dorian.
+/// Kern writes flats as `-`; the mode is one of the 3-letter abbreviations.
 fn parse_key(tonic: &str, mode: &str) -> Option<Key> {
-    let mut chars = tonic.chars();
-    let letter = chars
-        .next()
-        .filter(|c| matches!(c.to_ascii_uppercase(), 'A'..='G'))?;
-    let mut alter = 0i8;
-    for c in chars {
-        alter += match c {
-            '#' => 1,
-            '-' => -1,
-            _ => return None,
-        };
-        // Beyond a double sharp or flat no key is meant (and a long run of them
-        // would overflow the i8).
-        if alter.abs() > 2 {
-            return None;
-        }
+    // `b` is a letter in kern (B minor), never a flat.
+    if tonic.len() > 1 && tonic[1..].contains('b') {
+        return None;
     }
-    let mode = match mode {
-        "" => {
-            if letter.is_ascii_lowercase() {
-                Mode::Minor
-            } else {
-                Mode::Major
-            }
-        }
-        "ion" => Mode::Ionian,
-        "dor" => Mode::Dorian,
-        "phr" => Mode::Phrygian,
-        "lyd" => Mode::Lydian,
-        "mix" => Mode::Mixolydian,
-        "aeo" => Mode::Aeolian,
-        "loc" => Mode::Locrian,
-        _ => return None,
-    };
-    Some(Key {
-        tonic: Spelling {
-            letter: letter.to_ascii_uppercase(),
-            alter,
-        },
-        mode,
-    })
+    let key: Key = tonic.parse().ok()?;
+    match mode {
+        "" => Some(key),
+        "ion" | "dor" | "phr" | "lyd" | "mix" | "aeo" | "loc" => Some(Key {
+            mode: mode.parse().ok()?,
+            ..key
+        }),
+        _ => None,
+    }
 }
 
 /// Signifiers that carry no information this model keeps (articulations, beams,
@@ -581,6 +553,7 @@ fn kern_midi(letter: char, count: usize, alter: i32) -> Result<u8, ErrorKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Mode, Spelling};
 
     fn note(token: &str) -> Event {
         parse_note(token).unwrap_or_else(|e| panic!("{token}: {e:?}"))

@@ -16,4 +16,7 @@ pub mod text;
 
 pub use collection::{Collection, Rejection, SourceFormat, read_bytes, read_path};
 pub use error::{ErrorKind, Location, ParseError};
-pub use model::{Duration, Event, Key, Melody, Meter, MeterChange, Mode, Pitch, Spelling, Tie};
+pub use model::{
+    Duration, Event, Key, Melody, Meter, MeterChange, Mode, NameError, Pitch, Spelling, Tie,
+    parse_duration,
+};

@@ -196,6 +196,62 @@ impl Meter {
     }
 }
 
+/// Why a name of a key, tonic, mode, meter or duration could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?}: {expected}")]
+pub struct NameError {
+    pub text: String,
+    /// What would have been read, with examples.
+    pub expected: &'static str,
+}
+
+impl NameError {
+    fn new(text: &str, expected: &'static str) -> Self {
+        Self {
+            text: text.to_owned(),
+            expected,
+        }
+    }
+}
+
+impl std::str::FromStr for Meter {
+    type Err = NameError;
+
+    /// A time signature such as `3/4` or `6/8` with positive numbers, or `free`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const EXPECTED: &str = "write a time signature such as 3/4 or 6/8 (or `free`)";
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("free") {
+            return Ok(Meter::Free);
+        }
+        match Meter::parse(text) {
+            Some(meter @ Meter::Regular { .. }) => Ok(meter),
+            _ => Err(NameError::new(text, EXPECTED)),
+        }
+    }
+}
+
+/// Reads a positive grid step or note length written as a fraction: `1/16`, `3/8`.
+pub fn parse_duration(text: &str) -> Result<Duration, NameError> {
+    const EXPECTED: &str = "write a positive fraction of a whole note such as 1/16";
+    let (n, d) = text
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| NameError::new(text, EXPECTED))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .map_err(|_| NameError::new(text, EXPECTED))?;
+    let d: u64 = d
+        .trim()
+        .parse()
+        .map_err(|_| NameError::new(text, EXPECTED))?;
+    if n == 0 || d == 0 {
+        return Err(NameError::new(text, EXPECTED));
+    }
+    Ok(Duration::new(n, d))
+}
+
 impl fmt::Display for Meter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -222,6 +278,15 @@ pub struct Spelling {
 }
 
 impl Spelling {
+    /// The natural, sharp or flat names of a pitch class (`1` -> C#, Db).
+    pub fn of_pitch_class(pitch_class: u8) -> Vec<Spelling> {
+        ['C', 'D', 'E', 'F', 'G', 'A', 'B']
+            .into_iter()
+            .flat_map(|letter| (-1..=1).map(move |alter| Spelling { letter, alter }))
+            .filter(|s| s.pitch_class() == pitch_class % 12)
+            .collect()
+    }
+
     /// Pitch class 0..12 (C = 0).
     pub fn pitch_class(self) -> u8 {
         (letter_pitch_class(self.letter) as i32 + self.alter as i32).rem_euclid(12) as u8
@@ -250,6 +315,37 @@ impl fmt::Display for Spelling {
             f.write_str(mark)?;
         }
         Ok(())
+    }
+}
+
+impl std::str::FromStr for Spelling {
+    type Err = NameError;
+
+    /// A letter `A`..`G` (either case) and up to two sharps (`#`) or flats (`b`,
+    /// or kern's `-`): `G`, `Bb`, `f#`, `E-`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const EXPECTED: &str =
+            "write a letter A-G with at most two sharps (#) or flats (b), e.g. G, Bb, F#";
+        let mut chars = text.chars();
+        let letter = chars
+            .next()
+            .map(|c| c.to_ascii_uppercase())
+            .filter(|c| matches!(c, 'A'..='G'))
+            .ok_or_else(|| NameError::new(text, EXPECTED))?;
+        let mut alter = 0i8;
+        for c in chars {
+            alter += match c {
+                '#' => 1,
+                'b' | '-' => -1,
+                _ => return Err(NameError::new(text, EXPECTED)),
+            };
+            // Beyond a double sharp or flat no pitch name is meant (and a long
+            // run of them would overflow the i8).
+            if alter.abs() > 2 {
+                return Err(NameError::new(text, EXPECTED));
+            }
+        }
+        Ok(Spelling { letter, alter })
     }
 }
 
@@ -298,6 +394,56 @@ impl Mode {
     pub fn is_minor_like(self) -> bool {
         self.scale()[2] == 3
     }
+
+    /// Every mode, in the order names are listed.
+    pub const ALL: [Mode; 9] = [
+        Mode::Major,
+        Mode::Minor,
+        Mode::Ionian,
+        Mode::Dorian,
+        Mode::Phrygian,
+        Mode::Lydian,
+        Mode::Mixolydian,
+        Mode::Aeolian,
+        Mode::Locrian,
+    ];
+
+    /// The mode's name in lower case (`major`, `dorian`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Major => "major",
+            Mode::Minor => "minor",
+            Mode::Dorian => "dorian",
+            Mode::Phrygian => "phrygian",
+            Mode::Lydian => "lydian",
+            Mode::Mixolydian => "mixolydian",
+            Mode::Aeolian => "aeolian",
+            Mode::Locrian => "locrian",
+            Mode::Ionian => "ionian",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = NameError;
+
+    /// A mode's name or its first three letters, in any case (`minor`, `dor`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const EXPECTED: &str = "write major, minor, ionian, dorian, phrygian, lydian, mixolydian, aeolian or locrian (or their first three letters)";
+        let lower = text.trim().to_ascii_lowercase();
+        Mode::ALL
+            .into_iter()
+            .find(|mode| {
+                lower == mode.name() || (lower.len() == 3 && mode.name().starts_with(&lower))
+            })
+            .ok_or_else(|| NameError::new(text, EXPECTED))
+    }
 }
 
 /// Tonic and mode.
@@ -323,8 +469,45 @@ impl Key {
     }
 }
 
+/// `G major`, `F# minor`, `D dorian`: what [`Key::from_str`] reads back.
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:?}", self.tonic, self.mode)
+        write!(f, "{} {}", self.tonic, self.mode)
+    }
+}
+
+impl std::str::FromStr for Key {
+    type Err = NameError;
+
+    /// A tonic with an optional mode: `G`, `Bb major`, `D dorian`. Without a
+    /// mode an upper-case letter is major and a lower-case one minor (`e`,
+    /// `f#`), as in kern and ABC.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let (tonic_text, mode_text) = match text.split_once(char::is_whitespace) {
+            Some((tonic, mode)) => (tonic, Some(mode.trim())),
+            None => (text, None),
+        };
+        let tonic: Spelling = tonic_text.parse()?;
+        let mode = match mode_text {
+            Some(mode) => mode.parse()?,
+            None if tonic_text.starts_with(|c: char| c.is_ascii_lowercase()) => Mode::Minor,
+            None => Mode::Major,
+        };
+        Ok(Key { tonic, mode })
+    }
+}
+
+/// Keys travel in JSON as their text (`"G major"`).
+impl serde::Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }

@@ -3,6 +3,7 @@
 use esac_parse::{Duration, Event, Key, Melody, Meter, MeterChange, Mode, Pitch};
 use thiserror::Error;
 
+use crate::encoding::Encoding;
 use crate::token::Token;
 
 /// Why a song cannot be put on the grid. Each names the event (1-based) at fault.
@@ -20,10 +21,31 @@ pub enum FilterReason {
     OutOfRange { event: usize, pitch: u8, by: i32 },
     #[error("no sounding event")]
     Empty,
+    #[error("no transposition keeps every pitch within MIDI {low}-{high}")]
+    OutsideRange { low: u8, high: u8 },
+}
+
+impl FilterReason {
+    /// The reason without the event it names, for counting like songs together
+    /// (an off-grid duration is kept: it tells triplets from other tuplets).
+    pub fn kind(&self) -> String {
+        match self {
+            FilterReason::OffGrid { duration, step, .. } => {
+                format!("duration {duration} is not a multiple of {step}")
+            }
+            FilterReason::NoKey => "no key".into(),
+            FilterReason::OutOfRange { .. } => "pitch moves out of the MIDI range".into(),
+            FilterReason::Empty => "no sounding event".into(),
+            FilterReason::OutsideRange { low, high } => {
+                format!("no transposition within MIDI {low}-{high}")
+            }
+        }
+    }
 }
 
 /// How songs are transposed before encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
 pub enum Transposition {
     /// Keep the written pitches.
     None,
@@ -34,23 +56,6 @@ pub enum Transposition {
     /// Data augmentation: every transposition of the C/A-minor version by -6..=+5
     /// semitones whose pitches all stay within `low..=high`.
     AllKeys { low: u8, high: u8 },
-}
-
-/// Options for [`encode_with`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EncodeOptions {
-    /// Grid step as a fraction of a whole note.
-    pub step: Duration,
-    pub transposition: Transposition,
-}
-
-impl Default for EncodeOptions {
-    fn default() -> Self {
-        Self {
-            step: crate::default_step(),
-            transposition: Transposition::default(),
-        }
-    }
 }
 
 /// One encoded version of a song.
@@ -109,9 +114,9 @@ pub fn transpose(melody: &Melody, by: i32) -> Result<Melody, FilterReason> {
 }
 
 /// The key `by` semitones away, spelled with the fewest accidentals.
-fn transposed_key(key: Key, by: i32) -> Key {
+pub fn transposed_key(key: Key, by: i32) -> Key {
     let pitch_class = (i32::from(key.tonic.pitch_class()) + by).rem_euclid(12) as u8;
-    let tonic = crate::notation::spellings_of(pitch_class)
+    let tonic = esac_parse::Spelling::of_pitch_class(pitch_class)
         .into_iter()
         .min_by_key(|&tonic| {
             Key {
@@ -135,7 +140,7 @@ pub fn encode(melody: &Melody) -> Result<Encoded, FilterReason> {
 
 /// Encodes a song with the given step and transposition. Augmentation can yield
 /// several versions; the other modes yield one.
-pub fn encode_with(melody: &Melody, options: &EncodeOptions) -> Result<Vec<Encoded>, FilterReason> {
+pub fn encode_with(melody: &Melody, options: &Encoding) -> Result<Vec<Encoded>, FilterReason> {
     let to_reference = || {
         melody
             .key
@@ -167,6 +172,9 @@ pub fn encode_with(melody: &Melody, options: &EncodeOptions) -> Result<Vec<Encod
                 if in_range {
                     versions.push(encode_on_grid(&moved, options.step, by)?);
                 }
+            }
+            if versions.is_empty() {
+                return Err(FilterReason::OutsideRange { low, high });
             }
             Ok(versions)
         }
@@ -349,7 +357,7 @@ mod tests {
         ]);
         let e = encode(&m).unwrap();
         assert_eq!(e.tokens, parse_tokens("60 _ 65 _ _ _ _ _ r _ _ r").unwrap());
-        let moved = encode_with(&m, &EncodeOptions::default()).unwrap();
+        let moved = encode_with(&m, &Encoding::default()).unwrap();
         assert_eq!(
             moved[0].tokens,
             parse_tokens("55 _ 60 _ _ _ _ _ r _ _ r").unwrap()
@@ -390,7 +398,7 @@ mod tests {
     #[test]
     fn augmentation_keeps_every_key_in_range() {
         let m = melody(&[(Some(65), 4, Tie::None), (Some(72), 4, Tie::None)]);
-        let options = EncodeOptions {
+        let options = Encoding {
             transposition: Transposition::AllKeys { low: 55, high: 70 },
             ..Default::default()
         };

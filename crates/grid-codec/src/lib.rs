@@ -5,22 +5,18 @@
 //! `.` ends a song. [`encode`] does this with transposition and filtering (songs
 //! off the grid are refused with the reason), [`decode`] goes back from tokens to
 //! a melody, [`Vocabulary`] maps tokens to ids as a `tokenizers` WordLevel
-//! `tokenizer.json`, and [`midi`], [`musicxml`], [`kern`] and [`audio`] (a small
-//! built-in synthesizer writing WAV) give what a person can hear or read.
+//! `tokenizer.json`, and [`Encoding`] records how a corpus was encoded.
 
-pub mod audio;
 pub mod codec;
-pub mod kern;
-pub mod midi;
-pub mod musicxml;
-mod notation;
+pub mod encoding;
 pub mod token;
 pub mod vocab;
 
 pub use codec::{
-    DecodeError, DecodeOptions, EncodeOptions, Encoded, FilterReason, Transposition, decode,
-    encode, encode_with, reference_transposition, transpose,
+    DecodeError, DecodeOptions, Encoded, FilterReason, Transposition, decode, encode, encode_with,
+    reference_transposition, transpose, transposed_key,
 };
+pub use encoding::{ENCODING_FILE, Encoding, EncodingError};
 pub use token::{Token, TokenError, parse_tokens, tokens_to_string};
 pub use vocab::{VocabError, Vocabulary};
 

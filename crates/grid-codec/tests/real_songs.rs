@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use esac_parse::{Melody, read_path};
-use grid_codec::{EncodeOptions, FilterReason, Token, encode_with, parse_tokens};
+use grid_codec::{Encoding, FilterReason, Token, encode_with, parse_tokens};
 
 fn essen() -> PathBuf {
     let root = std::env::var_os("ESSEN_DATA")
@@ -32,7 +32,7 @@ fn esac_song(file: &str, id: &str) -> Melody {
 }
 
 fn tokens(melody: &Melody) -> Vec<Token> {
-    let mut versions = encode_with(melody, &EncodeOptions::default()).unwrap();
+    let mut versions = encode_with(melody, &Encoding::default()).unwrap();
     assert_eq!(versions.len(), 1);
     versions.remove(0).tokens
 }
@@ -114,7 +114,7 @@ fn tie_across_a_barline_is_one_onset() {
 fn triplets_are_filtered_with_the_event() {
     // E0220 `1_1_(321)`: event 5 is an eighth-note triplet, 1/12 of a whole note.
     let song = esac_song("erk10.sm", "E0220");
-    let err = encode_with(&song, &EncodeOptions::default()).unwrap_err();
+    let err = encode_with(&song, &Encoding::default()).unwrap_err();
     assert_eq!(
         err,
         FilterReason::OffGrid {

@@ -7,6 +7,7 @@
 use candle_core::{D, Tensor};
 use grid_codec::{Token, Vocabulary};
 use lstm_candle::{LstmState, MelodyModel, ModelError, Stepper};
+use model_folder::GenerationConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
@@ -51,20 +52,26 @@ pub struct SamplingConfig {
     pub grammar: bool,
 }
 
+/// The defaults of a model without a `generation_config.json`.
 impl Default for SamplingConfig {
     fn default() -> Self {
-        Self {
-            temperature: 1.0,
-            top_k: None,
-            top_p: None,
-            max_len: 500,
-            seed: 0,
-            grammar: true,
-        }
+        Self::from_generation(&GenerationConfig::default(), 0)
     }
 }
 
 impl SamplingConfig {
+    /// A model's own defaults (its `generation_config.json`) with a seed.
+    pub fn from_generation(generation: &GenerationConfig, seed: u64) -> Self {
+        Self {
+            temperature: generation.temperature,
+            top_k: generation.top_k,
+            top_p: generation.top_p,
+            max_len: generation.max_length,
+            seed,
+            grammar: generation.grammar,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), SampleError> {
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err(SampleError::Temperature(self.temperature));

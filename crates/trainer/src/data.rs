@@ -4,14 +4,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use grid_codec::Vocabulary;
+use grid_codec::{Encoding, Vocabulary};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::prepare::{Split, read_songs};
+use crate::prepare::{SONGS_FILE, Split, TOKENIZER_FILE, read_songs};
 
 #[derive(Debug, Error)]
 pub enum DataError {
@@ -31,6 +31,9 @@ pub enum DataError {
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub vocabulary: Vocabulary,
+    /// How the songs were encoded (the reference's when the folder predates
+    /// `encoding.json`).
+    pub encoding: Encoding,
     pub train: Vec<Vec<u32>>,
     pub val: Vec<Vec<u32>>,
     pub test: Vec<Vec<u32>>,
@@ -42,10 +45,11 @@ pub struct Dataset {
 pub const TERMINAL: u32 = 0;
 
 impl Dataset {
-    /// Reads a folder written by `prepare` (`songs.jsonl`, `tokenizer.json`).
+    /// Reads a folder written by `prepare` (`songs.jsonl`, `tokenizer.json`,
+    /// `encoding.json`).
     pub fn load(dir: &Path) -> Result<Self, DataError> {
-        let songs_path = dir.join("songs.jsonl");
-        let tokenizer_path = dir.join("tokenizer.json");
+        let songs_path = dir.join(SONGS_FILE);
+        let tokenizer_path = dir.join(TOKENIZER_FILE);
         let file_error = |path: &Path, message: String| DataError::File {
             path: path.to_owned(),
             message,
@@ -53,6 +57,9 @@ impl Dataset {
         let vocabulary = Vocabulary::load(&tokenizer_path)
             .map_err(|e| file_error(&tokenizer_path, e.to_string()))?;
         let songs = read_songs(&songs_path).map_err(|e| file_error(&songs_path, e.to_string()))?;
+        let encoding = Encoding::load(dir)
+            .map_err(|e| file_error(dir, e.to_string()))?
+            .unwrap_or_default();
         let mut hasher = Sha256::new();
         for path in [&songs_path, &tokenizer_path] {
             hasher.update(fs::read(path).map_err(|e| file_error(path, e.to_string()))?);
@@ -64,6 +71,7 @@ impl Dataset {
             .collect();
         let mut dataset = Self {
             vocabulary,
+            encoding,
             train: Vec::new(),
             val: Vec::new(),
             test: Vec::new(),

@@ -13,14 +13,15 @@ pub mod logs;
 pub mod optim;
 pub mod plot;
 pub mod prepare;
+pub mod source;
 pub mod train;
 
 pub use data::Dataset;
 pub use eval::{Evaluation, evaluate};
 pub use optim::Schedule;
 pub use prepare::{
-    Exclusion, PrepareOptions, Prepared, Report, SongRecord, Split, prepare, read_songs,
-    write_atomic, write_prepared,
+    Exclusion, PrepareError, PrepareOptions, Prepared, Report, SongRecord, Split,
+    is_prepared_folder, prepare, read_songs, write_atomic, write_prepared,
 };
 pub use train::{
     FinalMetrics, Objective, RunConfig, RunOptions, TrainConfig, TrainError, TrainOutcome, train,

@@ -5,46 +5,17 @@
 //! found, otherwise the curve is drawn without labels (and a warning is logged).
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use plotters::prelude::*;
 
 use crate::logs::MetricRow;
-
-const FONT_PATHS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/Library/Fonts/Arial Unicode.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
-
-/// Registers a system font once; false when none could be found.
-pub fn font_available() -> bool {
-    static FOUND: OnceLock<bool> = OnceLock::new();
-    *FOUND.get_or_init(|| {
-        for path in FONT_PATHS {
-            if let Ok(bytes) = std::fs::read(path) {
-                // plotters keeps fonts for the life of the process.
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return true;
-                }
-            }
-        }
-        tracing::warn!("no system font found; the loss curve is drawn without labels");
-        false
-    })
-}
 
 /// Draws training and validation loss per update into `path` (PNG, 900 x 540).
 pub fn loss_curve(rows: &[MetricRow], title: &str, path: &Path) -> Result<(), String> {
     if rows.is_empty() {
         return Err("no evaluations to plot yet".into());
     }
-    let labels = font_available();
+    let labels = melody_formats::font_available();
     let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let max_step = rows.iter().map(|r| r.step).max().unwrap_or(1).max(1) as f64;

@@ -6,13 +6,16 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use esac_parse::{Collection, Melody};
-use grid_codec::{EncodeOptions, Vocabulary, encode_with, tokens_to_string};
+use esac_parse::{Collection, Key, Melody};
+use grid_codec::{
+    ENCODING_FILE, Encoding, FilterReason, Vocabulary, encode_with, tokens_to_string,
+};
 pub use lstm_candle::checkpoint::write_atomic;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 /// Which part of the song-level split a song belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -26,7 +29,8 @@ pub enum Split {
 /// Settings of a preparation run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PrepareOptions {
-    pub encode: EncodeOptions,
+    /// How songs become tokens; written to `encoding.json`.
+    pub encoding: Encoding,
     /// Seed of the song shuffle that decides the split.
     pub seed: u64,
     /// Shares of songs for validation and test; the rest is training.
@@ -37,7 +41,7 @@ pub struct PrepareOptions {
 impl Default for PrepareOptions {
     fn default() -> Self {
         Self {
-            encode: EncodeOptions::default(),
+            encoding: Encoding::default(),
             seed: 42,
             val_share: 0.1,
             test_share: 0.1,
@@ -54,6 +58,9 @@ pub struct SongRecord {
     pub split: Split,
     /// Semitones the song was moved by before encoding.
     pub transposed_by: i32,
+    /// The song's key after that move (`None` when the source names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
     /// Space-separated grid tokens without the terminal `.`.
     pub tokens: String,
 }
@@ -76,6 +83,8 @@ pub struct Report {
     pub rejected: usize,
     pub rejected_reasons: BTreeMap<String, usize>,
     pub rejected_songs: Vec<Exclusion>,
+    /// Files that hold no songs in a known format.
+    pub skipped_files: Vec<Exclusion>,
     pub filtered: usize,
     pub filtered_reasons: BTreeMap<String, usize>,
     pub filtered_songs: Vec<Exclusion>,
@@ -86,8 +95,7 @@ pub struct Report {
     /// Tokens the model sees per split, counting each song's terminal `.`.
     pub tokens_per_split: BTreeMap<Split, usize>,
     pub seed: u64,
-    pub step: String,
-    pub transposition: String,
+    pub encoding: Encoding,
 }
 
 /// The result of preparation.
@@ -96,26 +104,13 @@ pub struct Prepared {
     pub songs: Vec<SongRecord>,
     pub vocabulary: Vocabulary,
     pub report: Report,
+    pub encoding: Encoding,
 }
 
-/// The kind of a reason, for counting: `event 17: duration 1/24 ...` -> `duration 1/24 ...`
-/// with numbers of events dropped so that like reasons group together.
-fn reason_kind(reason: &str) -> String {
-    let without_event = match reason.split_once(": ") {
-        Some((head, tail)) if head.starts_with("event ") => tail,
-        _ => reason,
-    };
-    without_event
-        .split(" in `")
-        .next()
-        .unwrap_or(without_event)
-        .to_owned()
-}
-
-fn count_kinds<'a>(reasons: impl Iterator<Item = &'a str>) -> BTreeMap<String, usize> {
+fn count_kinds(kinds: impl Iterator<Item = String>) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for reason in reasons {
-        *counts.entry(reason_kind(reason)).or_insert(0) += 1;
+    for kind in kinds {
+        *counts.entry(kind).or_insert(0) += 1;
     }
     counts
 }
@@ -124,30 +119,114 @@ fn display_path(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// Why a collection could not be prepared.
+#[derive(Debug, Error)]
+pub enum PrepareError {
+    #[error(
+        "no song could be read from {files} music files ({rejected} rejected, {skipped} other files skipped){}",
+        list_examples(.examples)
+    )]
+    NoSongs {
+        files: usize,
+        rejected: usize,
+        skipped: usize,
+        /// A few of the files left out, with the reason.
+        examples: Vec<String>,
+    },
+    #[error("no song could be encoded: {filtered} were filtered{}", list_examples(.examples))]
+    NoEncodedSongs {
+        filtered: usize,
+        examples: Vec<String>,
+    },
+}
+
+fn list_examples(examples: &[String]) -> String {
+    if examples.is_empty() {
+        String::new()
+    } else {
+        format!(", for example:\n  {}", examples.join("\n  "))
+    }
+}
+
+/// How many left-out files an error lists.
+const EXAMPLES: usize = 5;
+
 /// Encodes a collection, splits it by song, and builds the vocabulary.
-pub fn prepare(collection: &Collection, options: &PrepareOptions) -> Prepared {
-    let mut filtered_songs = Vec::new();
+/// Fails when nothing could be read or encoded, naming files left out.
+pub fn prepare(
+    collection: &Collection,
+    options: &PrepareOptions,
+) -> Result<Prepared, PrepareError> {
+    let rejected_songs: Vec<Exclusion> = collection
+        .rejected
+        .iter()
+        .map(|r| Exclusion {
+            file: display_path(&r.location.file),
+            line: r.location.line,
+            id: None,
+            reason: format!("{}:{}: {}", r.location.line, r.location.column, r.reason()),
+        })
+        .collect();
+    let skipped_files: Vec<Exclusion> = collection
+        .skipped
+        .iter()
+        .map(|(file, reason)| Exclusion {
+            file: display_path(file),
+            line: 0,
+            id: None,
+            reason: reason.clone(),
+        })
+        .collect();
+    if collection.songs.is_empty() {
+        return Err(PrepareError::NoSongs {
+            files: collection.music_files,
+            rejected: rejected_songs.len(),
+            skipped: skipped_files.len(),
+            examples: rejected_songs
+                .iter()
+                .chain(&skipped_files)
+                .take(EXAMPLES)
+                .map(|e| format!("{}: {}", e.file, e.reason))
+                .collect(),
+        });
+    }
+    let mut filtered: Vec<(Exclusion, FilterReason)> = Vec::new();
     let mut encoded: Vec<(&Melody, Vec<grid_codec::Encoded>)> = Vec::new();
     let mut grace_notes_dropped = 0;
     for song in &collection.songs {
-        match encode_with(song, &options.encode) {
-            Ok(versions) if !versions.is_empty() => {
+        match encode_with(song, &options.encoding) {
+            Ok(versions) => {
                 grace_notes_dropped += versions[0].dropped_grace_notes;
                 encoded.push((song, versions));
             }
-            Ok(_) => filtered_songs.push(Exclusion {
-                file: display_path(&song.file),
-                line: song.line,
-                id: Some(song.id.clone()),
-                reason: "no transposition keeps the song within the pitch range".into(),
-            }),
-            Err(reason) => filtered_songs.push(Exclusion {
-                file: display_path(&song.file),
-                line: song.line,
-                id: Some(song.id.clone()),
-                reason: reason.to_string(),
-            }),
+            Err(reason) => filtered.push((
+                Exclusion {
+                    file: display_path(&song.file),
+                    line: song.line,
+                    id: Some(song.id.clone()),
+                    reason: reason.to_string(),
+                },
+                reason,
+            )),
         }
+    }
+    if encoded.is_empty() {
+        return Err(PrepareError::NoEncodedSongs {
+            filtered: filtered.len(),
+            examples: filtered
+                .iter()
+                .take(EXAMPLES)
+                .map(|(e, _)| {
+                    format!(
+                        "{}:{} ({}): {}",
+                        e.file,
+                        e.line,
+                        e.id.as_deref().unwrap_or(""),
+                        e.reason
+                    )
+                })
+                .collect(),
+        });
     }
     let splits = assign_splits(encoded.len(), options);
     let mut songs = Vec::new();
@@ -159,6 +238,9 @@ pub fn prepare(collection: &Collection, options: &PrepareOptions) -> Prepared {
                 title: song.title.clone(),
                 split: *split,
                 transposed_by: version.transposed_by,
+                key: song
+                    .key
+                    .map(|key| grid_codec::transposed_key(key, version.transposed_by)),
                 tokens: tokens_to_string(&version.tokens),
             });
         }
@@ -178,39 +260,38 @@ pub fn prepare(collection: &Collection, options: &PrepareOptions) -> Prepared {
         *songs_per_split.entry(song.split).or_insert(0) += 1;
         *tokens_per_split.entry(song.split).or_insert(0) += song.tokens.split(' ').count() + 1;
     }
-    let rejected_songs: Vec<Exclusion> = collection
-        .rejected
-        .iter()
-        .map(|r| Exclusion {
-            file: display_path(&r.location.file),
-            line: r.location.line,
-            id: None,
-            reason: format!("{}:{}: {}", r.location.line, r.location.column, r.reason),
-        })
-        .collect();
     let report = Report {
         files: collection.music_files,
         songs_read: collection.songs.len(),
         rejected: rejected_songs.len(),
-        rejected_reasons: count_kinds(collection.rejected.iter().map(|r| r.reason.as_str())),
+        rejected_reasons: count_kinds(
+            collection
+                .rejected
+                .iter()
+                .map(|r| r.kind.label().to_owned()),
+        ),
         rejected_songs,
-        filtered: filtered_songs.len(),
-        filtered_reasons: count_kinds(filtered_songs.iter().map(|f| f.reason.as_str())),
-        filtered_songs,
+        skipped_files,
+        filtered: filtered.len(),
+        filtered_reasons: count_kinds(filtered.iter().map(|(_, reason)| reason.kind())),
+        filtered_songs: filtered
+            .into_iter()
+            .map(|(exclusion, _)| exclusion)
+            .collect(),
         on_grid: encoded.len(),
         grace_notes_dropped,
         vocabulary_size: vocabulary.len(),
         songs_per_split,
         tokens_per_split,
         seed: options.seed,
-        step: options.encode.step.to_string(),
-        transposition: format!("{:?}", options.encode.transposition),
+        encoding: options.encoding,
     };
-    Prepared {
+    Ok(Prepared {
         songs,
         vocabulary,
         report,
-    }
+        encoding: options.encoding,
+    })
 }
 
 /// Seeded song-level split: shuffle the song order, then cut test, val, train.
@@ -234,16 +315,27 @@ fn assign_splits(count: usize, options: &PrepareOptions) -> Vec<Split> {
 pub struct PreparedFiles {
     pub songs: PathBuf,
     pub tokenizer: PathBuf,
+    pub encoding: PathBuf,
     pub report: PathBuf,
 }
 
-/// Writes `songs.jsonl`, `tokenizer.json` and `report.json` into `out`.
+/// The files that make a folder prepared data: what `train --data` takes as is.
+pub fn is_prepared_folder(dir: &Path) -> bool {
+    dir.join(SONGS_FILE).is_file() && dir.join(TOKENIZER_FILE).is_file()
+}
+
+pub const SONGS_FILE: &str = "songs.jsonl";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub const REPORT_FILE: &str = "report.json";
+
+/// Writes `songs.jsonl`, `tokenizer.json`, `encoding.json` and `report.json` into `out`.
 pub fn write_prepared(prepared: &Prepared, out: &Path) -> io::Result<PreparedFiles> {
     fs::create_dir_all(out)?;
     let files = PreparedFiles {
-        songs: out.join("songs.jsonl"),
-        tokenizer: out.join("tokenizer.json"),
-        report: out.join("report.json"),
+        songs: out.join(SONGS_FILE),
+        tokenizer: out.join(TOKENIZER_FILE),
+        encoding: out.join(ENCODING_FILE),
+        report: out.join(REPORT_FILE),
     };
     let mut lines = String::new();
     for song in &prepared.songs {
@@ -252,6 +344,7 @@ pub fn write_prepared(prepared: &Prepared, out: &Path) -> io::Result<PreparedFil
     }
     write_atomic(&files.songs, lines.as_bytes())?;
     write_atomic(&files.tokenizer, prepared.vocabulary.to_json().as_bytes())?;
+    write_atomic(&files.encoding, prepared.encoding.to_json().as_bytes())?;
     let report = serde_json::to_string_pretty(&prepared.report).map_err(io::Error::other)?;
     write_atomic(&files.report, report.as_bytes())?;
     Ok(files)
@@ -306,7 +399,7 @@ mod tests {
         }
         // 1/48 steps: not on a 1/16 grid.
         collection.songs.push(song("OFF", &[1]));
-        let prepared = prepare(&collection, &PrepareOptions::default());
+        let prepared = prepare(&collection, &PrepareOptions::default()).unwrap();
         let report = &prepared.report;
         assert_eq!(report.songs_read, 21);
         assert_eq!(report.on_grid, 20);
@@ -322,7 +415,7 @@ mod tests {
         assert_eq!(prepared.songs[0].tokens, "60 60 _");
         assert_eq!(report.tokens_per_split[&Split::Train], 16 * 4);
         assert_eq!(prepared.vocabulary.len(), 4);
-        let again = prepare(&collection, &PrepareOptions::default());
+        let again = prepare(&collection, &PrepareOptions::default()).unwrap();
         assert_eq!(again.songs, prepared.songs);
         let other = prepare(
             &collection,
@@ -330,7 +423,8 @@ mod tests {
                 seed: 7,
                 ..Default::default()
             },
-        );
+        )
+        .unwrap();
         assert_ne!(other.songs, prepared.songs);
     }
 
@@ -339,7 +433,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("prepare-test-{}", std::process::id()));
         let mut collection = Collection::default();
         collection.songs.push(song("A", &[3]));
-        let prepared = prepare(&collection, &PrepareOptions::default());
+        let prepared = prepare(&collection, &PrepareOptions::default()).unwrap();
         let files = write_prepared(&prepared, &dir).unwrap();
         assert_eq!(read_songs(&files.songs).unwrap(), prepared.songs);
         let vocab = Vocabulary::load(&files.tokenizer).unwrap();

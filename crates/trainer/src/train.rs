@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
+use grid_codec::Encoding;
 use indicatif::{ProgressBar, ProgressStyle};
 use lstm_candle::checkpoint::{read_safetensors, tensors_to_safetensors};
 use lstm_candle::{
@@ -71,7 +72,7 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// The reference notebook's recipe: its model and optimiser, last-position
     /// objective, 10 epochs, constant learning rate.
-    pub fn reference() -> Self {
+    pub const fn reference() -> Self {
         Self {
             embedding_dim: None,
             hidden_size: 128,
@@ -92,6 +93,38 @@ impl TrainConfig {
             patience: None,
             seed: 42,
         }
+    }
+
+    /// Refuses settings that cannot train, naming what is wrong.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.batch_size == 0 || self.seq_len == 0 || self.eval_every == 0 {
+            return Err(TrainError::Config(
+                "batch size, sequence length and eval interval must be positive".into(),
+            ));
+        }
+        if self.objective == Objective::Last && self.windows != Windows::Stream {
+            return Err(TrainError::Config(
+                "the last-position objective trains on windows cut from the stream of songs, not on lanes or whole songs".into(),
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(TrainError::Config(format!(
+                "learning rate {} must be positive",
+                self.lr
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(TrainError::Config(format!(
+                "dropout {} must be in [0, 1)",
+                self.dropout
+            )));
+        }
+        if self.hidden_size == 0 || self.num_layers == 0 || self.embedding_dim == Some(0) {
+            return Err(TrainError::Config(
+                "hidden size, layer count and embedding width must be positive".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub fn model_config(&self, vocab_size: usize) -> ModelConfig {
@@ -134,6 +167,10 @@ pub struct FinalMetrics {
 pub struct RunConfig {
     #[serde(flatten)]
     pub model: ModelConfig,
+    /// How the training songs were encoded; what sampling and judging read.
+    /// Configs written before it was stored used the reference's.
+    #[serde(default)]
+    pub encoding: Encoding,
     pub training: TrainConfig,
     pub dataset: DatasetInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,7 +204,7 @@ pub enum TrainError {
         source: std::io::Error,
     },
     #[error(
-        "the loss became {loss} at step {step}; training stopped and the last good checkpoint in {checkpoint} was kept (try a lower --lr or --clip-norm)"
+        "the loss became {loss} at step {step}; training stopped and the last good checkpoint in {checkpoint} was kept (a lower learning rate or gradient clipping may help)"
     )]
     NonFinite {
         step: usize,
@@ -176,7 +213,7 @@ pub enum TrainError {
     },
     #[error("cannot resume {run}: {reason}")]
     Resume { run: PathBuf, reason: String },
-    #[error("{0} already holds a run; pass --resume to continue it or choose another --name")]
+    #[error("{0} already holds a run")]
     RunExists(PathBuf),
     #[error("bad training configuration: {0}")]
     Config(String),
@@ -218,25 +255,11 @@ pub fn train(
     run_dir: &Path,
     options: &RunOptions,
 ) -> Result<TrainOutcome, TrainError> {
-    if config.batch_size == 0 || config.seq_len == 0 || config.eval_every == 0 {
-        return Err(TrainError::Config(
-            "batch size, sequence length and eval interval must be positive".into(),
-        ));
-    }
-    if config.objective == Objective::Last && config.windows != Windows::Stream {
-        return Err(TrainError::Config(
-            "the last-position objective trains on windows: use --windows stream".into(),
-        ));
-    }
-    if !(config.lr > 0.0 && config.lr.is_finite()) {
-        return Err(TrainError::Config(format!(
-            "learning rate {} must be positive",
-            config.lr
-        )));
-    }
+    config.validate()?;
     let model_config = config.model_config(dataset.vocabulary.len());
     let run_config = RunConfig {
         model: model_config.clone(),
+        encoding: dataset.encoding,
         training: config.clone(),
         dataset: DatasetInfo {
             source: data_source.to_owned(),
@@ -772,7 +795,7 @@ fn resume(run_dir: &Path, expected: &RunConfig, device: &Device) -> Result<Resum
     let state = run_dir.join(STATE_DIR);
     if !state.is_dir() {
         return Err(fail(
-            "it has no saved state (state/); start it without --resume".into(),
+            "it has no saved state (state/) to continue from".into(),
         ));
     }
     let saved: RunConfig =
@@ -792,7 +815,9 @@ fn resume(run_dir: &Path, expected: &RunConfig, device: &Device) -> Result<Resum
     if comparable(&saved.training) != comparable(&expected.training)
         || saved.model != expected.model
     {
-        return Err(fail("its hyper-parameters differ from these (only --epochs, --max-steps and --patience may change)".into()));
+        return Err(fail(
+            "its hyper-parameters differ from these (only the epoch count, the step limit and the patience may change)".into(),
+        ));
     }
     let model = load_checkpoint(&state, device)?;
     let mut adam = Adam::new(model.parameters(), adam_config(&expected.training))?;

@@ -32,7 +32,7 @@ fn small_dataset(dir: &Path) -> Dataset {
     {
         esac_parse::read_bytes(file, &std::fs::read(file).unwrap(), &mut collection);
     }
-    let prepared = trainer::prepare(&collection, &PrepareOptions::default());
+    let prepared = trainer::prepare(&collection, &PrepareOptions::default()).unwrap();
     trainer::write_prepared(&prepared, dir).unwrap();
     Dataset::load(dir).unwrap()
 }
@@ -195,7 +195,11 @@ fn every_way_of_cutting_windows_is_deterministic_and_thread_independent() {
     };
     let err =
         trainer::train(&dataset, "test", &bad, &dir.path().join("bad"), &options(1)).unwrap_err();
-    assert!(err.to_string().contains("--windows stream"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("windows cut from the stream of songs"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -220,7 +220,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::{DecodeOptions, decode, parse_tokens};
+    use grid_codec::{DecodeOptions, decode, parse_tokens};
 
     /// Power of one frequency in the samples (Goertzel).
     fn power(samples: &[f32], rate: f64, f: f64) -> f64 {

@@ -1,22 +1,21 @@
-//! `cargo xtask judge`: musical statistics of generated melodies next to the
-//! held-out test songs, and how much of each melody is copied from the
-//! training songs (a model that recites the corpus is not composing).
+//! Musical statistics of melodies next to a corpus's held-out songs, and how much of each is copied from its training songs.
 //!
-//! All statistics are taken in the token space, where every song has been moved
-//! to C major or A minor: "in the scale" means a white key, and "ends on the
-//! tonic" means the last note is a C or an A.
+//! Histograms of pitch classes, intervals and note lengths, the share of notes
+//! in the scale and of melodies ending on the tonic, and copying: the longest
+//! run shared verbatim with any training song (a suffix automaton) and the share
+//! of 16-grams found in training songs (a model that recites the corpus is not
+//! composing). Scale and tonic come from each melody's [`Tonality`]: the white
+//! keys and C or A for tokens moved to C major / A minor, else the song's own
+//! key, or for a melody without one the key that Krumhansl-Kessler key finding
+//! ([`find_key`]) gives.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use grid_codec::{Token, parse_tokens};
+use esac_parse::{Key, Mode, Spelling};
+use grid_codec::{Encoding, Token};
 use plotters::prelude::*;
 use serde::Serialize;
-use trainer::{PrepareOptions, Split};
-
-use crate::source;
 
 /// Length of the n-grams looked up in the training songs.
 pub const COPY_NGRAM: usize = 16;
@@ -24,93 +23,137 @@ pub const COPY_NGRAM: usize = 16;
 const MAX_INTERVAL: i32 = 12;
 /// Duration histogram bins: 1..=16 sixteenths, longer notes counted in the last.
 const MAX_DURATION: usize = 16;
-const SCALE: [bool; 12] = [
+/// The white keys: the scale of C major and of A minor.
+const WHITE_KEYS: [bool; 12] = [
     true, false, true, false, true, true, false, true, false, true, false, true,
 ];
-const TONICS: [u8; 2] = [0, 9];
+/// C and A: the tonics of songs moved to C major or A minor.
+const REFERENCE_TONICS: [u8; 2] = [0, 9];
 
-/// Songs of a prepared corpus, as tokens, by split.
-pub struct Corpus {
-    pub train: Vec<Vec<Token>>,
-    pub test: Vec<Vec<Token>>,
+/// Which notes of a melody are in its scale, and which is its tonic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tonality {
+    /// Moved to C major or A minor (the reference encoding): the white keys,
+    /// tonic C or A.
+    ReferenceKeys,
+    /// One key: its mode's scale and its tonic.
+    Key(Key),
 }
 
-impl Corpus {
-    /// A prepared folder (with `songs.jsonl`) or a collection (folder, file or
-    /// zip of `.krn`/`.sm`), which is prepared with the defaults that training
-    /// uses, so the split is the one the model was trained on.
-    pub fn load(data: &Path) -> Result<Self> {
-        let songs_file = data.join("songs.jsonl");
-        let records = if songs_file.is_file() {
-            trainer::read_songs(&songs_file)
-                .with_context(|| format!("cannot read {}", songs_file.display()))?
-        } else {
-            let collection = source::load(data)?;
-            trainer::prepare(&collection, &PrepareOptions::default()).songs
-        };
-        let mut corpus = Corpus {
-            train: Vec::new(),
-            test: Vec::new(),
-        };
-        for record in records {
-            let tokens = parse_tokens(&record.tokens)
-                .with_context(|| format!("song {} in {}", record.id, data.display()))?;
-            match record.split {
-                Split::Train => corpus.train.push(tokens),
-                Split::Test => corpus.test.push(tokens),
-                Split::Val => {}
+impl Tonality {
+    /// The tonality of a song's tokens under `encoding`: the reference keys
+    /// when the encoding moved every song there, else `key` (the song's own)
+    /// or, when it has none, the key found in its notes.
+    pub fn of(encoding: &Encoding, key: Option<Key>, tokens: &[Token]) -> Option<Self> {
+        if encoding.in_reference_keys() {
+            return Some(Tonality::ReferenceKeys);
+        }
+        key.or_else(|| find_key(tokens).map(|found| found.key))
+            .map(Tonality::Key)
+    }
+
+    fn in_scale(self, pitch_class: u8) -> bool {
+        match self {
+            Tonality::ReferenceKeys => WHITE_KEYS[usize::from(pitch_class)],
+            Tonality::Key(key) => {
+                let above = (pitch_class + 12 - key.tonic.pitch_class()) % 12;
+                key.mode.scale().contains(&above)
             }
         }
-        if corpus.train.is_empty() || corpus.test.is_empty() {
-            bail!(
-                "{} has no training or no test songs to judge against",
-                data.display()
-            );
+    }
+
+    fn is_tonic(self, pitch_class: u8) -> bool {
+        match self {
+            Tonality::ReferenceKeys => REFERENCE_TONICS.contains(&pitch_class),
+            Tonality::Key(key) => key.tonic.pitch_class() == pitch_class,
         }
-        Ok(corpus)
+    }
+
+    /// The key, when there is one.
+    pub fn key(self) -> Option<Key> {
+        match self {
+            Tonality::ReferenceKeys => None,
+            Tonality::Key(key) => Some(key),
+        }
     }
 }
 
-/// A generated melody, as read back from a `.txt` written by `sample`.
-pub struct Sample {
-    pub name: String,
-    pub tokens: Vec<Token>,
-    /// The model ended it with `.` before the length limit.
-    pub closed: bool,
+/// Krumhansl and Kessler's probe-tone ratings of the twelve pitch classes
+/// above a major tonic (Krumhansl 1990, table 2.1).
+const MAJOR_PROFILE: [f64; 12] = [
+    6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88,
+];
+/// The same for a minor tonic.
+const MINOR_PROFILE: [f64; 12] = [
+    6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17,
+];
+
+fn correlation(a: &[f64; 12], b: &[f64; 12]) -> f64 {
+    let mean_a = a.iter().sum::<f64>() / 12.0;
+    let mean_b = b.iter().sum::<f64>() / 12.0;
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        ab += (x - mean_a) * (y - mean_b);
+        aa += (x - mean_a) * (x - mean_a);
+        bb += (y - mean_b) * (y - mean_b);
+    }
+    if aa == 0.0 || bb == 0.0 {
+        return 0.0;
+    }
+    ab / (aa * bb).sqrt()
 }
 
-/// Every `*.txt` in `dir`, in name order.
-pub fn read_samples(dir: &Path) -> Result<Vec<Sample>> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("cannot read the samples folder {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        bail!(
-            "no .txt melodies in {} (write some with `cargo xtask sample --out {0}`)",
-            dir.display()
-        );
+/// The pitch classes' total lengths in grid steps (C first).
+pub fn pitch_class_durations(tokens: &[Token]) -> [f64; 12] {
+    let mut durations = [0.0; 12];
+    for (pitch, length) in notes(tokens) {
+        durations[usize::from(pitch % 12)] += length as f64;
     }
-    paths
-        .iter()
-        .map(|path| {
-            let text = fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let mut tokens =
-                parse_tokens(&text).with_context(|| format!("in {}", path.display()))?;
-            let closed = tokens.last() == Some(&Token::End);
-            tokens.retain(|t| *t != Token::End);
-            Ok(Sample {
-                name: path
-                    .file_stem()
-                    .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
-                tokens,
-                closed,
-            })
-        })
-        .collect()
+    durations
+}
+
+/// A key found in the notes, and how well they fit it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FoundKey {
+    pub key: Key,
+    /// Pearson correlation of the pitch-class durations with the key's profile.
+    pub correlation: f64,
+}
+
+/// The key whose Krumhansl-Kessler profile correlates best with the melody's
+/// pitch-class durations (the Krumhansl-Schmuckler algorithm, as music21's
+/// `KrumhanslKessler` analysis does it), among the 12 major and 12 minor keys;
+/// ties go to the first in the order C, C#, ... B, major before minor. `None`
+/// for a melody without notes.
+pub fn find_key(tokens: &[Token]) -> Option<FoundKey> {
+    let durations = pitch_class_durations(tokens);
+    if durations.iter().all(|d| *d == 0.0) {
+        return None;
+    }
+    let mut best: Option<(f64, Key)> = None;
+    for tonic in 0..12u8 {
+        for (mode, profile) in [(Mode::Major, &MAJOR_PROFILE), (Mode::Minor, &MINOR_PROFILE)] {
+            let rotated: [f64; 12] =
+                std::array::from_fn(|pc| profile[(pc + 12 - usize::from(tonic)) % 12]);
+            let score = correlation(&durations, &rotated);
+            if best.is_none_or(|(b, _)| score > b) {
+                let key = Key {
+                    tonic: key_spelling(tonic, mode),
+                    mode,
+                };
+                best = Some((score, key));
+            }
+        }
+    }
+    best.map(|(correlation, key)| FoundKey { key, correlation })
+}
+
+/// The name of a tonic with the fewest accidentals in its key signature.
+fn key_spelling(pitch_class: u8, mode: Mode) -> Spelling {
+    Spelling::of_pitch_class(pitch_class)
+        .into_iter()
+        .min_by_key(|&tonic| Key { tonic, mode }.signature_fifths().abs())
+        .expect("every pitch class has a name")
 }
 
 /// Finds the longest stretch of a melody that occurs verbatim in any training
@@ -267,13 +310,17 @@ impl TrainingIndex {
     }
 }
 
-/// Per-melody copying measures.
+/// Per-melody measures.
 #[derive(Debug, Serialize)]
 pub struct MelodyJudgement {
     pub name: String,
     pub tokens: usize,
     pub notes: usize,
     pub closed: bool,
+    /// The key scale and tonic were judged in (absent for tokens in the
+    /// reference keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
     pub longest_copy: usize,
     pub copied_ngrams: Option<f64>,
 }
@@ -342,51 +389,59 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     if count == 0 { 0.0 } else { sum / count as f64 }
 }
 
-/// Statistics of `melodies` (tokens, closed by the model) and their copying
-/// measures against `index`.
+/// A melody to judge: generated, or a held-out song.
+#[derive(Debug, Clone)]
+pub struct Song {
+    pub name: String,
+    pub tokens: Vec<Token>,
+    /// Ended with `.` (by the model, for a generated melody).
+    pub closed: bool,
+    /// Where its scale and tonic are; `None` when it has no notes to find a key in.
+    pub tonality: Option<Tonality>,
+}
+
+/// Statistics of `melodies` and their copying measures against `index`.
 pub fn statistics(
-    melodies: &[(&str, &[Token], bool)],
+    melodies: &[Song],
     index: &TrainingIndex,
 ) -> (SetStatistics, Vec<MelodyJudgement>) {
     let mut pitch_classes = [0usize; 12];
+    let mut in_scale = 0usize;
     let mut intervals = vec![0usize; (2 * MAX_INTERVAL + 1) as usize];
     let mut durations = vec![0usize; MAX_DURATION];
     let mut tonic_endings = 0;
     let mut judged = Vec::with_capacity(melodies.len());
-    for &(name, tokens, closed) in melodies {
-        let notes = notes(tokens);
+    for melody in melodies {
+        let notes = notes(&melody.tokens);
         for &(pitch, length) in &notes {
             pitch_classes[usize::from(pitch % 12)] += 1;
             durations[length.clamp(1, MAX_DURATION) - 1] += 1;
+            if melody.tonality.is_some_and(|t| t.in_scale(pitch % 12)) {
+                in_scale += 1;
+            }
         }
         for pair in notes.windows(2) {
             let step =
                 (i32::from(pair[1].0) - i32::from(pair[0].0)).clamp(-MAX_INTERVAL, MAX_INTERVAL);
             intervals[(step + MAX_INTERVAL) as usize] += 1;
         }
-        if notes
-            .last()
-            .is_some_and(|(p, _)| TONICS.contains(&(p % 12)))
+        if let (Some((pitch, _)), Some(tonality)) = (notes.last(), melody.tonality)
+            && tonality.is_tonic(pitch % 12)
         {
             tonic_endings += 1;
         }
         judged.push(MelodyJudgement {
-            name: name.to_owned(),
-            tokens: tokens.len(),
+            name: melody.name.clone(),
+            tokens: melody.tokens.len(),
             notes: notes.len(),
-            closed,
-            longest_copy: index.longest_copy(tokens),
-            copied_ngrams: index.copied_ngrams(tokens),
+            closed: melody.closed,
+            key: melody.tonality.and_then(Tonality::key),
+            longest_copy: index.longest_copy(&melody.tokens),
+            copied_ngrams: index.copied_ngrams(&melody.tokens),
         });
     }
     let count = melodies.len().max(1) as f64;
     let note_total: usize = pitch_classes.iter().sum();
-    let in_scale: usize = pitch_classes
-        .iter()
-        .zip(SCALE)
-        .filter(|(_, s)| *s)
-        .map(|(c, _)| c)
-        .sum();
     let statistics = SetStatistics {
         melodies: melodies.len(),
         notes: note_total,
@@ -423,35 +478,23 @@ pub struct Judgement {
     pub melodies: Vec<MelodyJudgement>,
 }
 
-fn total_variation(a: &[f64], b: &[f64]) -> f64 {
+/// Total variation distance between two histograms of shares.
+pub fn total_variation(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / 2.0
 }
 
-/// Judges `samples` against `corpus`.
+/// Judges `samples` against the held-out songs `test`, with copying measured
+/// against `train`. `samples_name` and `data_name` say where they came from.
 pub fn judge(
-    samples: &[Sample],
-    corpus: &Corpus,
-) -> (SetStatistics, SetStatistics, Vec<MelodyJudgement>) {
-    let index = TrainingIndex::new(&corpus.train);
-    let generated: Vec<(&str, &[Token], bool)> = samples
-        .iter()
-        .map(|s| (s.name.as_str(), s.tokens.as_slice(), s.closed))
-        .collect();
-    let (generated, melodies) = statistics(&generated, &index);
-    let test: Vec<(&str, &[Token], bool)> = corpus
-        .test
-        .iter()
-        .map(|t| ("test", t.as_slice(), true))
-        .collect();
-    let (test, _) = statistics(&test, &index);
-    (generated, test, melodies)
-}
-
-/// Judges `samples` against the corpus in `data` and writes `judge.json` and
-/// `judge.png` into `out`.
-pub fn run(samples: &[Sample], out: &Path, data: &Path) -> Result<Judgement> {
-    let corpus = Corpus::load(data)?;
-    let (generated, test, melodies) = judge(samples, &corpus);
+    samples: &[Song],
+    test: &[Song],
+    train: &[Vec<Token>],
+    samples_name: &str,
+    data_name: &str,
+) -> Judgement {
+    let index = TrainingIndex::new(train);
+    let (generated, melodies) = statistics(samples, &index);
+    let (test, _) = statistics(test, &index);
     let distance = BTreeMap::from([
         (
             "pitch_classes",
@@ -466,20 +509,15 @@ pub fn run(samples: &[Sample], out: &Path, data: &Path) -> Result<Judgement> {
             total_variation(&generated.durations, &test.durations),
         ),
     ]);
-    let judgement = Judgement {
-        samples: out.display().to_string(),
-        data: data.display().to_string(),
-        train_songs: corpus.train.len(),
+    Judgement {
+        samples: samples_name.to_owned(),
+        data: data_name.to_owned(),
+        train_songs: train.len(),
         generated,
         test,
         distance,
         melodies,
-    };
-    let json = out.join("judge.json");
-    trainer::write_atomic(&json, serde_json::to_string_pretty(&judgement)?.as_bytes())
-        .with_context(|| format!("cannot write {}", json.display()))?;
-    histograms(&judgement, &out.join("judge.png")).map_err(anyhow::Error::msg)?;
-    Ok(judgement)
+    }
 }
 
 /// The short table `judge` prints.
@@ -538,12 +576,12 @@ pub fn table(j: &Judgement) -> String {
 /// The label of a histogram bin.
 type BinName = Box<dyn Fn(usize) -> String>;
 
-/// Pitch-class, interval and duration histograms, generated beside test songs.
-fn histograms(j: &Judgement, path: &Path) -> Result<(), String> {
+/// Pitch-class, interval and duration histograms, generated beside test songs, as a PNG.
+pub fn histograms(j: &Judgement, path: &Path) -> Result<(), String> {
     const PITCH_NAMES: [&str; 12] = [
         "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
     ];
-    let labels = trainer::plot::font_available();
+    let labels = melody_formats::font_available();
     let root = BitMapBackend::new(path, (1500, 450)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let panels = root.split_evenly((1, 3));
@@ -630,6 +668,7 @@ fn histograms(j: &Judgement, path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use grid_codec::parse_tokens;
 
     fn tokens(text: &str) -> Vec<Token> {
         parse_tokens(text).unwrap()
@@ -679,13 +718,150 @@ mod tests {
         assert_eq!(index.longest_copy(&tokens("67 _ _ _ 67 _ 65")), 4);
     }
 
+    /// Notes as (MIDI pitch, quarter notes) on the sixteenth grid.
+    fn melody(notes: &[(u8, usize)]) -> Vec<Token> {
+        let mut tokens = Vec::new();
+        for &(pitch, quarters) in notes {
+            tokens.push(Token::Note(pitch));
+            tokens.extend(std::iter::repeat_n(Token::Hold, 4 * quarters - 1));
+        }
+        tokens
+    }
+
+    #[test]
+    fn key_finding_agrees_with_music21() {
+        // Keys and correlations from music21 9's
+        // `analysis.discrete.KrumhanslKessler` on the same notes.
+        type Case<'a> = (&'a str, &'a [(u8, usize)], &'a str, f64);
+        let cases: [Case; 5] = [
+            (
+                "C major scale",
+                &[
+                    (60, 1),
+                    (62, 1),
+                    (64, 1),
+                    (65, 1),
+                    (67, 1),
+                    (69, 1),
+                    (71, 1),
+                    (72, 2),
+                ],
+                "C major",
+                0.906066,
+            ),
+            (
+                "A harmonic minor scale",
+                &[
+                    (69, 1),
+                    (71, 1),
+                    (72, 1),
+                    (74, 1),
+                    (76, 1),
+                    (77, 1),
+                    (80, 1),
+                    (81, 2),
+                ],
+                "A minor",
+                0.864757,
+            ),
+            ("one long G", &[(67, 4)], "G major", 0.684473),
+            (
+                "a tune in G",
+                &[
+                    (67, 1),
+                    (71, 1),
+                    (74, 2),
+                    (72, 1),
+                    (71, 1),
+                    (69, 2),
+                    (66, 1),
+                    (67, 3),
+                ],
+                "G major",
+                0.8985,
+            ),
+            (
+                "a dorian tune on D",
+                &[
+                    (62, 2),
+                    (65, 1),
+                    (67, 1),
+                    (69, 2),
+                    (71, 1),
+                    (72, 1),
+                    (74, 2),
+                    (69, 1),
+                    (65, 1),
+                    (62, 4),
+                ],
+                "D minor",
+                0.843981,
+            ),
+        ];
+        for (name, notes, key, correlation) in cases {
+            let found = find_key(&melody(notes)).unwrap();
+            assert_eq!(found.key.to_string(), key, "{name}");
+            assert!(
+                (found.correlation - correlation).abs() < 5e-7,
+                "{name}: {}",
+                found.correlation
+            );
+        }
+        assert_eq!(find_key(&tokens("r _ _")), None);
+    }
+
+    #[test]
+    fn a_single_pitch_class_correlates_as_worked_by_hand() {
+        // Durations x all on the tonic: sum((x - 1/12)(p - mean p)) = p0 - mean p
+        // and sum((x - 1/12)^2) = 11/12, so r = (p0 - mean p) / sqrt(11/12 * S)
+        // with p the major profile: mean 3.4825, S = sum((p - mean p)^2) =
+        // 19.146225, r = 2.8675 / sqrt(17.550706) = 0.684474 (music21: 0.684473).
+        let expected = (6.35 - 3.4825) / (19.146_225_f64 * 11.0 / 12.0).sqrt();
+        let found = find_key(&tokens("67 _ _ _")).unwrap();
+        assert!(
+            (found.correlation - expected).abs() < 1e-6,
+            "{found:?} {expected}"
+        );
+    }
+
+    #[test]
+    fn scale_and_tonic_follow_the_key_outside_the_reference_encoding() {
+        let index = TrainingIndex::new(&[tokens("60 _")]);
+        // In G major: F# is in the scale, F is not; G is the tonic.
+        let song = |text: &str, tonality| Song {
+            name: "s".into(),
+            tokens: tokens(text),
+            closed: true,
+            tonality: Some(tonality),
+        };
+        let g_major = Tonality::Key("G".parse().unwrap());
+        let (s, judged) = statistics(&[song("66 _ 65 _ 67 _", g_major)], &index);
+        assert!((s.in_scale - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s.ends_on_tonic, 1.0);
+        assert_eq!(
+            judged[0].key.map(|k| k.to_string()).as_deref(),
+            Some("G major")
+        );
+        // The same notes read as C major / A minor: F is white, F# is not, G is no tonic.
+        let (s, judged) = statistics(&[song("66 _ 65 _ 67 _", Tonality::ReferenceKeys)], &index);
+        assert!((s.in_scale - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s.ends_on_tonic, 0.0);
+        assert_eq!(judged[0].key, None);
+    }
+
     #[test]
     fn statistics_of_a_hand_worked_melody() {
         // C (4 steps), E (2), rest, G (1), A (1), F# (8).
         let melody = tokens("60 _ _ _ 64 _ r _ 67 69 66 _ _ _ _ _ _ _");
         let train = vec![tokens("60 _ _ _ 64 _ r _")];
         let index = TrainingIndex::new(&train);
-        let (s, judged) = statistics(&[("m", &melody, true)], &index);
+        let song = Song {
+            name: "m".into(),
+            tokens: melody,
+            closed: true,
+            tonality: Some(Tonality::ReferenceKeys),
+        };
+        let (s, judged) = statistics(&[song], &index);
         assert_eq!(s.notes, 5);
         let mut pcs = vec![0.0; 12];
         for pc in [0, 4, 7, 9, 6] {

@@ -5,13 +5,59 @@
 //! parts need the `hub` cargo feature; without it they say how to get it.
 
 use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result, bail};
-use lstm_candle::checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
+use std::str::FromStr;
 
 #[cfg(feature = "hub")]
-use crate::export::GENERATION_FILE;
-use crate::export::{CARD_FILE, TOKENIZER_FILE, load_model_folder};
+use crate::GENERATION_FILE;
+use crate::{CARD_FILE, CONFIG_FILE, FolderError, ModelFolder, TOKENIZER_FILE, WEIGHTS_FILE};
+
+type Result<T, E = FolderError> = std::result::Result<T, E>;
+
+/// Fails with a hub error message.
+macro_rules! bail {
+    ($($message:tt)*) => {
+        return Err(FolderError::Hub(format!($($message)*)))
+    };
+}
+
+/// Where a model is: a local folder, or a repository on the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelRef {
+    Local(PathBuf),
+    Hub(HubRef),
+}
+
+impl FromStr for ModelRef {
+    type Err = FolderError;
+
+    /// `hub:OWNER/NAME[@REVISION]`, or any other text as a local path.
+    fn from_str(text: &str) -> Result<Self> {
+        match text.strip_prefix("hub:") {
+            Some(spec) => HubRef::parse(spec).map(ModelRef::Hub),
+            None => Ok(ModelRef::Local(PathBuf::from(text))),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelRef::Local(path) => write!(f, "{}", path.display()),
+            ModelRef::Hub(hub) => write!(f, "{hub}"),
+        }
+    }
+}
+
+impl ModelRef {
+    /// The local folder: itself, or for a hub model the checked snapshot in
+    /// the hub cache (downloaded if needed).
+    pub fn local_dir(&self) -> Result<PathBuf> {
+        match self {
+            ModelRef::Local(path) => Ok(path.clone()),
+            ModelRef::Hub(hub) => download_model(hub),
+        }
+    }
+}
 
 /// A model repository on the hub, with an optional branch, tag or commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,15 +106,6 @@ impl std::fmt::Display for HubRef {
             write!(f, "@{revision}")?;
         }
         Ok(())
-    }
-}
-
-/// The local folder of a `--model` argument: itself, or for `hub:...` the
-/// checked snapshot in the hub cache (downloaded if needed).
-pub fn model_dir(model: &Path) -> Result<PathBuf> {
-    match model.to_str().and_then(|s| s.strip_prefix("hub:")) {
-        Some(spec) => download_model(&HubRef::parse(spec)?),
-        None => Ok(model.to_owned()),
     }
 }
 
@@ -123,7 +160,7 @@ pub fn find_token() -> Option<String> {
 /// Checks that a folder holds a usable model: weights that load, a config, a
 /// tokenizer that matches.
 pub fn check_model_folder(dir: &Path) -> Result<()> {
-    load_model_folder(dir, &candle_core::Device::Cpu).map(|_| ())
+    ModelFolder::load(dir, &candle_core::Device::Cpu).map(|_| ())
 }
 
 /// What `publish` would upload: every file of the folder, with its size.
@@ -138,11 +175,15 @@ pub fn publish_plan(dir: &Path) -> Result<Vec<(String, u64)>> {
     }
     check_model_folder(dir)?;
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let entry = entry?;
+    let io = |source| FolderError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type()?.is_file() && !name.starts_with('.') {
-            files.push((name, entry.metadata()?.len()));
+        if entry.file_type().map_err(io)?.is_file() && !name.starts_with('.') {
+            files.push((name, entry.metadata().map_err(io)?.len()));
         }
     }
     files.sort();
@@ -184,12 +225,12 @@ fn client(token: Option<&str>) -> Result<hf_hub::HFClientSync> {
     }
     builder
         .build_sync()
-        .map_err(|e| anyhow::anyhow!("cannot start the hub client: {e}"))
+        .map_err(|e| FolderError::Hub(format!("cannot start the hub client: {e}")))
 }
 
 /// A hub error as a message that says what to do.
 #[cfg(feature = "hub")]
-fn explain(error: hf_hub::HFError, hub: &HubRef, file: &str, token: Option<&str>) -> anyhow::Error {
+fn explain(error: hf_hub::HFError, hub: &HubRef, file: &str, token: Option<&str>) -> FolderError {
     use hf_hub::HFError;
     let message = match &error {
         HFError::AuthRequired { .. } => format!(
@@ -221,7 +262,16 @@ fn explain(error: hf_hub::HFError, hub: &HubRef, file: &str, token: Option<&str>
             endpoint()
         ),
     };
-    anyhow::anyhow!(redact(message, token))
+    FolderError::Hub(redact(message, token))
+}
+
+/// The look of every byte-transfer bar: hub transfers here, and downloads.
+pub fn transfer_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ")
 }
 
 /// A progress bar for one hub transfer, fed by hf-hub's progress events: it
@@ -244,7 +294,7 @@ impl TransferBar {
 
     fn start(&self, total_bytes: u64) {
         let bar = indicatif::ProgressBar::new(total_bytes);
-        bar.set_style(crate::download::transfer_style());
+        bar.set_style(transfer_style());
         bar.set_message(self.label.clone());
         *self.bar.lock().expect("not poisoned") = Some(bar);
     }
@@ -332,23 +382,25 @@ fn download_model(hub: &HubRef) -> Result<PathBuf> {
             Err(error) => return Err(explain(error, hub, file, token.as_deref())),
         }
     }
-    let dir = paths
-        .first()
-        .and_then(|p| p.parent())
-        .context("the hub returned no files")?
-        .to_owned();
+    let Some(dir) = paths.first().and_then(|p| p.parent()).map(Path::to_owned) else {
+        bail!("{hub}: the hub returned no files");
+    };
     // Large files are stored by their SHA-256, which the hub sends as the ETag
     // and the cache uses as the blob's name: the bytes must hash to it.
     let weights = dir.join(WEIGHTS_FILE);
-    let blob = std::fs::canonicalize(&weights)
-        .with_context(|| format!("cannot follow {}", weights.display()))?;
+    let blob = std::fs::canonicalize(&weights).map_err(|source| FolderError::Io {
+        path: weights.clone(),
+        source,
+    })?;
     let blob_name = blob
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if blob_name.len() == 64 && blob_name.chars().all(|c| c.is_ascii_hexdigit()) {
-        let bytes =
-            std::fs::read(&blob).with_context(|| format!("cannot read {}", blob.display()))?;
+        let bytes = std::fs::read(&blob).map_err(|source| FolderError::Io {
+            path: blob.clone(),
+            source,
+        })?;
         let digest: String = Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -364,9 +416,9 @@ fn download_model(hub: &HubRef) -> Result<PathBuf> {
         for path in &paths {
             forget_cached(path);
         }
-        return Err(error.context(format!(
-            "{hub}: the downloaded files do not make a model; removed them from the cache"
-        )));
+        bail!(
+            "{hub}: the downloaded files do not make a model; removed them from the cache: {error}"
+        );
     }
     Ok(dir)
 }
@@ -393,13 +445,13 @@ pub fn publish(dir: &Path, hub: &HubRef, private: bool) -> Result<String> {
             }
             other => other.to_string(),
         };
-        anyhow::anyhow!(redact(
+        FolderError::Hub(redact(
             format!(
                 "publishing to {} on {}: {what} failed: {detail}",
                 hub.repo_id(),
                 endpoint()
             ),
-            token
+            token,
         ))
     };
     client

@@ -11,21 +11,12 @@ pub enum NotationError {
     NotDyadic { event: usize, duration: Duration },
 }
 
-/// The natural or altered names of a pitch class (`1` -> C#, Db).
-pub fn spellings_of(pitch_class: u8) -> Vec<Spelling> {
-    ['C', 'D', 'E', 'F', 'G', 'A', 'B']
-        .into_iter()
-        .flat_map(|letter| (-1..=1).map(move |alter| Spelling { letter, alter }))
-        .filter(|s| s.pitch_class() == pitch_class % 12)
-        .collect()
-}
-
 /// Spells a MIDI pitch for a key signature: sharps in sharp keys and C, flats in
 /// flat keys. Returns the spelling and the octave (MIDI 60 = C4).
 pub fn spell(midi: u8, fifths: i32) -> (Spelling, i32) {
     let pitch_class = midi % 12;
     let wanted = if fifths < 0 { -1 } else { 1 };
-    let spelling = spellings_of(pitch_class)
+    let spelling = Spelling::of_pitch_class(pitch_class)
         .into_iter()
         .filter(|s| s.alter == 0 || s.alter == wanted)
         .min_by_key(|s| s.alter.abs())

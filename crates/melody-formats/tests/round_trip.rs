@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use esac_parse::{Duration, Event, Key, Melody, Meter, MeterChange, Mode, Pitch, Spelling, Tie};
-use grid_codec::midi::{MidiNote, MidiOptions, read_notes, to_midi};
-use grid_codec::{
-    DecodeOptions, Token, decode, encode, kern::to_kern, musicxml::to_musicxml, transpose,
-};
+use grid_codec::{DecodeOptions, Token, decode, encode, transpose};
+use melody_formats::kern::to_kern;
+use melody_formats::midi::{MidiNote, MidiOptions, read_notes, to_midi};
+use melody_formats::musicxml::to_musicxml;
 use proptest::prelude::*;
 use quick_xml::events::Event as Xml;
 

@@ -48,7 +48,7 @@ pub fn piano_roll(melody: &Melody, title: &str, path: &Path) -> Result<(), Strin
         .unwrap_or(72)
         .saturating_add(2);
     let end = quarters(onset).max(1.0);
-    let labels = trainer::plot::font_available();
+    let labels = crate::font_available();
     let root = BitMapBackend::new(path, (1000, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut builder = ChartBuilder::on(&root);

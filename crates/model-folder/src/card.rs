@@ -1,0 +1,171 @@
+//! The model card: YAML front matter for the hub, then what a user needs to
+//! know to trust and use the model.
+
+use grid_codec::{Encoding, Transposition};
+use serde_json::Value;
+
+/// How the songs became tokens, for the card.
+fn encoding_text(encoding: &Encoding) -> String {
+    if *encoding == Encoding::reference() {
+        return "- Each song is moved to C major or A minor and written on a 1/16 grid: a MIDI pitch\n  number starts a note, `r` a rest, `_` holds the previous one for another sixteenth,\n  and `.` ends the song. Songs whose notes do not fall on the grid are left out, with\n  the reason recorded.".to_owned();
+    }
+    let keys = match encoding.transposition {
+        Transposition::None => "kept in its written key".to_owned(),
+        Transposition::ToCMajorAMinor => "moved to C major or A minor".to_owned(),
+        Transposition::AllKeys { low, high } => {
+            format!("written in every key whose pitches stay within MIDI {low}-{high}")
+        }
+    };
+    format!(
+        "- Each song is {keys} and written on a {step} grid: a MIDI pitch\n  number starts a note, `r` a rest, `_` holds the previous one for another {step}\n  of a whole note, and `.` ends the song. Songs whose notes do not fall on the grid\n  are left out, with the reason recorded.",
+        step = encoding.step
+    )
+}
+
+fn number(value: &Value, path: &[&str]) -> Option<f64> {
+    path.iter().try_fold(value, |v, key| v.get(key))?.as_f64()
+}
+
+fn text(value: &Value, path: &[&str]) -> Option<String> {
+    let found = path.iter().try_fold(value, |v, key| v.get(key))?;
+    Some(match found {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// The model card: YAML front matter for the hub, then what a user needs to
+/// know to trust and use the model.
+pub fn model_card(config: &Value, encoding: &Encoding, repo: &str, has_loss_curve: bool) -> String {
+    let unknown = || "not recorded".to_owned();
+    let nll = number(config, &["metrics", "test", "nll_per_token"]);
+    let metric =
+        |v: Option<f64>, digits: usize| v.map_or_else(unknown, |v| format!("{v:.digits$}"));
+    let percent = |v: Option<f64>| v.map_or_else(unknown, |v| format!("{:.1}%", v * 100.0));
+    let model_index = nll.map_or_else(String::new, |nll| {
+        format!(
+            "model-index:\n- name: {name}\n  results:\n  - task:\n      type: text-generation\n      name: Next-token prediction over whole songs\n    dataset:\n      type: essen-folksong-collection\n      name: Essen Folk Song Collection (deutschl/erk), test split\n    metrics:\n    - type: nll\n      name: Test NLL per token (nats)\n      value: {nll:.4}\n    - type: perplexity\n      value: {ppl:.4}\n",
+            name = repo.rsplit('/').next().unwrap_or(repo),
+            ppl = nll.exp(),
+        )
+    });
+    let hidden = text(config, &["hidden_size"]).unwrap_or_else(unknown);
+    let layers = text(config, &["num_layers"]).unwrap_or_else(unknown);
+    let vocab = text(config, &["vocab_size"]).unwrap_or_else(unknown);
+    let embedding = text(config, &["embedding_dim"]).unwrap_or_else(unknown);
+    let dropout = text(config, &["dropout"]).unwrap_or_else(unknown);
+    let training = config.get("training").map_or_else(unknown, |t| {
+        format!(
+            "objective `{}` on `{}` windows of {} tokens, batch {}, Adam lr {} ({} schedule, {} warm-up steps), gradient clipping {}, {} epochs, early-stopping patience {}, seed {}",
+            text(t, &["objective"]).unwrap_or_else(unknown),
+            text(t, &["windows"]).unwrap_or_else(unknown),
+            text(t, &["seq_len"]).unwrap_or_else(unknown),
+            text(t, &["batch_size"]).unwrap_or_else(unknown),
+            text(t, &["lr"]).unwrap_or_else(unknown),
+            t.get("schedule").map_or_else(unknown, |s| match s {
+                Value::Object(kind) => kind.keys().cloned().collect::<Vec<_>>().join(", "),
+                other => other.as_str().map_or_else(|| other.to_string(), str::to_owned),
+            }),
+            text(t, &["warmup_steps"]).unwrap_or_else(unknown),
+            text(t, &["clip_norm"]).unwrap_or_else(unknown),
+            text(t, &["epochs"]).unwrap_or_else(unknown),
+            text(t, &["patience"]).unwrap_or_else(unknown),
+            text(t, &["seed"]).unwrap_or_else(unknown),
+        )
+    });
+    let split = config.get("dataset").map_or_else(unknown, |d| {
+        format!(
+            "{} training, {} validation and {} test songs ({} training tokens); dataset fingerprint `{}`",
+            text(d, &["train_songs"]).unwrap_or_else(unknown),
+            text(d, &["val_songs"]).unwrap_or_else(unknown),
+            text(d, &["test_songs"]).unwrap_or_else(unknown),
+            text(d, &["train_tokens"]).unwrap_or_else(unknown),
+            text(d, &["fingerprint"]).unwrap_or_else(unknown),
+        )
+    });
+    let loss_curve = if has_loss_curve {
+        "\n![Training and validation loss](loss.png)\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"---
+license: mit
+library_name: esac-melody
+pipeline_tag: text-generation
+tags:
+- music
+- symbolic-music
+- folk-music
+- melody-generation
+- lstm
+- candle
+- essen-folksong-collection
+{model_index}---
+
+# {repo}
+
+A character-level LSTM that writes German folk melodies, one sixteenth note at a
+time, trained by [esac-melody](https://github.com/esac-melody/esac-melody) (Rust,
+Candle). It reimplements the well-known PyTorch notebook that trains an LSTM on the
+Essen collection, and trains on every position of whole songs instead of only the
+last token of 64-token windows.
+
+## Model
+
+`Embedding({vocab}, {embedding}) -> LSTM(hidden {hidden}, {layers} layer(s)) ->
+Dropout({dropout}) -> Linear({hidden}, {vocab})`. The weights in `model.safetensors`
+carry PyTorch's parameter names (`embedding.weight`, `lstm.weight_ih_l0`, ...,
+`fc.weight`, `fc.bias`), so the reference notebook's `LSTMModel` loads them with
+`load_state_dict(strict=True)`.
+
+## Data and preprocessing
+
+- The Essen Folk Song Collection (EsAC), German songs of the `deutschl/erk` set
+  (1,700 songs in Humdrum `**kern`, as distributed at kern.humdrum.org).
+{encoding_text}
+- Split by song, 80/10/10: {split}.
+
+## Training
+
+{training}.
+
+## Results
+
+Measured over whole held-out songs, each read from its start (how generation uses
+the model):
+
+| test NLL per token | perplexity | next-token accuracy |
+|---|---|---|
+| {nll_text} nats | {ppl} | {accuracy} |
+{loss_curve}
+## Use
+
+```sh
+cargo xtask-hub sample --model hub:{repo} --prime "55 _ _ _" --num 4 --temperature 0.9
+```
+
+This writes each melody as tokens, MIDI, MusicXML, WAV and a piano-roll PNG.
+`generation_config.json` holds the default sampling settings. From Python, load the
+weights into the reference notebook's `LSTMModel` with `safetensors.torch.load_file`
+and `load_state_dict(strict=True)`; `tokenizer.json` is a `tokenizers` WordLevel
+tokenizer over the tokens above.
+
+## Limitations
+
+{repertoire}
+- It has no idea of bars: the meter and key of a score come from the sampling command.
+- Sampled melodies can run on without a clear ending, or repeat phrases from the
+  training songs; `cargo xtask judge` measures both.
+"#,
+        nll_text = metric(nll, 4),
+        ppl = metric(nll.map(f64::exp), 3),
+        accuracy = percent(number(config, &["metrics", "test", "accuracy"])),
+        encoding_text = encoding_text(encoding),
+        repertoire = if encoding.in_reference_keys() {
+            "- It knows one small repertoire: about 1,350 German folk songs, all moved to C major or\n  A minor. It writes single-line melodies with no lyrics, dynamics or harmony."
+        } else {
+            "- It knows the repertoire of its training songs only. It writes single-line melodies\n  with no lyrics, dynamics or harmony."
+        },
+    )
+}

@@ -1,0 +1,177 @@
+//! `cargo xtask judge` and `sample --judge`: reads the melodies `sample` wrote
+//! and the corpus they are compared with, and hands both to the `judge` library.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use grid_codec::{Encoding, Token, parse_tokens};
+use judge::{Judgement, Song, Tonality};
+use serde::{Deserialize, Serialize};
+use trainer::{PrepareOptions, Split};
+
+/// What `sample` records beside its melodies, so that `judge` reads them as
+/// they were made.
+pub const SAMPLE_RECORD: &str = "sample.json";
+
+/// `sample.json`: the model, its encoding, and the data it was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    pub model: String,
+    pub encoding: Encoding,
+    /// The prepared data beside the model, when it is a run folder.
+    pub data: Option<PathBuf>,
+}
+
+impl SampleRecord {
+    /// The record in `dir`, if `sample` wrote one there.
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(SAMPLE_RECORD);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("{} is not a sample record", path.display()))
+    }
+}
+
+/// A generated melody, as read back from a `.txt` written by `sample`.
+pub struct Sample {
+    pub name: String,
+    pub tokens: Vec<Token>,
+    /// The model ended it with `.` before the length limit.
+    pub closed: bool,
+}
+
+/// Every `*.txt` in `dir`, in name order.
+pub fn read_samples(dir: &Path) -> Result<Vec<Sample>> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("cannot read the samples folder {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        bail!(
+            "no .txt melodies in {} (write some with `cargo xtask sample --out {0}`)",
+            dir.display()
+        );
+    }
+    paths
+        .iter()
+        .map(|path| {
+            let text = fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let mut tokens =
+                parse_tokens(&text).with_context(|| format!("in {}", path.display()))?;
+            let closed = tokens.last() == Some(&Token::End);
+            tokens.retain(|t| *t != Token::End);
+            Ok(Sample {
+                name: path
+                    .file_stem()
+                    .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+                tokens,
+                closed,
+            })
+        })
+        .collect()
+}
+
+/// The songs melodies are judged against.
+pub struct Corpus {
+    pub encoding: Encoding,
+    pub train: Vec<Vec<Token>>,
+    pub test: Vec<Song>,
+}
+
+impl Corpus {
+    /// A prepared folder (with `songs.jsonl`) or a collection (folder, file or
+    /// zip of `.krn`/`.sm`), which is prepared with the defaults that training
+    /// uses, so the split is the one the model was trained on.
+    pub fn load(data: &Path) -> Result<Self> {
+        let (records, encoding) = if trainer::is_prepared_folder(data) {
+            let songs = data.join(trainer::prepare::SONGS_FILE);
+            let records = trainer::read_songs(&songs)
+                .with_context(|| format!("cannot read {}", songs.display()))?;
+            (records, Encoding::load(data)?.unwrap_or_default())
+        } else {
+            let collection = trainer::source::load_collection(data)?;
+            let prepared = trainer::prepare(&collection, &PrepareOptions::default())
+                .with_context(|| format!("cannot prepare {}", data.display()))?;
+            (prepared.songs, prepared.encoding)
+        };
+        let mut corpus = Corpus {
+            encoding,
+            train: Vec::new(),
+            test: Vec::new(),
+        };
+        for record in records {
+            let tokens = parse_tokens(&record.tokens)
+                .with_context(|| format!("song {} in {}", record.id, data.display()))?;
+            match record.split {
+                Split::Train => corpus.train.push(tokens),
+                Split::Test => corpus.test.push(Song {
+                    tonality: Tonality::of(&encoding, record.key, &tokens),
+                    name: record.id,
+                    tokens,
+                    closed: true,
+                }),
+                Split::Val => {}
+            }
+        }
+        if corpus.train.is_empty() || corpus.test.is_empty() {
+            bail!(
+                "{} has no training or no test songs to judge against",
+                data.display()
+            );
+        }
+        Ok(corpus)
+    }
+}
+
+/// Judges `samples` (tokens in `encoding`) against the corpus in `data` and
+/// writes `judge.json` and `judge.png` into `out`.
+pub fn run(samples: &[Sample], encoding: &Encoding, out: &Path, data: &Path) -> Result<Judgement> {
+    let corpus = Corpus::load(data)?;
+    if corpus.encoding != *encoding {
+        eprintln!(
+            "warning: the melodies were encoded as {encoding} but {} as {}; their histograms are not directly comparable",
+            data.display(),
+            corpus.encoding
+        );
+    }
+    let songs: Vec<Song> = samples
+        .iter()
+        .map(|s| Song {
+            name: s.name.clone(),
+            tokens: s.tokens.clone(),
+            closed: s.closed,
+            tonality: Tonality::of(encoding, None, &s.tokens),
+        })
+        .collect();
+    let judgement = judge::judge(
+        &songs,
+        &corpus.test,
+        &corpus.train,
+        &out.display().to_string(),
+        &data.display().to_string(),
+    );
+    let json = out.join("judge.json");
+    trainer::write_atomic(&json, serde_json::to_string_pretty(&judgement)?.as_bytes())
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    judge::histograms(&judgement, &out.join("judge.png")).map_err(anyhow::Error::msg)?;
+    Ok(judgement)
+}
+
+/// Prints the table and where the files went.
+pub fn print(judgement: &Judgement, out: &Path) {
+    println!("{}", judge::table(judgement));
+    println!(
+        "  {}\n  {}",
+        out.join("judge.json").display(),
+        out.join("judge.png").display()
+    );
+}
