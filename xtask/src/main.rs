@@ -146,6 +146,7 @@ enum Command {
         /// Prepared data [default: MODEL/data].
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Where the model runs.
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
         device: DeviceArg,
     },
@@ -158,6 +159,7 @@ enum Command {
         /// Space-separated token ids.
         #[arg(long)]
         ids: String,
+        /// Where the model runs.
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
         device: DeviceArg,
     },

@@ -84,6 +84,7 @@ pub struct SampleArgs {
     /// model's own data when it is a run folder, else the cached erk collection].
     #[arg(long, value_name = "DIR|ZIP", requires = "judge")]
     pub data: Option<PathBuf>,
+    /// Where the model runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
 }

@@ -142,6 +142,7 @@ pub struct TrainArgs {
     pub patience: Option<usize>,
     #[arg(long, help = help("Seed of initialisation, shuffling and dropout", D.seed, R.seed))]
     pub seed: Option<u64>,
+    /// Where the model trains.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Threads that share each batch [default: all cores].

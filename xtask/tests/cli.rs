@@ -5,6 +5,7 @@ use std::process::Command;
 
 fn xtask(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
         .args(args)
         .output()
         .unwrap()
@@ -77,6 +78,53 @@ fn hub_models_without_the_feature_explain_how_to_get_them() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("this build has no hub support: run the command as `cargo xtask-hub"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn train_help_gives_every_flag_a_description_and_its_default() {
+    let help = String::from_utf8(xtask(&["train", "--help"]).stdout).unwrap();
+    let options = help
+        .split_once("Options:\n")
+        .and_then(|(_, rest)| rest.split_once("\nExamples:"))
+        .map(|(options, _)| options)
+        .unwrap();
+    // An option's header line is indented by at most six spaces; its
+    // description follows on deeper-indented lines.
+    let mut described: Vec<(String, String)> = Vec::new();
+    for line in options.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if (1..=6).contains(&indent) && line.trim_start().starts_with('-') {
+            described.push((line.trim().to_owned(), String::new()));
+        } else if let Some((_, text)) = described.last_mut() {
+            text.push_str(line.trim());
+            text.push(' ');
+        }
+    }
+    assert!(described.len() > 25, "{help}");
+    for (option, text) in &described {
+        let switch = ["--resume", "--reference-recipe", "--quiet", "-h, --help"]
+            .iter()
+            .any(|s| option.starts_with(s));
+        assert!(
+            text.split_whitespace().count() >= 2,
+            "{option} has no description"
+        );
+        assert!(
+            switch || text.contains("[default:"),
+            "{option} does not say its default: {text}"
+        );
+    }
+}
+
+#[test]
+fn negative_numbers_reach_the_validator() {
+    let output = xtask(&["sample", "--temperature", "-1", "--out", "/tmp/unused"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("temperature -1 must be a positive number"),
         "{stderr}"
     );
 }

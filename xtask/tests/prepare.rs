@@ -109,3 +109,27 @@ fn bad_arguments_end_with_a_clear_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown collection \"nonsense\""));
 }
+
+#[test]
+fn a_folder_where_nothing_reads_fails_naming_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.krn"), "**kern\n4c 4d\n*-\n").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not music").unwrap();
+    let out = dir.path().join("out");
+    let output = xtask(&[
+        "prepare",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no song could be read")
+            && stderr.contains("broken.krn")
+            && stderr.contains("notes.txt"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing is written");
+}

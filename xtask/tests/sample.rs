@@ -248,6 +248,10 @@ fn soundfont_wav_when_a_soundfont_is_installed() {
             std::env::var_os("CI").is_none(),
             "CI installs timgm6mb-soundfont"
         );
+        eprintln!(
+            "skipped: no SoundFont at {} (apt install timgm6mb-soundfont)",
+            font.display()
+        );
         return;
     }
     let out = tempfile::tempdir().unwrap();

@@ -19,6 +19,7 @@ fn erk() -> PathBuf {
     dir
 }
 
+/// A tiny training run; an empty `name` leaves `--name` out.
 fn tiny_run(data: &Path, runs: &Path, name: &str, steps: u32, resume: bool) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command.args([
@@ -27,8 +28,11 @@ fn tiny_run(data: &Path, runs: &Path, name: &str, steps: u32, resume: bool) -> C
         data.to_str().unwrap(),
         "--runs",
         runs.to_str().unwrap(),
-        "--name",
-        name,
+    ]);
+    if !name.is_empty() {
+        command.args(["--name", name]);
+    }
+    command.args([
         "--hidden",
         "16",
         "--embedding-dim",
@@ -97,6 +101,9 @@ fn saved_step(run: &Path) -> Option<u64> {
     value[0]["step"].as_u64()
 }
 
+/// Updates in the kill-and-resume runs.
+const STEPS: u32 = 600;
+
 #[test]
 fn kill_9_then_resume_matches_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,32 +111,23 @@ fn kill_9_then_resume_matches_an_uninterrupted_run() {
     let runs = dir.path().join("runs");
 
     assert!(
-        tiny_run(&data, &runs, "whole", 3000, false)
+        tiny_run(&data, &runs, "whole", STEPS, false)
             .status()
             .unwrap()
             .success()
     );
     let expected = rows(&runs.join("whole"));
     assert!(
-        expected.len() >= 300,
+        expected.len() >= STEPS as usize / 10,
         "one evaluation every 10 updates and at each epoch end"
     );
 
-    // Kill points drawn from the clock (printed, so a failure can be replayed
-    // by hand): early, middle and late, each after a checkpoint has been written.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    let points = [
-        20 + nanos % 400,
-        900 + (nanos / 7) % 600,
-        1900 + (nanos / 13) % 700,
-    ];
-    eprintln!("killing at steps >= {points:?}");
+    // Fixed kill points (steps), early, middle and late: the run is killed as
+    // soon as a checkpoint at or past each has been written.
+    let points = [37, 251, 463];
     let run = runs.join("killed");
     for (round, point) in points.into_iter().enumerate() {
-        let mut child = tiny_run(&data, &runs, "killed", 3000, round > 0)
+        let mut child = tiny_run(&data, &runs, "killed", STEPS, round > 0)
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(300);
@@ -147,11 +145,14 @@ fn kill_9_then_resume_matches_an_uninterrupted_run() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let at_kill = saved_step(&run).unwrap();
-        assert!(at_kill < 3000, "killed in the middle (step {at_kill})");
+        assert!(
+            at_kill < STEPS as u64,
+            "killed in the middle (step {at_kill})"
+        );
     }
 
     assert!(
-        tiny_run(&data, &runs, "killed", 3000, true)
+        tiny_run(&data, &runs, "killed", STEPS, true)
             .status()
             .unwrap()
             .success()
@@ -336,5 +337,77 @@ fn a_full_disk_is_named_and_the_previous_checkpoint_survives() {
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_second_run_without_a_name_goes_to_the_next_free_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = songs(dir.path());
+    let runs = dir.path().join("runs");
+    let unnamed = || {
+        tiny_run(&data, &runs, "", 20, false)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    let first = unnamed();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = unnamed();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("erk already holds a run; this one goes to") && stderr.contains("erk-2"),
+        "{stderr}"
+    );
+    assert!(runs.join("erk/model.safetensors").is_file());
+    assert!(runs.join("erk-2/model.safetensors").is_file());
+    // With the name given, the taken folder is an error that says what to do.
+    let output = tiny_run(&data, &runs, "erk", 20, false)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("already holds a run; pass --resume to continue it or choose another --name"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn data_that_leaves_a_split_empty_writes_no_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = songs(dir.path());
+    let few = dir.path().join("few");
+    std::fs::create_dir(&few).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&all)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in &files[..2] {
+        std::fs::copy(file, few.join(file.file_name().unwrap())).unwrap();
+    }
+    let runs = dir.path().join("runs");
+    let output = tiny_run(&few, &runs, "few", 20, false)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("split empty"), "{stderr}");
+    assert!(
+        !runs.join("few").exists(),
+        "a half-made run folder was left"
     );
 }
