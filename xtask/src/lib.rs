@@ -2,13 +2,14 @@
 //!
 //! [`download`] fetches and verifies collections, [`source`] picks the data a
 //! command reads when none is named, [`train_cmd`] trains and evaluates
-//! models, [`sample_cmd`] writes new melodies, [`judge_cmd`] reads them back
+//! models (with [`loss_plot`]'s progress bar and loss curve attached), [`sample_cmd`] writes new melodies, [`judge_cmd`] reads them back
 //! for the `judge` library, and [`bench`] measures the parser, the training
 //! step and sampling.
 
 pub mod bench;
 pub mod download;
 pub mod judge_cmd;
+pub mod loss_plot;
 pub mod sample_cmd;
 pub mod source;
 pub mod train_cmd;

@@ -8,8 +8,10 @@ use candle_core::Device;
 use clap::{Args, ValueEnum};
 use model_folder::{ModelFolder, ModelRef};
 use trainer::data::Windows;
+use trainer::observe::{MetricsCsv, TensorBoard};
 use trainer::{Dataset, Objective, PrepareOptions, RunOptions, Schedule, TrainConfig};
 
+use crate::loss_plot::{LossPlot, Progress};
 use crate::source;
 
 /// Where a model runs.
@@ -337,19 +339,33 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         config.objective,
         config.epochs
     );
+    eprintln!(
+        "{}",
+        trainer::logs::parameter_summary(&config.model_config(dataset.vocabulary.len()))
+    );
     let options = RunOptions {
         resume: args.resume,
-        progress: !args.quiet,
         device,
-        print_summary: true,
         threads: args.threads.unwrap_or_else(available_threads),
     };
+    let mut csv = MetricsCsv::new(&run_dir);
+    let mut tensorboard = TensorBoard::new(&run_dir);
+    let mut plot = LossPlot {
+        path: run_dir.join("loss.png"),
+        title: format!(
+            "{} ({:?} objective)",
+            run_dir.file_name().unwrap_or_default().to_string_lossy(),
+            config.objective
+        ),
+    };
+    let mut progress = Progress::new(args.quiet);
     let outcome = trainer::train(
         &dataset,
         &data.display().to_string(),
         &config,
         &run_dir,
         &options,
+        &mut [&mut csv, &mut tensorboard, &mut plot, &mut progress],
     )
     .map_err(|error| match error {
         trainer::TrainError::Checkpoint(_) if args.resume => anyhow::Error::new(error).context(

@@ -10,8 +10,8 @@
 pub mod data;
 pub mod eval;
 pub mod logs;
+pub mod observe;
 pub mod optim;
-pub mod plot;
 pub mod prepare;
 pub mod source;
 pub mod train;

@@ -14,7 +14,6 @@ use std::time::Instant;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 use grid_codec::Encoding;
-use indicatif::{ProgressBar, ProgressStyle};
 use lstm_candle::checkpoint::{read_safetensors, tensors_to_safetensors};
 use lstm_candle::{
     CheckpointError, Dropout, LayerState, LstmState, MelodyModel, ModelConfig, ModelError,
@@ -25,7 +24,8 @@ use thiserror::Error;
 
 use crate::data::{Dataset, TrainBatch, Windows, epoch_lanes, epoch_song_batches, epoch_windows};
 use crate::eval::{Evaluation, evaluate};
-use crate::logs::{EventWriter, MetricRow, model_dot, parameter_summary, write_metrics_csv};
+use crate::logs::{MetricRow, model_dot};
+use crate::observe::{Observer, REPORT_EVERY, StepReport};
 use crate::optim::{Adam, AdamConfig, Schedule, learning_rate};
 use crate::prepare::write_atomic;
 
@@ -230,10 +230,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub resume: bool,
-    pub progress: bool,
     pub device: Device,
-    /// Printed at the start: the parameter table.
-    pub print_summary: bool,
     /// Threads that share each batch (data parallel).
     pub threads: usize,
 }
@@ -247,13 +244,29 @@ pub struct TrainOutcome {
 
 const STATE_DIR: &str = "state";
 
-/// Trains a model on `dataset` into `run_dir`.
+/// Trains a model on `dataset` into `run_dir`, telling `observers` as it goes.
 pub fn train(
     dataset: &Dataset,
     data_source: &str,
     config: &TrainConfig,
     run_dir: &Path,
     options: &RunOptions,
+    observers: &mut [&mut dyn Observer],
+) -> Result<TrainOutcome, TrainError> {
+    let outcome = run(dataset, data_source, config, run_dir, options, observers);
+    for observer in observers.iter_mut() {
+        observer.end(outcome.is_ok());
+    }
+    outcome
+}
+
+fn run(
+    dataset: &Dataset,
+    data_source: &str,
+    config: &TrainConfig,
+    run_dir: &Path,
+    options: &RunOptions,
+    observers: &mut [&mut dyn Observer],
 ) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
     let model_config = config.model_config(dataset.vocabulary.len());
@@ -304,9 +317,6 @@ pub fn train(
         .map_err(|e| TrainError::Config(e.to_string()))?;
     let dot_path = run_dir.join("model.dot");
     write_atomic(&dot_path, model_dot(&model_config).as_bytes()).map_err(io(&dot_path))?;
-    if options.print_summary {
-        eprintln!("{}", parameter_summary(&model_config));
-    }
     if !options.resume {
         // A first checkpoint before any update: a run killed or diverging early
         // still has a good state to resume from.
@@ -319,27 +329,14 @@ pub fn train(
             &run_config,
         )?;
     }
-    let mut events = EventWriter::create(run_dir).map_err(io(run_dir))?;
-
     let batches_per_epoch = EpochPlan::new(dataset, config, 0).len();
     let total_steps = config
         .max_steps
         .unwrap_or(usize::MAX)
         .min(config.epochs * batches_per_epoch);
-    let bar = if options.progress {
-        let bar = ProgressBar::new(total_steps as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_position(progress.step as u64);
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    for observer in observers.iter_mut() {
+        observer.start(progress.step, total_steps)?;
+    }
 
     let started = Instant::now() - std::time::Duration::from_secs_f64(progress.train_seconds);
     let mut loss_sum = 0f64;
@@ -364,7 +361,6 @@ pub fn train(
                 batch_gradients(&model, &batch, initial, dropout_seed, options.threads)?;
             carry = plan.carries_state().then_some(last);
             if !loss_value.is_finite() {
-                bar.abandon();
                 return Err(TrainError::NonFinite {
                     step: progress.step,
                     loss: loss_value,
@@ -389,26 +385,22 @@ pub fn train(
             progress.tokens_seen += batch.positions() as u64;
             loss_sum += loss_value;
             loss_count += 1;
-            bar.set_position(progress.step as u64);
-            if progress.step % 10 == 0 {
+            for observer in observers.iter_mut() {
+                observer.update(progress.step);
+            }
+            if progress.step % REPORT_EVERY == 0 {
                 let elapsed = interval_start.0.elapsed().as_secs_f64().max(1e-9);
-                let tokens_per_s = (progress.tokens_seen - interval_start.1) as f64 / elapsed;
-                bar.set_message(format!(
-                    "loss {:.3}, {:.0} tok/s",
-                    loss_sum / loss_count as f64,
-                    tokens_per_s
-                ));
-                events
-                    .scalars(
-                        progress.step as u64,
-                        &[
-                            ("train/loss", loss_value),
-                            ("train/lr", lr),
-                            ("train/grad_norm", grad_norm),
-                            ("train/tokens_per_s", tokens_per_s),
-                        ],
-                    )
-                    .map_err(io(&events.path))?;
+                let report = StepReport {
+                    step: progress.step,
+                    loss: loss_value,
+                    mean_loss: loss_sum / loss_count as f64,
+                    lr,
+                    grad_norm,
+                    tokens_per_s: (progress.tokens_seen - interval_start.1) as f64 / elapsed,
+                };
+                for observer in observers.iter_mut() {
+                    observer.report(&report)?;
+                }
             }
             let last_step = progress.step >= total_steps;
             let epoch_end = progress.batch_in_epoch == plan.len();
@@ -417,7 +409,6 @@ pub fn train(
                 // An update can blow the weights up without the training loss
                 // showing it yet: never checkpoint a model that scores non-finite.
                 if !val.nll_per_token.is_finite() {
-                    bar.abandon();
                     return Err(TrainError::NonFinite {
                         step: progress.step,
                         loss: val.nll_per_token,
@@ -441,7 +432,6 @@ pub fn train(
                     val_nll = row.val_nll,
                     "evaluation"
                 );
-                log_evaluation(&mut events, "val", progress.step, &val)?;
                 progress.rows.push(row);
                 loss_sum = 0.0;
                 loss_count = 0;
@@ -465,23 +455,10 @@ pub fn train(
                     carry.as_ref(),
                     &run_config,
                 )?;
-                write_metrics_csv(&run_dir.join("metrics.csv"), &progress.rows)
-                    .map_err(io(run_dir))?;
-                let title = format!(
-                    "{} ({:?} objective)",
-                    run_dir.file_name().unwrap_or_default().to_string_lossy(),
-                    config.objective
-                );
-                if let Err(error) =
-                    crate::plot::loss_curve(&progress.rows, &title, &run_dir.join("loss.png"))
-                {
-                    tracing::warn!("cannot draw loss.png: {error}");
+                let best = progress.best_val.unwrap_or(f64::NAN);
+                for observer in observers.iter_mut() {
+                    observer.evaluated(&progress.rows, &val, best)?;
                 }
-                bar.set_message(format!(
-                    "val {:.4} (best {:.4})",
-                    val.nll_per_token,
-                    progress.best_val.unwrap_or(f64::NAN)
-                ));
                 interval_start = (Instant::now(), progress.tokens_seen);
                 if config
                     .patience
@@ -495,7 +472,6 @@ pub fn train(
         progress.epoch += 1;
         progress.batch_in_epoch = 0;
     }
-    bar.finish_and_clear();
     let train_seconds = started.elapsed().as_secs_f64();
     let best = load_checkpoint(run_dir, &options.device)?;
     let test = evaluate(&best, &dataset.test, 32, options.threads)?;
@@ -508,7 +484,9 @@ pub fn train(
         tokens_per_s: progress.tokens_seen as f64 / train_seconds.max(1e-9),
         stopped_early,
     };
-    log_evaluation(&mut events, "test", progress.step, &test)?;
+    for observer in observers.iter_mut() {
+        observer.tested(progress.step, &test)?;
+    }
     let metrics_path = run_dir.join("metrics.json");
     write_atomic(
         &metrics_path,
@@ -708,26 +686,6 @@ pub fn batch_gradients(
         merged.expect("at least one shard"),
         LstmState { layers },
     ))
-}
-
-/// Writes an evaluation's scores to TensorBoard under `split/`.
-fn log_evaluation(
-    events: &mut EventWriter,
-    split: &str,
-    step: usize,
-    scores: &Evaluation,
-) -> Result<(), TrainError> {
-    let nll = format!("{split}/nll_per_token");
-    let accuracy = format!("{split}/accuracy");
-    events
-        .scalars(
-            step as u64,
-            &[
-                (nll.as_str(), scores.nll_per_token),
-                (accuracy.as_str(), scores.accuracy),
-            ],
-        )
-        .map_err(io(&events.path))
 }
 
 fn adam_config(config: &TrainConfig) -> AdamConfig {

@@ -60,12 +60,31 @@ fn tiny() -> TrainConfig {
     }
 }
 
+/// Trains with the run's logs attached (`metrics.csv`, TensorBoard), as the
+/// CLI does.
+fn train_logged(
+    dataset: &Dataset,
+    source: &str,
+    config: &TrainConfig,
+    run: &std::path::Path,
+    options: &RunOptions,
+) -> Result<trainer::TrainOutcome, TrainError> {
+    let mut csv = trainer::observe::MetricsCsv::new(run);
+    let mut events = trainer::observe::TensorBoard::new(run);
+    trainer::train(
+        dataset,
+        source,
+        config,
+        run,
+        options,
+        &mut [&mut csv, &mut events],
+    )
+}
+
 fn options(threads: usize) -> RunOptions {
     RunOptions {
         resume: false,
-        progress: false,
         device: Device::Cpu,
-        print_summary: false,
         threads,
     }
 }
@@ -85,7 +104,7 @@ fn losses(run: &Path) -> Vec<(f64, f64)> {
 fn same_seed_same_losses_whatever_the_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     let dataset = small_dataset(&dir.path().join("data"));
-    let a = trainer::train(
+    let a = train_logged(
         &dataset,
         "test",
         &tiny(),
@@ -93,7 +112,7 @@ fn same_seed_same_losses_whatever_the_thread_count() {
         &options(1),
     )
     .unwrap();
-    let b = trainer::train(
+    let b = train_logged(
         &dataset,
         "test",
         &tiny(),
@@ -104,7 +123,7 @@ fn same_seed_same_losses_whatever_the_thread_count() {
     assert_eq!(losses(&dir.path().join("a")), losses(&dir.path().join("b")));
     assert_eq!(a.metrics.test, b.metrics.test);
     assert_eq!(a.metrics.steps, 24);
-    let c = trainer::train(
+    let c = train_logged(
         &dataset,
         "test",
         &tiny(),
@@ -177,9 +196,9 @@ fn every_way_of_cutting_windows_is_deterministic_and_thread_independent() {
         let one = dir.path().join(format!("{name}-1"));
         let again = dir.path().join(format!("{name}-again"));
         let two = dir.path().join(format!("{name}-2"));
-        trainer::train(&dataset, "test", &config, &one, &options(1)).unwrap();
-        trainer::train(&dataset, "test", &config, &again, &options(1)).unwrap();
-        trainer::train(&dataset, "test", &config, &two, &options(2)).unwrap();
+        train_logged(&dataset, "test", &config, &one, &options(1)).unwrap();
+        train_logged(&dataset, "test", &config, &again, &options(1)).unwrap();
+        train_logged(&dataset, "test", &config, &two, &options(2)).unwrap();
         assert_eq!(losses(&one), losses(&again), "{name}");
         for ((a, b), (c, d)) in losses(&one).iter().zip(losses(&two)) {
             assert!(
@@ -194,7 +213,7 @@ fn every_way_of_cutting_windows_is_deterministic_and_thread_independent() {
         ..tiny()
     };
     let err =
-        trainer::train(&dataset, "test", &bad, &dir.path().join("bad"), &options(1)).unwrap_err();
+        train_logged(&dataset, "test", &bad, &dir.path().join("bad"), &options(1)).unwrap_err();
     assert!(
         err.to_string()
             .contains("windows cut from the stream of songs"),
@@ -215,7 +234,7 @@ fn a_non_finite_loss_stops_and_keeps_the_last_checkpoint() {
         ..tiny()
     };
     let run = dir.path().join("run");
-    let err = trainer::train(&dataset, "test", &config, &run, &options(1)).unwrap_err();
+    let err = train_logged(&dataset, "test", &config, &run, &options(1)).unwrap_err();
     assert!(matches!(err, TrainError::NonFinite { .. }), "{err}");
     assert!(err.to_string().contains("last good checkpoint"), "{err}");
     let checkpoint = lstm_candle::load_checkpoint(&run.join("state"), &Device::Cpu).unwrap();
@@ -240,8 +259,8 @@ fn a_run_is_never_overwritten_and_resume_checks_the_settings() {
         max_steps: Some(8),
         ..tiny()
     };
-    trainer::train(&dataset, "test", &config, &run, &options(1)).unwrap();
-    let again = trainer::train(&dataset, "test", &config, &run, &options(1)).unwrap_err();
+    train_logged(&dataset, "test", &config, &run, &options(1)).unwrap();
+    let again = train_logged(&dataset, "test", &config, &run, &options(1)).unwrap_err();
     assert!(matches!(again, TrainError::RunExists(_)), "{again}");
     let resume = RunOptions {
         resume: true,
@@ -251,14 +270,14 @@ fn a_run_is_never_overwritten_and_resume_checks_the_settings() {
         hidden_size: 32,
         ..config.clone()
     };
-    let err = trainer::train(&dataset, "test", &other, &run, &resume).unwrap_err();
+    let err = train_logged(&dataset, "test", &other, &run, &resume).unwrap_err();
     assert!(err.to_string().contains("hyper-parameters differ"), "{err}");
     // More steps on the same settings continue the run.
     let longer = TrainConfig {
         max_steps: Some(16),
         ..config
     };
-    let outcome = trainer::train(&dataset, "test", &longer, &run, &resume).unwrap();
+    let outcome = train_logged(&dataset, "test", &longer, &run, &resume).unwrap();
     assert_eq!(outcome.metrics.steps, 16);
     assert_eq!(losses(&run).len(), 2);
 }

@@ -1,14 +1,98 @@
-//! The loss curve as a PNG (plotters): training loss and whole-song validation
-//! NLL against updates.
-//!
-//! Text needs a font file; a common system sans-serif font is used when one is
-//! found, otherwise the curve is drawn without labels (and a warning is logged).
+//! What `train` shows while it runs: a progress bar, and the loss curve as a
+//! PNG (plotters: training loss and whole-song validation NLL against updates),
+//! redrawn after each evaluation.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
+use trainer::Evaluation;
+use trainer::logs::MetricRow;
+use trainer::observe::{Observer, StepReport};
 
-use crate::logs::MetricRow;
+/// `loss.png` in the run folder.
+pub struct LossPlot {
+    pub path: PathBuf,
+    pub title: String,
+}
+
+impl Observer for LossPlot {
+    fn evaluated(
+        &mut self,
+        rows: &[MetricRow],
+        _: &Evaluation,
+        _: f64,
+    ) -> Result<(), trainer::TrainError> {
+        // A picture that cannot be drawn is no reason to stop training.
+        if let Err(error) = loss_curve(rows, &self.title, &self.path) {
+            tracing::warn!("cannot draw {}: {error}", self.path.display());
+        }
+        Ok(())
+    }
+}
+
+/// The progress bar: steps, ETA, the loss and tokens/s, then the validation NLL.
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    pub fn new(hidden: bool) -> Self {
+        Self {
+            bar: if hidden {
+                ProgressBar::hidden()
+            } else {
+                ProgressBar::new(0)
+            },
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn start(&mut self, step: usize, total_steps: usize) -> Result<(), trainer::TrainError> {
+        self.bar.set_length(total_steps as u64);
+        self.bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        self.bar.set_position(step as u64);
+        Ok(())
+    }
+
+    fn update(&mut self, step: usize) {
+        self.bar.set_position(step as u64);
+    }
+
+    fn report(&mut self, r: &StepReport) -> Result<(), trainer::TrainError> {
+        self.bar.set_message(format!(
+            "loss {:.3}, {:.0} tok/s",
+            r.mean_loss, r.tokens_per_s
+        ));
+        Ok(())
+    }
+
+    fn evaluated(
+        &mut self,
+        _: &[MetricRow],
+        val: &Evaluation,
+        best: f64,
+    ) -> Result<(), trainer::TrainError> {
+        self.bar
+            .set_message(format!("val {:.4} (best {best:.4})", val.nll_per_token));
+        Ok(())
+    }
+
+    fn end(&mut self, finished: bool) {
+        if finished {
+            self.bar.finish_and_clear();
+        } else {
+            self.bar.abandon();
+        }
+    }
+}
 
 /// Draws training and validation loss per update into `path` (PNG, 900 x 540).
 pub fn loss_curve(rows: &[MetricRow], title: &str, path: &Path) -> Result<(), String> {
