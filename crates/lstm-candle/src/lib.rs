@@ -16,6 +16,7 @@ pub mod checkpoint;
 mod fused;
 pub mod lstm;
 pub mod model;
+pub mod names;
 mod output_loss;
 
 pub use checkpoint::{CheckpointError, load_checkpoint, save_checkpoint};

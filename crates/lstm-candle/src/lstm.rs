@@ -68,12 +68,19 @@ pub fn lstm_cell_step(
     state: &LayerState,
 ) -> Result<LayerState> {
     let gate = |k: usize| projected[k].add(&state.h.matmul(&recurrent_t[k])?);
-    let input = sigmoid(&gate(0)?)?;
-    let forget = sigmoid(&gate(1)?)?;
-    let cell = fast_tanh(&gate(2)?)?;
-    let output = sigmoid(&gate(3)?)?;
-    let c = forget.mul(&state.c)?.add(&input.mul(&cell)?)?;
-    let h = output.mul(&fast_tanh(&c)?)?;
+    cell_update([gate(0)?, gate(1)?, gate(2)?, gate(3)?], &state.c)
+}
+
+/// The cell's update from the pre-activations of its four gates (input,
+/// forget, cell, output): c' = σ(f) c + σ(i) tanh(g), h' = σ(o) tanh(c'). The
+/// step-by-step graph and the stepper both use it; the fused CPU op writes the
+/// same math in its own loop and is tested against it.
+pub(crate) fn cell_update(gates: [Tensor; 4], c: &Tensor) -> Result<LayerState> {
+    let [input, forget, cell, output] = gates;
+    let c = sigmoid(&forget)?
+        .mul(c)?
+        .add(&sigmoid(&input)?.mul(&fast_tanh(&cell)?)?)?;
+    let h = sigmoid(&output)?.mul(&fast_tanh(&c)?)?;
     Ok(LayerState { h, c })
 }
 

@@ -11,8 +11,9 @@ use thiserror::Error;
 
 use crate::fused::Recurrence;
 use crate::lstm::{
-    GateWeights, LayerState, LstmState, fast_tanh, project_sequence, run_layer, stack_steps,
+    GateWeights, LayerState, LstmState, cell_update, project_sequence, run_layer, stack_steps,
 };
+use crate::names;
 use crate::output_loss::OutputLoss;
 
 #[derive(Debug, Error)]
@@ -105,16 +106,16 @@ impl ModelConfig {
     /// Every parameter's PyTorch name and shape, in PyTorch's `state_dict` order.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (v, e, h) = (self.vocab_size, self.embedding_dim, self.hidden_size);
-        let mut shapes = vec![("embedding.weight".to_owned(), vec![v, e])];
+        let mut shapes = vec![(names::EMBEDDING.to_owned(), vec![v, e])];
         for layer in 0..self.num_layers {
             let input = if layer == 0 { e } else { h };
-            shapes.push((format!("lstm.weight_ih_l{layer}"), vec![4 * h, input]));
-            shapes.push((format!("lstm.weight_hh_l{layer}"), vec![4 * h, h]));
-            shapes.push((format!("lstm.bias_ih_l{layer}"), vec![4 * h]));
-            shapes.push((format!("lstm.bias_hh_l{layer}"), vec![4 * h]));
+            shapes.push((names::weight_ih(layer), vec![4 * h, input]));
+            shapes.push((names::weight_hh(layer), vec![4 * h, h]));
+            shapes.push((names::bias_ih(layer), vec![4 * h]));
+            shapes.push((names::bias_hh(layer), vec![4 * h]));
         }
-        shapes.push(("fc.weight".to_owned(), vec![v, h]));
-        shapes.push(("fc.bias".to_owned(), vec![v]));
+        shapes.push((names::FC_WEIGHT.to_owned(), vec![v, h]));
+        shapes.push((names::FC_BIAS.to_owned(), vec![v]));
         shapes
     }
 
@@ -132,8 +133,8 @@ impl ModelConfig {
                 .get(name)
                 .ok_or_else(|| ModelError::Config(format!("no tensor named {name}")))
         };
-        let embedding = get("embedding.weight")?;
-        let recurrent = get("lstm.weight_hh_l0")?;
+        let embedding = get(names::EMBEDDING)?;
+        let recurrent = get(&names::weight_hh(0))?;
         let (&[vocab_size, embedding_dim], &[_, hidden_size]) =
             (embedding.as_slice(), recurrent.as_slice())
         else {
@@ -142,7 +143,7 @@ impl ModelConfig {
             ));
         };
         let num_layers = (0..)
-            .take_while(|l| shapes.contains_key(&format!("lstm.weight_ih_l{l}")))
+            .take_while(|l| shapes.contains_key(&names::weight_ih(*l)))
             .count();
         Ok(Self {
             vocab_size,
@@ -214,7 +215,7 @@ impl MelodyModel {
         let mut tensors = HashMap::new();
         for (name, shape) in config.parameter_shapes() {
             let count: usize = shape.iter().product();
-            let values: Vec<f64> = if name == "embedding.weight" {
+            let values: Vec<f64> = if name == names::EMBEDDING {
                 (0..count).map(|_| normal(&mut rng)).collect()
             } else {
                 (0..count)
@@ -311,21 +312,20 @@ impl MelodyModel {
     /// One LSTM layer's weights with the gates side by side, as the fused
     /// recurrence and the stepper take them (still in the autograd graph).
     fn side_by_side(&self, layer: usize) -> candle_core::Result<StepLayer> {
-        let weight = |name: &str| self.tensor(&format!("lstm.{name}_l{layer}"));
         Ok(StepLayer {
-            input_t: weight("weight_ih").t()?.contiguous()?,
-            recurrent_t: weight("weight_hh").t()?.contiguous()?,
-            bias: (weight("bias_ih") + weight("bias_hh"))?,
+            input_t: self.tensor(&names::weight_ih(layer)).t()?.contiguous()?,
+            recurrent_t: self.tensor(&names::weight_hh(layer)).t()?.contiguous()?,
+            bias: (self.tensor(&names::bias_ih(layer)) + self.tensor(&names::bias_hh(layer)))?,
         })
     }
 
     /// One LSTM layer's weights split per gate.
     fn gate_weights(&self, layer: usize) -> candle_core::Result<GateWeights> {
         GateWeights::split(
-            &self.tensor(&format!("lstm.weight_ih_l{layer}")),
-            &self.tensor(&format!("lstm.weight_hh_l{layer}")),
-            &self.tensor(&format!("lstm.bias_ih_l{layer}")),
-            &self.tensor(&format!("lstm.bias_hh_l{layer}")),
+            &self.tensor(&names::weight_ih(layer)),
+            &self.tensor(&names::weight_hh(layer)),
+            &self.tensor(&names::bias_ih(layer)),
+            &self.tensor(&names::bias_hh(layer)),
         )
     }
 
@@ -372,7 +372,10 @@ impl MelodyModel {
         dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
         let (hidden, state) = self.lstm_outputs(ids, state, dropout)?;
-        let fc = Linear::new(self.tensor("fc.weight"), Some(self.tensor("fc.bias")));
+        let fc = Linear::new(
+            self.tensor(names::FC_WEIGHT),
+            Some(self.tensor(names::FC_BIAS)),
+        );
         Ok((fc.forward(&hidden)?, state))
     }
 
@@ -389,7 +392,7 @@ impl MelodyModel {
         if self.fused_recurrence() {
             return self.fused_lstm_outputs(ids, state, dropout);
         }
-        let embedding = self.tensor("embedding.weight");
+        let embedding = self.tensor(names::EMBEDDING);
         let ids_by_step: Vec<Tensor> = (0..time)
             .map(|t| ids.narrow(1, t, 1)?.squeeze(1))
             .collect::<candle_core::Result<_>>()?;
@@ -499,7 +502,7 @@ impl MelodyModel {
             let out = match &below {
                 // The embedding is a lookup, so its projection is a per-token table.
                 None => self
-                    .tensor("embedding.weight")
+                    .tensor(names::EMBEDDING)
                     .matmul(&input_t)?
                     .broadcast_add(&bias)?
                     .index_select(&time_major_ids, 0)?
@@ -558,8 +561,8 @@ impl MelodyModel {
             self.dropout_factors(time, batch, dropout, self.config.num_layers - 1)
         });
         let loss = top.apply_op3(
-            &self.tensor("fc.weight"),
-            &self.tensor("fc.bias"),
+            &self.tensor(names::FC_WEIGHT),
+            &self.tensor(names::FC_BIAS),
             OutputLoss::new(targets, weights, factors),
         )?;
         Ok((loss, last))
@@ -594,10 +597,10 @@ impl MelodyModel {
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Stepper {
-            embedding: self.tensor("embedding.weight").detach(),
+            embedding: self.tensor(names::EMBEDDING).detach(),
             layers,
-            fc_t: self.tensor("fc.weight").detach().t()?.contiguous()?,
-            fc_bias: self.tensor("fc.bias").detach(),
+            fc_t: self.tensor(names::FC_WEIGHT).detach().t()?.contiguous()?,
+            fc_bias: self.tensor(names::FC_BIAS).detach(),
             hidden: self.config.hidden_size,
         })
     }
@@ -738,14 +741,9 @@ impl Stepper {
                 .add(&previous.h.matmul(&weights.recurrent_t)?)?
                 .broadcast_add(&weights.bias)?;
             let gate = |k: usize| gates.narrow(1, k * self.hidden, self.hidden);
-            let input_gate = candle_nn::ops::sigmoid(&gate(0)?)?;
-            let forget = candle_nn::ops::sigmoid(&gate(1)?)?;
-            let cell = fast_tanh(&gate(2)?)?;
-            let output = candle_nn::ops::sigmoid(&gate(3)?)?;
-            let c = forget.mul(&previous.c)?.add(&input_gate.mul(&cell)?)?;
-            let h = output.mul(&fast_tanh(&c)?)?;
-            input = h.clone();
-            layers.push(LayerState { h, c });
+            let next = cell_update([gate(0)?, gate(1)?, gate(2)?, gate(3)?], &previous.c)?;
+            input = next.h.clone();
+            layers.push(next);
         }
         let logits = input.matmul(&self.fc_t)?.broadcast_add(&self.fc_bias)?;
         Ok((logits, LstmState { layers }))

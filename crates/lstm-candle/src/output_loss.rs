@@ -197,8 +197,8 @@ impl OutputLoss {
     ) -> Result<(CpuStorage, Shape)> {
         let dims = self.dims(l1.shape(), l2.shape(), l3.shape())?;
         let hs = contiguous::<R>(s1, l1, "the top layer's outputs")?;
-        let weight = contiguous::<R>(s2, l2, "fc.weight")?;
-        let bias = contiguous::<R>(s3, l3, "fc.bias")?;
+        let weight = contiguous::<R>(s2, l2, crate::names::FC_WEIGHT)?;
+        let bias = contiguous::<R>(s3, l3, crate::names::FC_BIAS)?;
         let (loss, probs) = self.forward(hs, weight, bias, dims);
         *saved.lock().expect("not poisoned") = Some(probs);
         Ok((R::storage(vec![loss]), Shape::from(())))
@@ -215,8 +215,8 @@ impl OutputLoss {
         let grad = grad.to_scalar::<R>()?;
         let guards = [&hs, &weight, &bias].map(|t| t.storage_and_layout());
         let hs_v = cpu_values::<R, _>(&guards[0], "the top layer's outputs")?;
-        let weight_v = cpu_values::<R, _>(&guards[1], "fc.weight")?;
-        let bias_v = cpu_values::<R, _>(&guards[2], "fc.bias")?;
+        let weight_v = cpu_values::<R, _>(&guards[1], crate::names::FC_WEIGHT)?;
+        let bias_v = cpu_values::<R, _>(&guards[2], crate::names::FC_BIAS)?;
         let probs = match saved.lock().expect("not poisoned").take() {
             Some(probs) => probs,
             // Only if the backward pass runs twice: do the forward pass again.
