@@ -48,6 +48,21 @@ fn songs(dir: &Path) -> PathBuf {
     data
 }
 
+/// The first 100 erk songs prepared into `dir/TRANSPOSE`.
+fn prepare(dir: &Path, transpose: &str) -> PathBuf {
+    let prepared = dir.join(transpose);
+    succeeds(&[
+        "prepare",
+        "--data",
+        songs(dir).to_str().unwrap(),
+        "--out",
+        prepared.to_str().unwrap(),
+        "--transpose",
+        transpose,
+    ]);
+    prepared
+}
+
 /// A few updates of a tiny model on a prepared folder.
 fn train_tiny(data: &Path, runs: &Path, name: &str) -> String {
     succeeds(&[
@@ -79,16 +94,7 @@ fn train_tiny(data: &Path, runs: &Path, name: &str) -> String {
 #[test]
 fn songs_in_their_written_keys_train_sample_and_judge_in_those_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let prepared = dir.path().join("none");
-    succeeds(&[
-        "prepare",
-        "--data",
-        songs(dir.path()).to_str().unwrap(),
-        "--out",
-        prepared.to_str().unwrap(),
-        "--transpose",
-        "none",
-    ]);
+    let prepared = prepare(dir.path(), "none");
     assert_eq!(
         json(&prepared.join("encoding.json")),
         serde_json::json!({
@@ -199,16 +205,7 @@ fn songs_in_their_written_keys_train_sample_and_judge_in_those_keys() {
 #[test]
 fn songs_prepared_in_every_key_train_as_they_are() {
     let dir = tempfile::tempdir().unwrap();
-    let prepared = dir.path().join("all-keys");
-    succeeds(&[
-        "prepare",
-        "--data",
-        songs(dir.path()).to_str().unwrap(),
-        "--out",
-        prepared.to_str().unwrap(),
-        "--transpose",
-        "all-keys",
-    ]);
+    let prepared = prepare(dir.path(), "all-keys");
     let records = trainer::read_songs(&prepared.join("songs.jsonl")).unwrap();
     let train_songs = records
         .iter()
