@@ -1,33 +1,49 @@
 #!/usr/bin/env bash
-# Follows the README as a new user would, on this checkout: the download (with
-# ../shared/data standing in for the network), then the README's commands
-# exactly as written, then checks that every promised file exists and that the
-# trained model beats the reference. CI runs it after the test command.
+# Follows the README as a new user would: the download (with ../shared/data
+# standing in for the network), then the README's commands exactly as written,
+# then checks that every promised file exists and that the trained model beats
+# the reference. It runs in a scratch copy of this checkout (tracked files and
+# untracked ones git does not ignore), so leftovers here never stop it; the
+# build is shared through this checkout's target/. CI runs it after the test
+# command.
+#
+#   scripts/readme-walkthrough.sh               check every step
+#   scripts/readme-walkthrough.sh --write-docs  also rewrite docs/walkthrough.md
+#                                               and its pictures from this run
 set -euo pipefail
 cd "$(dirname "$0")/.."
+here=$(pwd)
+write_docs=false
+[ "${1:-}" = --write-docs ] && write_docs=true
 export CARGO_TERM_COLOR=never
-shared=../shared/data/essen/deutschl/erk
-for leftover in runs/erk samples export; do
-  if [ -e "$leftover" ]; then
-    echo "$leftover exists: run this on a clean clone" >&2
-    exit 1
-  fi
-done
+shared=$(cd ../shared/data/essen/deutschl/erk && pwd)
+scratch=$(mktemp -d)
 cache=$(mktemp -d)
-trap 'rm -rf "$cache"' EXIT
+logs=$(mktemp -d)
+trap 'rm -rf "$scratch" "$cache" "$logs"' EXIT
+git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$scratch"
+export CARGO_TARGET_DIR="$here/target"
 export ESAC_MELODY_CACHE=$cache
+cd "$scratch"
 
 step() { echo; echo "== $*"; }
 fail() { echo "walkthrough: $*" >&2; exit 1; }
+# Runs a README command, showing its output and keeping it as $logs/NAME.
+run() {
+  local name=$1
+  shift
+  "$@" 2>&1 | tee "$logs/$name"
+}
 
 step "the download, from a local mirror instead of the network"
 cargo xtask download erk --from "$shared"
 
 step "cargo xtask train"
+cargo build --release -q -p xtask
 start=$(date +%s)
-cargo xtask train
-echo "train took $(( $(date +%s) - start )) s including the build"
-for f in model.safetensors config.json tokenizer.json metrics.json metrics.csv loss.png model.dot; do
+run train cargo xtask train
+echo "train took $(( $(date +%s) - start )) s"
+for f in model.safetensors config.json tokenizer.json metrics.json metrics.csv loss.png model.dot data/encoding.json; do
   test -s "runs/erk/$f" || fail "runs/erk/$f is missing"
 done
 ls runs/erk/events.out.tfevents.* > /dev/null || fail "no TensorBoard events"
@@ -39,23 +55,149 @@ assert nll < 0.9, nll
 PY
 
 step 'cargo xtask sample --prime "55 _ _ _"'
-cargo xtask sample --prime "55 _ _ _"
+run sample-shipped cargo xtask sample --prime "55 _ _ _"
 for ext in txt mid musicxml wav png; do
   test -s "samples/melody-1.$ext" || fail "samples/melody-1.$ext is missing"
 done
 grep -q '^55 _ _ _' samples/melody-1.txt || fail "the primer does not start the melody"
 
 step "cargo xtask sample --model runs/erk --num 4 --key G --meter 3/4 --temperature 0.9"
-cargo xtask sample --model runs/erk --num 4 --key G --meter 3/4 --temperature 0.9
+run sample cargo xtask sample --model runs/erk --num 4 --key G --meter 3/4 --temperature 0.9
 test -s samples/melody-4.mid || fail "four melodies were asked for"
 
 step "cargo xtask judge --samples samples"
-cargo xtask judge --samples samples
+run judge cargo xtask judge --samples samples
 test -s samples/judge.json && test -s samples/judge.png || fail "judge wrote nothing"
+grep -q "runs/erk/data" samples/judge.json || fail "judge did not use the run's own data"
 
 step "cargo xtask export --run runs/erk --out export/erk"
+run export cargo xtask export --run runs/erk --out export/erk
+run inspect cargo xtask inspect export/erk
+run publish cargo xtask publish export/erk --repo me/erk-lstm --dry-run
+
+step "a second cargo xtask train keeps the first run"
+cargo xtask train --max-steps 20 --quiet 2> "$logs/second" > /dev/null
+grep -q "runs/erk-2" "$logs/second" || fail "the second run did not go to runs/erk-2"
+
+echo
+echo "walkthrough: every README step worked"
+$write_docs || exit 0
+
+# The walkthrough page, from this run's output.
+docs=$here/docs
+cp runs/erk/loss.png "$docs/images/loss.png"
+cp samples/melody-4.png "$docs/images/piano-roll.png"
+cp samples/judge.png "$docs/images/judge.png"
+# Progress bars draw on a terminal only; the logs hold the lines a user reads.
+section() { grep -v -e '^\s*$' -e '^ *\(Compiling\|Finished\|Running\) ' "$logs/$1" | sed -e 's/\r//g'; }
+melody4=$(sed -n '/^melody-4 /{n;p}' "$logs/sample" | sed 's/^  //' | cut -d' ' -f1-48)
+{
+  cat <<EOF
+# Walkthrough: from a clean clone to a melody you can hear
+
+Everything below was produced by \`scripts/readme-walkthrough.sh --write-docs\`
+on $(date -u +%Y-%m-%d) from commit $(git -C "$here" rev-parse --short HEAD), on this project's
+$(nproc)-core build machine (no GPU), with \`../shared/data\` standing in for the
+download. CI runs the same steps.
+
+## 1. Train
+
+\`\`\`sh
+cargo xtask train
+\`\`\`
+
+The first run builds the release binary, fetches and verifies the ERK collection
+(1,700 Humdrum files; cached, so later runs skip this), prepares it into
+\`runs/erk/data\` (songs, vocabulary and how they were encoded), trains and
+evaluates:
+
+\`\`\`
+$(section train)
+\`\`\`
+
+A second \`cargo xtask train\` keeps this run and writes \`runs/erk-2\` (\`--name\`
+chooses the folder, \`--resume\` continues a stopped run). While it trains, a
+progress bar shows the loss, tokens/s and the time left; \`loss.png\` shows the
+curves afterwards:
+
+![training and validation loss](images/loss.png)
+
+## 2. Sample
+
+\`\`\`sh
+cargo xtask sample --model runs/erk --num 4 --key G --meter 3/4 --temperature 0.9
+\`\`\`
+
+prints each melody's tokens and writes \`samples/melody-N.txt\` (ending in \` .\` when
+the model ended it), \`.mid\`, \`.musicxml\`, \`.wav\` and a piano roll, and
+\`samples/sample.json\` (which model wrote them, its encoding and its data). The
+tokens stay in the model's key (C major / A minor); the score, MIDI and WAV are
+moved to G major and barred in 3/4. Melody 4 begins:
+
+\`\`\`
+$melody4 ...
+\`\`\`
+
+![piano roll of melody 4](images/piano-roll.png)
+
+For a fuller sound, render the WAV through a General MIDI SoundFont:
+\`cargo xtask sample --soundfont /usr/share/sounds/sf2/TimGM6mb.sf2\` (Debian's
+\`timgm6mb-soundfont\`).
+
+## 3. Judge
+
+\`\`\`sh
+cargo xtask judge --samples samples
+\`\`\`
+
+compares the melodies with the held-out test songs of the data the model was
+trained on (\`runs/erk/data\`, found through \`samples/sample.json\`) and measures
+how much they copy from the training songs:
+
+\`\`\`
+$(section judge)
+\`\`\`
+
+![pitch-class, interval and note-length histograms](images/judge.png)
+
+Four melodies are a small sample: judge a few hundred (\`--num 200\`) before
+reading much into the numbers. The copying rows compare the melodies' longest run
+shared with a training song, and their share of 16-token stretches found in
+training songs, with the same measures for unseen real songs.
+
+## 4. Export, inspect, share
+
+\`\`\`sh
 cargo xtask export --run runs/erk --out export/erk
 cargo xtask inspect export/erk
 cargo xtask publish export/erk --repo me/erk-lstm --dry-run
-echo
-echo "walkthrough: every README step worked"
+\`\`\`
+
+\`\`\`
+$(section export)
+\`\`\`
+
+\`export\` writes the Hugging Face model layout (weights under PyTorch names,
+\`config.json\` with the encoding, \`tokenizer.json\`, \`generation_config.json\`, a
+model card) into a staging folder and moves it into place whole; \`inspect\` lists
+every tensor and the config; \`publish --dry-run\` shows what would be uploaded:
+
+\`\`\`
+$(section publish)
+\`\`\`
+
+With a token, \`cargo xtask-hub publish ...\` uploads it as one commit, and
+\`cargo xtask-hub sample --model hub:me/erk-lstm\` downloads and uses it.
+
+## 5. Shell completions
+
+\`\`\`sh
+cargo build --release -p xtask
+cargo xtask completions bash > ~/.local/share/bash-completion/completions/xtask
+\`\`\`
+
+completes \`target/release/xtask\` (put it on your \`PATH\`); \`--help\` on every
+subcommand shows examples.
+EOF
+} > "$docs/walkthrough.md"
+echo "wrote $docs/walkthrough.md and its pictures"

@@ -146,6 +146,9 @@ fn sampling_config(
 }
 
 pub fn sample(args: &SampleArgs) -> Result<()> {
+    if args.meter == Meter::Free {
+        bail!("--meter free: the score needs bars; write a time signature such as 3/4 or 6/8");
+    }
     let folder = ModelFolder::open(&args.model, &args.device.device()?)?;
     if !folder.encoding_stated {
         tracing::info!(

@@ -511,3 +511,54 @@ impl<'de> serde::Deserialize<'de> for Key {
         text.parse().map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> String {
+        text.parse::<Key>()
+            .map_or_else(|e| e.to_string(), |k| k.to_string())
+    }
+
+    #[test]
+    fn keys_read_and_print_back() {
+        assert_eq!(key("G"), "G major");
+        assert_eq!(key("e"), "E minor");
+        assert_eq!(key("f#"), "F# minor");
+        assert_eq!(key("Bb"), "Bb major");
+        assert_eq!(key("E-"), "Eb major");
+        assert_eq!(key("D dorian"), "D dorian");
+        assert_eq!(key("d Dor"), "D dorian");
+        assert_eq!(key("c major"), "C major");
+        for printed in ["G major", "F# minor", "Bb mixolydian", "C## lydian"] {
+            assert_eq!(key(printed), printed, "what Display writes, FromStr reads");
+        }
+        assert_eq!(
+            key("H"),
+            "\"H\": write a letter A-G with at most two sharps (#) or flats (b), e.g. G, Bb, F#"
+        );
+        assert!(key("C###").contains("at most two"));
+        assert!(key("G blues").starts_with("\"blues\": write major, minor"));
+        let json = serde_json::to_string(&"a".parse::<Key>().unwrap());
+        assert_eq!(json.unwrap(), "\"A minor\"");
+    }
+
+    #[test]
+    fn meters_and_durations_read_or_say_what_is_expected() {
+        assert_eq!(
+            "6/8".parse::<Meter>(),
+            Ok(Meter::Regular { beats: 6, unit: 8 })
+        );
+        assert_eq!("free".parse::<Meter>(), Ok(Meter::Free));
+        assert_eq!(
+            "7/0".parse::<Meter>().unwrap_err().to_string(),
+            "\"7/0\": write a time signature such as 3/4 or 6/8 (or `free`)"
+        );
+        assert_eq!(parse_duration("1/16"), Ok(Duration::new(1, 16)));
+        assert_eq!(parse_duration(" 3/8 "), Ok(Duration::new(3, 8)));
+        for bad in ["1/0", "0/4", "1", "a/b"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! Melodies to grid tokens and back.
+//! Melodies to grid tokens and back: transposition, the vocabulary, and the encoding that travels with data and models.
 //!
 //! A melody is laid on a time grid (default a sixteenth note): a note onset is its
 //! MIDI number (`60`), each further step it lasts is `_`, a rest onset is `r`, and

@@ -1,3 +1,5 @@
+//! The LSTM and the melody network on Candle, its fused CPU ops and its checkpoint format; it knows no music.
+//!
 //! A hand-written LSTM cell and stack whose gate math runs on Candle tensors, the
 //! melody model built on it (embedding -> LSTM stack -> dropout -> linear), and
 //! its checkpoint format (`config.json` + `model.safetensors`).
@@ -9,8 +11,7 @@
 //! crate and a PyTorch `LSTMModel`. On the CPU the recurrence of each layer, and
 //! the training objective's output layer and loss, run as fused Candle ops with
 //! their own backward passes; elsewhere, and as the reference they are tested
-//! against, as Candle operations step by step. This crate knows nothing about
-//! music.
+//! against, as Candle operations step by step.
 
 pub mod checkpoint;
 mod fused;

@@ -1,4 +1,6 @@
-//! Stateful generation: the primer runs through the model once, then each new
+//! Stateful melody generation from a trained model: temperature, top-k, top-p, seeded.
+//!
+//! The primer runs through the model once, then each new
 //! token is one step that carries the LSTM state (h, c) of every layer, so a
 //! token costs the same however long the melody already is (the reference
 //! re-fed the whole growing sequence for every token). Temperature, top-k and
