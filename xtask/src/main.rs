@@ -51,9 +51,12 @@ enum Command {
         after_help = "Examples:\n  cargo xtask prepare --out data/erk\n  cargo xtask prepare --data ../shared/data/essen/esac/erk --out data/erk-esac\n  cargo xtask prepare --data songs.zip --out data/mine --transpose none"
     )]
     Prepare {
-        /// A folder of .krn or .sm files, one such file, or a zip (default: the cached erk collection).
-        #[arg(long, value_name = "DIR|ZIP")]
-        data: Option<PathBuf>,
+        /// Songs: a folder of .krn or .sm files, one such file, a zip, or an Essen tree
+        /// (a folder with deutschl/ and esac/, read as all its collections); several
+        /// separated by commas or given again, each song kept once (the first source
+        /// wins a duplicate) [default: the cached erk collection].
+        #[arg(long, value_name = "DIR|ZIP", value_delimiter = ',')]
+        data: Vec<PathBuf>,
         /// Output folder.
         #[arg(long, default_value = "data/erk")]
         out: PathBuf,
@@ -402,7 +405,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             which: BenchCommand::Parse { data, iterations },
         } => {
-            let data = source::data_or_cached_erk(data, "--data")?;
+            let data = source::data_or_cached_erk(data.into_iter().collect(), "--data")?.remove(0);
             let result = bench::parse(&data, iterations)?;
             println!("{}", serde_json::to_string(&result)?);
         }
@@ -456,7 +459,7 @@ fn run(cli: Cli) -> Result<()> {
             let data = match (data, record.as_ref().and_then(|r| r.data.clone())) {
                 (Some(data), _) => data,
                 (None, Some(own)) if own.is_dir() => own,
-                _ => source::data_or_cached_erk(None, "--data")?,
+                _ => source::data_or_cached_erk(Vec::new(), "--data")?.remove(0),
             };
             let encoding = record.map(|r| r.encoding).unwrap_or_default();
             let judgement = judge_cmd::run(&melodies, &encoding, &samples, &data)?;
@@ -539,19 +542,16 @@ fn resolve_target(target: &str) -> Result<download::Collection> {
     bail!("unknown collection {target:?}: use `erk`, `deutschl`, or the URL of a zip")
 }
 
-fn prepare(data: &Path, out: &Path, options: &PrepareOptions) -> Result<()> {
+fn prepare(data: &[PathBuf], out: &Path, options: &PrepareOptions) -> Result<()> {
     let start = Instant::now();
-    let collection = trainer::source::load_collection(data)
-        .context("point --data at a folder of .krn or .sm files, or a zip of them")?;
-    let prepared = trainer::prepare(&collection, options)
-        .with_context(|| format!("nothing to prepare in {}", data.display()))?;
+    let prepared = source::prepare_paths(data, options)?;
     let files = trainer::write_prepared(&prepared, out)
         .with_context(|| format!("cannot write into {}", out.display()))?;
     let r = &prepared.report;
     println!(
         "read {} files from {}: {} songs, {} rejected",
         r.files,
-        data.display(),
+        source::describe(data),
         r.songs_read,
         r.rejected
     );
@@ -576,6 +576,29 @@ fn prepare(data: &Path, out: &Path, options: &PrepareOptions) -> Result<()> {
     }
     if reasons.len() > 8 {
         println!("  ... {} more kinds in report.json", reasons.len() - 8);
+    }
+    if r.duplicates > 0 {
+        println!(
+            "  {} songs left out as duplicates of earlier ones",
+            r.duplicates
+        );
+    }
+    if !r.collections.is_empty() {
+        println!(
+            "  {:<26} {:>6} {:>6} {:>6} {:>6} {:>6}",
+            "collection", "read", "dup", "train", "val", "test"
+        );
+        for (name, c) in &r.collections {
+            let split = |s| c.songs_per_split.get(&s).copied().unwrap_or(0);
+            println!(
+                "  {name:<26} {:>6} {:>6} {:>6} {:>6} {:>6}",
+                c.songs_read,
+                c.duplicates,
+                split(Split::Train),
+                split(Split::Val),
+                split(Split::Test)
+            );
+        }
     }
     for split in [Split::Train, Split::Val, Split::Test] {
         println!(

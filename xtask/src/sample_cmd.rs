@@ -224,7 +224,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         let data = match (&args.data, &record.data) {
             (Some(data), _) => data.clone(),
             (None, Some(own)) => own.clone(),
-            (None, None) => source::data_or_cached_erk(None, "--data")?,
+            (None, None) => source::data_or_cached_erk(Vec::new(), "--data")?.remove(0),
         };
         let judgement = judge_cmd::run(&written, &folder.encoding, &args.out, &data)?;
         judge_cmd::print(&judgement, &args.out);

@@ -4,13 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use trainer::{PrepareOptions, Prepared, Source};
 
 use crate::download;
 
-/// The given data path, or the cached erk collection (downloaded if missing).
+/// The given data paths, or the cached erk collection (downloaded if missing).
 /// `flag` is the option of the calling command that takes a local copy.
-pub fn data_or_cached_erk(data: Option<PathBuf>, flag: &str) -> Result<PathBuf> {
-    if let Some(data) = data {
+pub fn data_or_cached_erk(data: Vec<PathBuf>, flag: &str) -> Result<Vec<PathBuf>> {
+    if !data.is_empty() {
         return Ok(data);
     }
     let collection = download::known("erk").expect("erk is known");
@@ -23,5 +24,31 @@ pub fn data_or_cached_erk(data: Option<PathBuf>, flag: &str) -> Result<PathBuf> 
     if !done.cached {
         eprintln!("fetched erk into {}", done.path.display());
     }
-    Ok(done.path)
+    Ok(vec![done.path])
+}
+
+/// The paths as one line, for messages.
+pub fn describe(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads and prepares the songs under `paths` (folders, zips, Essen trees) as
+/// one corpus.
+pub fn prepare_paths(paths: &[PathBuf], options: &PrepareOptions) -> Result<Prepared> {
+    let named = trainer::source::read_sources(paths).context(
+        "point --data at a folder of .krn or .sm files, a zip of them, or an Essen tree",
+    )?;
+    let sources: Vec<Source> = named
+        .iter()
+        .map(|(name, songs)| Source {
+            name: name.clone(),
+            songs,
+        })
+        .collect();
+    trainer::prepare_sources(&sources, options)
+        .with_context(|| format!("nothing to prepare in {}", describe(paths)))
 }

@@ -88,11 +88,13 @@ fn or_none<T: std::fmt::Display>(value: Option<T>) -> String {
 /// Everything `train` takes.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Songs to train on: a folder of .krn/.sm files, a zip of them, or a folder
-    /// written by `cargo xtask prepare` (trained on as it is, with its encoding)
-    /// [default: the cached erk collection, downloaded on first use].
-    #[arg(long, value_name = "DIR|ZIP")]
-    pub data: Option<PathBuf>,
+    /// Songs to train on: a folder of .krn/.sm files, a zip of them, an Essen
+    /// tree (a folder with deutschl/ and esac/: every collection in it), several
+    /// of these separated by commas (each song kept once), or a folder written by
+    /// `cargo xtask prepare` (trained on as it is, with its encoding) [default:
+    /// the cached erk collection, downloaded on first use].
+    #[arg(long, value_name = "DIR|ZIP", value_delimiter = ',')]
+    pub data: Vec<PathBuf>,
     /// Name of the run, written to RUNS/NAME [default: erk; when runs/erk already
     /// holds a run, the next free erk-2, erk-3, ...].
     #[arg(long)]
@@ -273,11 +275,13 @@ fn run_folder(args: &TrainArgs) -> Result<PathBuf> {
 const DEFAULT_RUN: &str = "erk";
 
 /// Puts the training data into `data_dir`: a prepared folder is checked and
-/// copied as it is (its encoding with it); a collection is prepared with the
+/// copied as it is (its encoding with it); songs are prepared with the
 /// defaults. Nothing is written unless every split has songs.
-fn stage_data(data: &Path, data_dir: &Path) -> Result<()> {
-    if trainer::is_prepared_folder(data) {
-        Dataset::load(data).with_context(|| format!("cannot train on {}", data.display()))?;
+fn stage_data(data: &[PathBuf], data_dir: &Path) -> Result<()> {
+    if let [folder] = data
+        && trainer::is_prepared_folder(folder)
+    {
+        Dataset::load(folder).with_context(|| format!("cannot train on {}", folder.display()))?;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         for name in [
@@ -286,7 +290,7 @@ fn stage_data(data: &Path, data_dir: &Path) -> Result<()> {
             grid_codec::ENCODING_FILE,
             trainer::prepare::REPORT_FILE,
         ] {
-            let from = data.join(name);
+            let from = folder.join(name);
             if from.is_file() {
                 let bytes = std::fs::read(&from)
                     .with_context(|| format!("cannot read {}", from.display()))?;
@@ -296,14 +300,12 @@ fn stage_data(data: &Path, data_dir: &Path) -> Result<()> {
         }
         return Ok(());
     }
-    let collection = trainer::source::load_collection(data)?;
-    let prepared = trainer::prepare(&collection, &PrepareOptions::default())
-        .with_context(|| format!("cannot train on {}", data.display()))?;
+    let prepared = source::prepare_paths(data, &PrepareOptions::default())?;
     for (split, songs) in &prepared.report.songs_per_split {
         if *songs == 0 {
             bail!(
                 "cannot train on {}: its {} songs leave the {split:?} split empty (the split is 80/10/10 by song); give it more songs",
-                data.display(),
+                source::describe(data),
                 prepared.report.on_grid
             );
         }
@@ -361,7 +363,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let mut progress = Progress::new(args.quiet);
     let outcome = trainer::train(
         &dataset,
-        &data.display().to_string(),
+        &source::describe(&data),
         &config,
         &run_dir,
         &options,
@@ -390,6 +392,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         100.0 * m.test.accuracy,
         m.test.songs
     );
+    for (name, scores) in &m.test_per_collection {
+        println!(
+            "  {name:<26} {:.4} nats/token over {} test songs",
+            scores.nll_per_token, scores.songs
+        );
+    }
     println!(
         "{} updates ({:.1} epochs{}), best validation {:.4}, {:.0} tokens/s, {:.1} s in all",
         m.steps,
@@ -451,8 +459,15 @@ pub fn eval(model: &ModelRef, data: Option<&Path>, device: DeviceArg) -> Result<
             dataset.encoding
         );
     }
-    let test = trainer::evaluate(&folder.model, &dataset.test, 32, available_threads())?;
-    println!("{}", serde_json::to_string_pretty(&test)?);
+    let threads = available_threads();
+    let test = trainer::evaluate(&folder.model, &dataset.test, 32, threads)?;
+    let per_collection = trainer::evaluate_collections(&folder.model, &dataset, threads)?;
+    if per_collection.is_empty() {
+        println!("{}", serde_json::to_string_pretty(&test)?);
+    } else {
+        let json = serde_json::json!({ "test": test, "collections": per_collection });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
     Ok(())
 }
 

@@ -37,6 +37,8 @@ pub struct Dataset {
     pub train: Vec<Vec<u32>>,
     pub val: Vec<Vec<u32>>,
     pub test: Vec<Vec<u32>>,
+    /// The collection of each test song (empty names when only one was prepared).
+    pub test_collections: Vec<String>,
     /// SHA-256 of `songs.jsonl` and `tokenizer.json`: which data a model saw.
     pub fingerprint: String,
 }
@@ -75,6 +77,7 @@ impl Dataset {
             train: Vec::new(),
             val: Vec::new(),
             test: Vec::new(),
+            test_collections: Vec::new(),
             fingerprint,
         };
         for song in songs {
@@ -89,7 +92,10 @@ impl Dataset {
             match song.split {
                 Split::Train => dataset.train.push(ids),
                 Split::Val => dataset.val.push(ids),
-                Split::Test => dataset.test.push(ids),
+                Split::Test => {
+                    dataset.test.push(ids);
+                    dataset.test_collections.push(song.collection.clone());
+                }
             }
         }
         for (split, name) in [
@@ -102,6 +108,18 @@ impl Dataset {
             }
         }
         Ok(dataset)
+    }
+
+    /// The test songs of each collection, when there are several.
+    pub fn test_by_collection(&self) -> std::collections::BTreeMap<&str, Vec<Vec<u32>>> {
+        let mut by = std::collections::BTreeMap::<&str, Vec<Vec<u32>>>::new();
+        for (song, name) in self.test.iter().zip(&self.test_collections) {
+            by.entry(name.as_str()).or_default().push(song.clone());
+        }
+        if by.len() < 2 {
+            by.clear();
+        }
+        by
     }
 
     /// Tokens the model predicts in the training split (each song's terminal included).

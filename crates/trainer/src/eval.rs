@@ -88,6 +88,20 @@ pub fn evaluate(
     })
 }
 
+/// Whole-song scores of the test songs of each collection of `dataset` (none
+/// when it holds one collection).
+pub fn evaluate_collections(
+    model: &MelodyModel,
+    dataset: &crate::Dataset,
+    threads: usize,
+) -> Result<std::collections::BTreeMap<String, Evaluation>, ModelError> {
+    dataset
+        .test_by_collection()
+        .into_iter()
+        .map(|(name, songs)| Ok((name.to_owned(), evaluate(model, &songs, 32, threads)?)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,11 +20,12 @@ pub mod source;
 pub mod train;
 
 pub use data::Dataset;
-pub use eval::{Evaluation, evaluate};
+pub use eval::{Evaluation, evaluate, evaluate_collections};
 pub use optim::Schedule;
 pub use prepare::{
-    Exclusion, PrepareError, PrepareOptions, Prepared, Report, SongRecord, Split,
-    is_prepared_folder, prepare, read_songs, write_atomic, write_prepared,
+    CollectionCounts, Exclusion, PrepareError, PrepareOptions, Prepared, Report, SongRecord,
+    Source, Split, is_prepared_folder, prepare, prepare_sources, read_songs, write_atomic,
+    write_prepared,
 };
 pub use train::{
     FinalMetrics, Objective, RunConfig, RunOptions, TrainConfig, TrainError, TrainOutcome, train,

@@ -53,6 +53,9 @@ impl Default for PrepareOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SongRecord {
     pub id: String,
+    /// The collection it came from (empty when only one was prepared).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub collection: String,
     pub file: String,
     pub title: String,
     pub split: Split,
@@ -89,6 +92,14 @@ pub struct Report {
     pub filtered_reasons: BTreeMap<String, usize>,
     pub filtered_songs: Vec<Exclusion>,
     pub on_grid: usize,
+    /// Songs left out because an earlier source holds the same tokens.
+    #[serde(default)]
+    pub duplicates: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicate_songs: Vec<Exclusion>,
+    /// Counts per collection, when several were prepared together.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub collections: BTreeMap<String, CollectionCounts>,
     pub grace_notes_dropped: usize,
     pub vocabulary_size: usize,
     pub songs_per_split: BTreeMap<Split, usize>,
@@ -151,14 +162,72 @@ fn list_examples(examples: &[String]) -> String {
 /// How many left-out files an error lists.
 const EXAMPLES: usize = 5;
 
-/// Encodes a collection, splits it by song, and builds the vocabulary.
-/// Fails when nothing could be read or encoded, naming files left out.
+/// A collection of parsed songs under its name (`erk`, or `deutschl/erk` in an
+/// Essen tree), as one source of a preparation.
+pub struct Source<'a> {
+    pub name: String,
+    pub songs: &'a Collection,
+}
+
+/// What one collection gave.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CollectionCounts {
+    pub songs_read: usize,
+    pub rejected: usize,
+    pub filtered: usize,
+    /// Left out because an earlier source already has a song with the same tokens.
+    pub duplicates: usize,
+    /// Songs kept, per split.
+    pub songs_per_split: BTreeMap<Split, usize>,
+}
+
+/// A song encoded from one source, before duplicates are dropped.
+struct Candidate<'a> {
+    source: usize,
+    song: &'a Melody,
+    versions: Vec<grid_codec::Encoded>,
+    split: Split,
+}
+
+impl Candidate<'_> {
+    /// What makes two songs one: the same tokens (for augmented encodings,
+    /// the same set of versions, named by its first in token order).
+    fn identity(&self) -> String {
+        self.versions
+            .iter()
+            .map(|v| tokens_to_string(&v.tokens))
+            .min()
+            .expect("an encoded song has a version")
+    }
+}
+
+/// Encodes one collection, splits it by song, and builds the vocabulary; see
+/// [`prepare_sources`].
 pub fn prepare(
     collection: &Collection,
     options: &PrepareOptions,
 ) -> Result<Prepared, PrepareError> {
-    let rejected_songs: Vec<Exclusion> = collection
-        .rejected
+    let source = Source {
+        name: String::new(),
+        songs: collection,
+    };
+    prepare_sources(std::slice::from_ref(&source), options)
+}
+
+/// Encodes several collections into one corpus. Each source is split by song
+/// with its own seeded shuffle, so a song's split never depends on what else
+/// is prepared with it (a single collection splits exactly as it always has).
+/// A song whose tokens an earlier source already holds is left out and counted
+/// as a duplicate of that collection: each song is kept once, in its first
+/// source's split, so no training or validation song equals a test song. Fails
+/// when nothing could be read or encoded, naming files left out.
+pub fn prepare_sources(
+    sources: &[Source<'_>],
+    options: &PrepareOptions,
+) -> Result<Prepared, PrepareError> {
+    let all_rejected: Vec<&esac_parse::Rejection> =
+        sources.iter().flat_map(|s| &s.songs.rejected).collect();
+    let rejected_songs: Vec<Exclusion> = all_rejected
         .iter()
         .map(|r| Exclusion {
             file: display_path(&r.location.file),
@@ -167,9 +236,9 @@ pub fn prepare(
             reason: format!("{}:{}: {}", r.location.line, r.location.column, r.reason()),
         })
         .collect();
-    let skipped_files: Vec<Exclusion> = collection
-        .skipped
+    let skipped_files: Vec<Exclusion> = sources
         .iter()
+        .flat_map(|s| &s.songs.skipped)
         .map(|(file, reason)| Exclusion {
             file: display_path(file),
             line: 0,
@@ -177,9 +246,10 @@ pub fn prepare(
             reason: reason.clone(),
         })
         .collect();
-    if collection.songs.is_empty() {
+    let music_files = sources.iter().map(|s| s.songs.music_files).sum();
+    if sources.iter().all(|s| s.songs.songs.is_empty()) {
         return Err(PrepareError::NoSongs {
-            files: collection.music_files,
+            files: music_files,
             rejected: rejected_songs.len(),
             skipped: skipped_files.len(),
             examples: rejected_songs
@@ -190,27 +260,46 @@ pub fn prepare(
                 .collect(),
         });
     }
+    let mut counts: BTreeMap<String, CollectionCounts> = BTreeMap::new();
     let mut filtered: Vec<(Exclusion, FilterReason)> = Vec::new();
-    let mut encoded: Vec<(&Melody, Vec<grid_codec::Encoded>)> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     let mut grace_notes_dropped = 0;
-    for song in &collection.songs {
-        match encode_with(song, &options.encoding) {
-            Ok(versions) => {
-                grace_notes_dropped += versions[0].dropped_grace_notes;
-                encoded.push((song, versions));
+    for (index, source) in sources.iter().enumerate() {
+        let count = counts.entry(source.name.clone()).or_default();
+        count.songs_read += source.songs.songs.len();
+        count.rejected += source.songs.rejected.len();
+        let first = candidates.len();
+        for song in &source.songs.songs {
+            match encode_with(song, &options.encoding) {
+                Ok(versions) => {
+                    grace_notes_dropped += versions[0].dropped_grace_notes;
+                    candidates.push(Candidate {
+                        source: index,
+                        song,
+                        versions,
+                        split: Split::Train,
+                    });
+                }
+                Err(reason) => {
+                    count.filtered += 1;
+                    filtered.push((
+                        Exclusion {
+                            file: display_path(&song.file),
+                            line: song.line,
+                            id: Some(song.id.clone()),
+                            reason: reason.to_string(),
+                        },
+                        reason,
+                    ));
+                }
             }
-            Err(reason) => filtered.push((
-                Exclusion {
-                    file: display_path(&song.file),
-                    line: song.line,
-                    id: Some(song.id.clone()),
-                    reason: reason.to_string(),
-                },
-                reason,
-            )),
+        }
+        let splits = assign_splits(candidates.len() - first, options);
+        for (candidate, split) in candidates[first..].iter_mut().zip(splits) {
+            candidate.split = split;
         }
     }
-    if encoded.is_empty() {
+    if candidates.is_empty() {
         return Err(PrepareError::NoEncodedSongs {
             filtered: filtered.len(),
             examples: filtered
@@ -228,17 +317,55 @@ pub fn prepare(
                 .collect(),
         });
     }
-    let splits = assign_splits(encoded.len(), options);
+    let on_grid = candidates.len();
+    // The first holder of each song, as (source, id).
+    let mut holders: std::collections::HashMap<String, (usize, String)> =
+        std::collections::HashMap::new();
+    let mut duplicate_songs = Vec::new();
+    let mut kept: Vec<Candidate> = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        match holders.entry(candidate.identity()) {
+            std::collections::hash_map::Entry::Occupied(holder) => {
+                let (source, id) = holder.get();
+                counts
+                    .get_mut(&sources[candidate.source].name)
+                    .expect("counted above")
+                    .duplicates += 1;
+                duplicate_songs.push(Exclusion {
+                    file: display_path(&candidate.song.file),
+                    line: candidate.song.line,
+                    id: Some(candidate.song.id.clone()),
+                    reason: format!(
+                        "the same tokens as {id} in {}",
+                        collection_label(&sources[*source].name)
+                    ),
+                });
+            }
+            std::collections::hash_map::Entry::Vacant(free) => {
+                free.insert((candidate.source, candidate.song.id.clone()));
+                kept.push(candidate);
+            }
+        }
+    }
     let mut songs = Vec::new();
-    for ((song, versions), split) in encoded.iter().zip(&splits) {
-        for version in versions {
+    for candidate in &kept {
+        let name = &sources[candidate.source].name;
+        *counts
+            .get_mut(name)
+            .expect("counted above")
+            .songs_per_split
+            .entry(candidate.split)
+            .or_insert(0) += 1;
+        for version in &candidate.versions {
             songs.push(SongRecord {
-                id: song.id.clone(),
-                file: display_path(&song.file),
-                title: song.title.clone(),
-                split: *split,
+                id: candidate.song.id.clone(),
+                collection: name.clone(),
+                file: display_path(&candidate.song.file),
+                title: candidate.song.title.clone(),
+                split: candidate.split,
                 transposed_by: version.transposed_by,
-                key: song
+                key: candidate
+                    .song
                     .key
                     .map(|key| grid_codec::transposed_key(key, version.transposed_by)),
                 tokens: tokens_to_string(&version.tokens),
@@ -246,9 +373,8 @@ pub fn prepare(
         }
     }
     let vocabulary = Vocabulary::build(
-        encoded
-            .iter()
-            .flat_map(|(_, versions)| versions.iter().map(|v| v.tokens.as_slice())),
+        kept.iter()
+            .flat_map(|c| c.versions.iter().map(|v| v.tokens.as_slice())),
     );
     let mut songs_per_split = BTreeMap::new();
     let mut tokens_per_split = BTreeMap::new();
@@ -261,15 +387,10 @@ pub fn prepare(
         *tokens_per_split.entry(song.split).or_insert(0) += song.tokens.split(' ').count() + 1;
     }
     let report = Report {
-        files: collection.music_files,
-        songs_read: collection.songs.len(),
+        files: music_files,
+        songs_read: sources.iter().map(|s| s.songs.songs.len()).sum(),
         rejected: rejected_songs.len(),
-        rejected_reasons: count_kinds(
-            collection
-                .rejected
-                .iter()
-                .map(|r| r.kind.label().to_owned()),
-        ),
+        rejected_reasons: count_kinds(all_rejected.iter().map(|r| r.kind.label().to_owned())),
         rejected_songs,
         skipped_files,
         filtered: filtered.len(),
@@ -278,7 +399,14 @@ pub fn prepare(
             .into_iter()
             .map(|(exclusion, _)| exclusion)
             .collect(),
-        on_grid: encoded.len(),
+        on_grid,
+        duplicates: duplicate_songs.len(),
+        duplicate_songs,
+        collections: if sources.len() > 1 {
+            counts
+        } else {
+            BTreeMap::new()
+        },
         grace_notes_dropped,
         vocabulary_size: vocabulary.len(),
         songs_per_split,
@@ -292,6 +420,15 @@ pub fn prepare(
         report,
         encoding: options.encoding,
     })
+}
+
+/// A collection's name for messages.
+fn collection_label(name: &str) -> String {
+    if name.is_empty() {
+        "this collection".into()
+    } else {
+        name.to_owned()
+    }
 }
 
 /// Seeded song-level split: shuffle the song order, then cut test, val, train.
@@ -394,8 +531,11 @@ mod tests {
             music_files: 21,
             ..Default::default()
         };
-        for i in 0..20 {
-            collection.songs.push(song(&format!("S{i}"), &[3, 6]));
+        // Twenty different songs: the first note rises from song to song.
+        for i in 0..20u8 {
+            let mut distinct = song(&format!("S{i}"), &[3, 6]);
+            distinct.events[0].pitch = Pitch::Note(60 + i);
+            collection.songs.push(distinct);
         }
         // 1/48 steps: not on a 1/16 grid.
         collection.songs.push(song("OFF", &[1]));
@@ -411,10 +551,11 @@ mod tests {
         assert_eq!(report.songs_per_split[&Split::Train], 16);
         assert_eq!(report.songs_per_split[&Split::Val], 2);
         assert_eq!(report.songs_per_split[&Split::Test], 2);
-        // "60 60 _" plus the terminal: 4 tokens a song.
-        assert_eq!(prepared.songs[0].tokens, "60 60 _");
+        // Moved from G to C: "53 60 _" plus the terminal, 4 tokens a song.
+        assert_eq!(prepared.songs[0].tokens, "53 60 _");
         assert_eq!(report.tokens_per_split[&Split::Train], 16 * 4);
-        assert_eq!(prepared.vocabulary.len(), 4);
+        // `.`, the 20 first notes (53..=72, 60 among them), `_` and `r`.
+        assert_eq!(prepared.vocabulary.len(), 23);
         let again = prepare(&collection, &PrepareOptions::default()).unwrap();
         assert_eq!(again.songs, prepared.songs);
         let other = prepare(
@@ -426,6 +567,90 @@ mod tests {
         )
         .unwrap();
         assert_ne!(other.songs, prepared.songs);
+    }
+
+    /// A collection of songs named `id`, each G-major notes of the given
+    /// lengths in 48ths (3 = a sixteenth).
+    fn collection(songs: &[(&str, &[u64])]) -> Collection {
+        let mut collection = Collection::default();
+        for (id, lengths) in songs {
+            collection.songs.push(song(id, lengths));
+        }
+        collection
+    }
+
+    #[test]
+    fn several_collections_keep_each_song_once_in_its_first_sources_split() {
+        // Worked by hand: A holds three songs; B repeats A's [3, 6] under
+        // another id and holds one of its own, plus one off the grid; C
+        // repeats B's own song and A's [6, 3], and holds [3, 3, 3] twice.
+        let a = collection(&[("A1", &[3, 6]), ("A2", &[6, 3]), ("A3", &[12])]);
+        let b = collection(&[("B1", &[3, 6]), ("B2", &[3, 12]), ("B3", &[1])]);
+        let c = collection(&[
+            ("C1", &[3, 12]),
+            ("C2", &[6, 3]),
+            ("C3", &[3, 3, 3]),
+            ("C4", &[3, 3, 3]),
+        ]);
+        let sources = [
+            Source {
+                name: "a".into(),
+                songs: &a,
+            },
+            Source {
+                name: "b".into(),
+                songs: &b,
+            },
+            Source {
+                name: "c".into(),
+                songs: &c,
+            },
+        ];
+        let prepared = prepare_sources(&sources, &PrepareOptions::default()).unwrap();
+        let report = &prepared.report;
+        let kept: Vec<(&str, &str)> = prepared
+            .songs
+            .iter()
+            .map(|s| (s.collection.as_str(), s.id.as_str()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("a", "A1"),
+                ("a", "A2"),
+                ("a", "A3"),
+                ("b", "B2"),
+                ("c", "C3")
+            ]
+        );
+        assert_eq!(report.duplicates, 4);
+        let dup = |name: &str| report.collections[name].duplicates;
+        assert_eq!((dup("a"), dup("b"), dup("c")), (0, 1, 3));
+        assert_eq!(report.collections["b"].filtered, 1);
+        assert_eq!(report.collections["c"].songs_read, 4);
+        assert_eq!(
+            report
+                .duplicate_songs
+                .iter()
+                .map(|e| e.reason.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "the same tokens as A1 in a",
+                "the same tokens as B2 in b",
+                "the same tokens as A2 in a",
+                "the same tokens as C3 in c",
+            ]
+        );
+        // Each source is split on its own: a's songs split as a alone does.
+        let alone = prepare(&a, &PrepareOptions::default()).unwrap();
+        let splits = |songs: &[SongRecord], collection: &str| -> Vec<(String, Split)> {
+            songs
+                .iter()
+                .filter(|s| s.collection == collection)
+                .map(|s| (s.id.clone(), s.split))
+                .collect()
+        };
+        assert_eq!(splits(&prepared.songs, "a"), splits(&alone.songs, ""));
     }
 
     #[test]

@@ -130,9 +130,123 @@ pub fn load_collection(path: &Path) -> Result<Collection, SourceError> {
     Ok(collection)
 }
 
+/// The forms an Essen tree holds, in the order their collections are read:
+/// the Humdrum kern renditions first (the reference's form), then native EsAC.
+const ESSEN_FORMS: [&str; 2] = ["deutschl", "esac"];
+/// The collection every figure is measured on; it leads its form, so that a
+/// duplicate of one of its songs elsewhere is the one left out.
+const LEADING_COLLECTION: &str = "erk";
+
+/// True for a folder laid out as the Essen collection: `deutschl/` and/or
+/// `esac/`, each holding one folder per collection.
+pub fn is_essen_tree(path: &Path) -> bool {
+    ESSEN_FORMS.iter().any(|form| path.join(form).is_dir()) && !path.join("songs.jsonl").exists()
+}
+
+/// The collections a path names, in reading order, each with its name: an
+/// Essen tree gives every collection in it (`deutschl/erk` first, then the
+/// other kern collections, then the native EsAC ones, each form in name
+/// order; folders starting with `_` and the single-record `samples` are
+/// passed over); any other path is one collection named after its last part.
+pub fn collections_in(path: &Path) -> Result<Vec<(String, PathBuf)>, SourceError> {
+    if !path.exists() {
+        return Err(SourceError::Missing(path.to_owned()));
+    }
+    if !is_essen_tree(path) {
+        let name = path.file_stem().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        return Ok(vec![(name, path.to_owned())]);
+    }
+    let mut found = Vec::new();
+    for form in ESSEN_FORMS {
+        let dir = path.join(form);
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .map_err(|source| SourceError::Io {
+                path: dir.clone(),
+                source,
+            })?
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.path().is_dir())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('_') && name != "samples")
+            .collect();
+        names.sort_by_key(|name| (name != LEADING_COLLECTION, name.clone()));
+        found.extend(
+            names
+                .into_iter()
+                .map(|name| (format!("{form}/{name}"), dir.join(name))),
+        );
+    }
+    Ok(found)
+}
+
+/// Reads every collection `paths` name (see [`collections_in`]), in order.
+/// A single collection keeps an empty name, so that preparing it alone
+/// writes what it always has.
+pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<(String, Collection)>, SourceError> {
+    let mut named = Vec::new();
+    for path in paths {
+        named.extend(collections_in(path)?);
+    }
+    let single = named.len() == 1;
+    named
+        .into_iter()
+        .map(|(name, path)| {
+            let songs = load_collection(&path)?;
+            Ok((if single { String::new() } else { name }, songs))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_essen_tree_lists_its_collections_kern_first_and_erk_leading() {
+        let dir = tempfile::tempdir().unwrap();
+        for folder in [
+            "deutschl/kinder",
+            "deutschl/erk",
+            "deutschl/allerkbd",
+            "esac/china",
+            "esac/erk",
+            "esac/_upstream",
+            "esac/samples",
+        ] {
+            fs::create_dir_all(dir.path().join(folder)).unwrap();
+        }
+        fs::write(dir.path().join("esac/SOURCE.md"), "").unwrap();
+        let names: Vec<String> = collections_in(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "deutschl/erk",
+                "deutschl/allerkbd",
+                "deutschl/kinder",
+                "esac/erk",
+                "esac/china"
+            ]
+        );
+        let erk = dir.path().join("deutschl/erk");
+        assert_eq!(
+            collections_in(&erk).unwrap(),
+            [("erk".to_owned(), erk.clone())]
+        );
+        assert!(matches!(
+            collections_in(&dir.path().join("nothing")),
+            Err(SourceError::Missing(_))
+        ));
+    }
 
     #[test]
     fn archive_names_are_taken_below_the_collection_folder() {

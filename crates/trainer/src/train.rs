@@ -153,6 +153,9 @@ pub struct DatasetInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinalMetrics {
     pub test: Evaluation,
+    /// Test scores of each collection's own test songs, when there are several.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub test_per_collection: std::collections::BTreeMap<String, Evaluation>,
     pub best_val_nll: f64,
     pub steps: usize,
     pub epochs_completed: f64,
@@ -477,6 +480,7 @@ fn run(
     let test = evaluate(&best, &dataset.test, 32, options.threads)?;
     let metrics = FinalMetrics {
         test,
+        test_per_collection: crate::eval::evaluate_collections(&best, dataset, options.threads)?,
         best_val_nll: progress.best_val.unwrap_or(f64::NAN),
         steps: progress.step,
         epochs_completed: progress.step as f64 / batches_per_epoch as f64,
