@@ -103,8 +103,15 @@ pub struct TrainArgs {
     #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
     /// Continue a run that was stopped, from its last checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "init")]
     pub resume: bool,
+    /// Start from this model's weights (a model folder, a run, or
+    /// hub:OWNER/NAME) and train on the given data: tokens it knows keep their
+    /// rows, new ones start fresh; its architecture is used (a different
+    /// --hidden, --layers or --embedding-dim is refused); the optimizer starts
+    /// fresh [default: a fresh initialisation].
+    #[arg(long, value_name = "DIR|hub:OWNER/NAME")]
+    pub init: Option<ModelRef>,
     /// Train as the reference notebook did (last-position objective, 10 epochs, constant lr);
     /// other flags still apply on top.
     #[arg(long)]
@@ -271,6 +278,36 @@ fn run_folder(args: &TrainArgs) -> Result<PathBuf> {
     Ok(free)
 }
 
+/// The weights of `--init` and the configuration they fix: their
+/// architecture, unless a flag asks for another, which is refused.
+fn init_from(
+    model: &ModelRef,
+    args: &TrainArgs,
+    mut config: TrainConfig,
+) -> Result<(TrainConfig, trainer::Init)> {
+    let folder = ModelFolder::open(model, &candle_core::Device::Cpu)
+        .with_context(|| format!("--init {model}"))?;
+    let theirs = &folder.model.config;
+    for (flag, asked, has) in [
+        ("--hidden", args.hidden, theirs.hidden_size),
+        ("--layers", args.layers, theirs.num_layers),
+        ("--embedding-dim", args.embedding_dim, theirs.embedding_dim),
+    ] {
+        if let Some(asked) = asked
+            && asked != has
+        {
+            bail!(
+                "--init {model} has {flag} {has}, not {asked}: leave {flag} out to train it further"
+            );
+        }
+    }
+    config.hidden_size = theirs.hidden_size;
+    config.num_layers = theirs.num_layers;
+    config.embedding_dim = Some(theirs.embedding_dim);
+    let init = trainer::Init::from_model(&folder.model, &folder.vocabulary, model.to_string());
+    Ok((config, init))
+}
+
 /// The run name when none is given.
 const DEFAULT_RUN: &str = "erk";
 
@@ -326,6 +363,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         other => other.into(),
     })?;
     let device = args.device.device()?;
+    let (config, init) = match &args.init {
+        Some(model) => {
+            let (config, init) = init_from(model, args, config)?;
+            (config, Some(init))
+        }
+        None => (config, None),
+    };
     let run_dir = run_folder(args)?;
     let data = source::data_or_cached_erk(args.data.clone(), "--data")?;
     let data_dir = run_dir.join("data");
@@ -347,6 +391,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     );
     let options = RunOptions {
         resume: args.resume,
+        init,
         device,
         threads: args.threads.unwrap_or_else(available_threads),
     };

@@ -128,7 +128,7 @@ carry PyTorch's parameter names (`embedding.weight`, `lstm.weight_ih_l0`, ...,
 
 ## Training
 
-{training}.
+{training}.{init}
 
 ## Results
 
@@ -162,6 +162,9 @@ tokenizer over the tokens above.
         ppl = metric(nll.map(f64::exp), 3),
         accuracy = percent(number(config, &["metrics", "test", "accuracy"])),
         encoding_text = encoding_text(encoding),
+        init = text(config, &["init_from"]).map_or_else(String::new, |from| format!(
+            "\n\nIt started from the weights of `{from}` (tokens that model knows kept their\nrows, new tokens started fresh) and was then trained on the data above."
+        )),
         repertoire = if encoding.in_reference_keys() {
             "- It knows one small repertoire: about 1,350 German folk songs, all moved to C major or\n  A minor. It writes single-line melodies with no lyrics, dynamics or harmony."
         } else {

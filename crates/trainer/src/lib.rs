@@ -12,6 +12,7 @@
 
 pub mod data;
 pub mod eval;
+pub mod init;
 pub mod logs;
 pub mod observe;
 pub mod optim;
@@ -21,6 +22,7 @@ pub mod train;
 
 pub use data::Dataset;
 pub use eval::{Evaluation, evaluate, evaluate_collections};
+pub use init::Init;
 pub use optim::Schedule;
 pub use prepare::{
     CollectionCounts, Exclusion, PrepareError, PrepareOptions, Prepared, Report, SongRecord,

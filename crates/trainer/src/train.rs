@@ -178,6 +178,9 @@ pub struct RunConfig {
     pub dataset: DatasetInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<FinalMetrics>,
+    /// The model whose weights the run started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
 }
 
 /// Progress saved with each checkpoint.
@@ -233,6 +236,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub resume: bool,
+    /// Weights to start from instead of a fresh initialisation (not on resume).
+    pub init: Option<crate::init::Init>,
     pub device: Device,
     /// Threads that share each batch (data parallel).
     pub threads: usize,
@@ -286,6 +291,7 @@ fn run(
             train_tokens: dataset.train_tokens(),
         },
         metrics: None,
+        init_from: options.init.as_ref().map(|init| init.source.clone()),
     };
     let state_dir = run_dir.join(STATE_DIR);
     let (model, mut adam, mut progress, mut carry) = if options.resume {
@@ -300,6 +306,10 @@ fn run(
             DType::F32,
             config.seed,
         )?;
+        if let Some(init) = &options.init {
+            let new_tokens = init.apply(&model, &dataset.vocabulary)?;
+            tracing::info!("started from {} ({new_tokens} new tokens)", init.source);
+        }
         let adam = Adam::new(model.parameters(), adam_config(config))?;
         let progress = Progress {
             step: 0,

@@ -84,6 +84,7 @@ fn train_logged(
 fn options(threads: usize) -> RunOptions {
     RunOptions {
         resume: false,
+        init: None,
         device: Device::Cpu,
         threads,
     }
@@ -280,4 +281,124 @@ fn a_run_is_never_overwritten_and_resume_checks_the_settings() {
     let outcome = train_logged(&dataset, "test", &longer, &run, &resume).unwrap();
     assert_eq!(outcome.metrics.steps, 16);
     assert_eq!(losses(&run).len(), 2);
+}
+
+#[test]
+fn init_keeps_the_rows_of_known_tokens_and_trains_new_ones() {
+    use grid_codec::{Token, Vocabulary};
+    use lstm_candle::{MelodyModel, names};
+
+    let dir = tempfile::tempdir().unwrap();
+    let small = small_dataset(&dir.path().join("small"));
+    let first = dir.path().join("first");
+    train_logged(&small, "small", &tiny(), &first, &options(1)).unwrap();
+    let model = lstm_candle::load_checkpoint(&first, &Device::Cpu).unwrap();
+    let init = trainer::Init::from_model(&model, &small.vocabulary, "first".into());
+
+    // The same songs and three more, in every split, with a pitch the first
+    // model never saw (MIDI 95).
+    let grown = dir.path().join("grown");
+    std::fs::create_dir_all(&grown).unwrap();
+    let mut songs = trainer::read_songs(&dir.path().join("small/songs.jsonl")).unwrap();
+    for (i, split) in [
+        trainer::Split::Train,
+        trainer::Split::Val,
+        trainer::Split::Test,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        songs.push(trainer::SongRecord {
+            id: format!("NEW{i}"),
+            collection: String::new(),
+            file: "new.krn".into(),
+            title: String::new(),
+            split,
+            transposed_by: 0,
+            key: None,
+            tokens: "60 _ 95 _ _ _ 64 _ 95 _".into(),
+        });
+    }
+    let lines: String = songs
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap() + "\n")
+        .collect();
+    std::fs::write(grown.join("songs.jsonl"), lines).unwrap();
+    let tokens: Vec<Vec<Token>> = songs
+        .iter()
+        .map(|s| grid_codec::parse_tokens(&s.tokens).unwrap())
+        .collect();
+    let vocabulary = Vocabulary::build(tokens.iter().map(Vec::as_slice));
+    vocabulary.save(&grown.join("tokenizer.json")).unwrap();
+    let grown = Dataset::load(&grown).unwrap();
+    assert_eq!(grown.vocabulary.len(), small.vocabulary.len() + 1);
+    let new_id = grown.vocabulary.id(Token::Note(95)).unwrap() as usize;
+
+    // Applied to a fresh model: every known token's rows are the first
+    // model's, the new token's are the fresh ones, the LSTM is taken whole.
+    let config = tiny().model_config(grown.vocabulary.len());
+    let fresh = MelodyModel::new(config.clone(), &Device::Cpu, candle_core::DType::F32, 5).unwrap();
+    let before = |m: &MelodyModel, name: &str| -> Vec<Vec<f32>> {
+        let data = m.varmap().data().lock().unwrap();
+        let t = data[name].as_tensor();
+        if t.rank() == 1 {
+            t.unsqueeze(1).unwrap().to_vec2().unwrap()
+        } else {
+            t.to_vec2().unwrap()
+        }
+    };
+    let fresh_rows = before(&fresh, names::EMBEDDING);
+    assert_eq!(init.apply(&fresh, &grown.vocabulary).unwrap(), 1);
+    for name in [names::EMBEDDING, names::FC_WEIGHT, names::FC_BIAS] {
+        let old = before(&model, name);
+        let now = before(&fresh, name);
+        for (id, token) in grown.vocabulary.tokens().iter().enumerate() {
+            match small.vocabulary.id(*token) {
+                Some(old_id) => assert_eq!(now[id], old[old_id as usize], "{name} {token:?}"),
+                None => assert_eq!(id, new_id),
+            }
+        }
+    }
+    assert_eq!(before(&fresh, names::EMBEDDING)[new_id], fresh_rows[new_id]);
+    assert_eq!(
+        before(&fresh, &names::weight_hh(0)),
+        before(&model, &names::weight_hh(0))
+    );
+
+    // Trained from there, the new token's row moves.
+    let second = dir.path().join("second");
+    let with_init = RunOptions {
+        init: Some(init.clone()),
+        ..options(1)
+    };
+    let outcome = train_logged(&grown, "grown", &tiny(), &second, &with_init).unwrap();
+    assert!(outcome.metrics.test.nll_per_token.is_finite());
+    let trained = lstm_candle::load_checkpoint(&second, &Device::Cpu).unwrap();
+    assert_ne!(
+        before(&trained, names::EMBEDDING)[new_id],
+        fresh_rows[new_id]
+    );
+    let config: trainer::RunConfig =
+        serde_json::from_str(&std::fs::read_to_string(second.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config.init_from.as_deref(), Some("first"));
+
+    // Another architecture is refused by name.
+    let wider = TrainConfig {
+        hidden_size: 32,
+        ..tiny()
+    };
+    let err = train_logged(
+        &grown,
+        "grown",
+        &wider,
+        &dir.path().join("wider"),
+        &with_init,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("first has embedding 8, hidden size 16"),
+        "{err}"
+    );
 }
