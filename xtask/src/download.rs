@@ -23,6 +23,86 @@ pub struct Collection {
     pub folder: Option<String>,
     /// Pinned content digest (see [`content_digest`]) and song-file count.
     pub pinned: Option<(String, usize)>,
+    /// How the archive's song files are laid out in the cache.
+    pub arrangement: Arrangement,
+}
+
+/// Where song files go in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrangement {
+    /// As the archive has them, below the collection folder.
+    AsArchived,
+    /// The native EsAC files, each in its collection's folder (`erk/erk10.sm`,
+    /// `china/HAN1.sm`); files that are not one of them are left out.
+    EsacCollections,
+}
+
+/// Every native EsAC file of the Essen collection and the folder it goes in,
+/// as in `shared/data/essen/esac` (see its SOURCE.md).
+const ESAC_FILES: [(&str, &str); 38] = [
+    ("altdeu10.sm", "altdeu"),
+    ("altdeu20.sm", "altdeu"),
+    ("ballad10.sm", "ballad"),
+    ("ballad20.sm", "ballad"),
+    ("ballad30.sm", "ballad"),
+    ("ballad40.sm", "ballad"),
+    ("ballad50.sm", "ballad"),
+    ("ballad60.sm", "ballad"),
+    ("ballad70.sm", "ballad"),
+    ("ballad80.sm", "ballad"),
+    ("boehme10.sm", "boehme"),
+    ("boehme20.sm", "boehme"),
+    ("HAN1.sm", "china"),
+    ("HAN2.sm", "china"),
+    ("dva0.sm", "dva"),
+    ("erk10.sm", "erk"),
+    ("erk20.sm", "erk"),
+    ("erk30.sm", "erk"),
+    ("erk5.sm", "erk"),
+    ("fink0.sm", "fink"),
+    ("HAYDN.sm", "haydn"),
+    ("IRL.sm", "irl"),
+    ("kinder0.sm", "kinder"),
+    ("dwok01_1.sm", "kolberg-dwok01"),
+    ("dwok01_2.sm", "kolberg-dwok01"),
+    ("dwok01_3.sm", "kolberg-dwok01"),
+    ("dwok01_4.sm", "kolberg-dwok01"),
+    ("dwok01_5.sm", "kolberg-dwok01"),
+    ("dwok01_6.sm", "kolberg-dwok01"),
+    ("dwok01_7.sm", "kolberg-dwok01"),
+    ("LOT.sm", "lothringen"),
+    ("LUX.sm", "luxemburg"),
+    ("test0.sm", "test"),
+    ("test1.sm", "test"),
+    ("testd.sm", "test"),
+    ("teste.sm", "test"),
+    ("variant0.sm", "variant"),
+    ("zuccal0.sm", "zuccal"),
+];
+
+/// Shlien's `abc_collection` at a fixed commit: its `esac/esac.zip` holds the
+/// native EsAC files beside his ABC conversions.
+const ESAC_ARCHIVES: [&str; 2] = [
+    "https://raw.githubusercontent.com/sshlien/abc_collection/2ab0fa842e93276f4418448e7882e6465efa2d40/esac/esac.zip",
+    "https://github.com/sshlien/abc_collection/raw/2ab0fa842e93276f4418448e7882e6465efa2d40/esac/esac.zip",
+];
+
+impl Arrangement {
+    fn arrange(self, files: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+        match self {
+            Arrangement::AsArchived => files,
+            Arrangement::EsacCollections => files
+                .into_iter()
+                .filter_map(|(name, bytes)| {
+                    let base = name.rsplit('/').next().unwrap_or(&name);
+                    ESAC_FILES
+                        .iter()
+                        .find(|(file, _)| *file == base)
+                        .map(|(file, folder)| (format!("{folder}/{file}"), bytes))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The GitHub mirror of CCARH's Essen kern files at a fixed commit: its content
@@ -32,6 +112,18 @@ const GITHUB_ARCHIVE: &str = "https://github.com/ccarh/essen-folksong-collection
 /// The collections `cargo xtask download NAME` knows, with their digests
 /// (computed from the CCARH files, byte-identical to `shared/data/essen/deutschl`).
 pub fn known(name: &str) -> Option<Collection> {
+    if name == "esac" {
+        return Some(Collection {
+            name: name.to_owned(),
+            urls: ESAC_ARCHIVES.iter().map(|u| (*u).to_owned()).collect(),
+            folder: None,
+            pinned: Some((
+                "8530d37ffc87092ec9c2c70ea0163a7ffb3d8ac9ebf92e9cf86d6be2cec59eec".to_owned(),
+                ESAC_FILES.len(),
+            )),
+            arrangement: Arrangement::EsacCollections,
+        });
+    }
     let (folder, count, digest) = match name {
         "erk" => (
             "erk",
@@ -58,7 +150,28 @@ pub fn known(name: &str) -> Option<Collection> {
         ],
         folder: Some(folder.to_owned()),
         pinned: Some((digest.to_owned(), count)),
+        arrangement: Arrangement::AsArchived,
     })
+}
+
+/// The whole collection as an Essen tree in the cache (`essen/deutschl`, the
+/// kern renditions of the German sets, and `essen/esac`, every native EsAC
+/// file): both downloaded and verified like any collection. Returns the tree.
+pub fn download_essen(options: &Options) -> Result<PathBuf> {
+    for name in ["deutschl", "esac"] {
+        let collection = known(name).expect("known");
+        let done = download(&collection, options)?;
+        let state = if done.cached {
+            "already cached"
+        } else {
+            "downloaded"
+        };
+        eprintln!("{name}: {state}, {} files, verified", done.files);
+    }
+    Ok(cached_collection(&options.cache, "deutschl")
+        .parent()
+        .expect("the cache has a root")
+        .to_owned())
 }
 
 /// Any song files in an archive or folder, kept under their own names.
@@ -68,6 +181,7 @@ pub fn any_songs(name: &str) -> Collection {
         urls: Vec::new(),
         folder: None,
         pinned: None,
+        arrangement: Arrangement::AsArchived,
     }
 }
 
@@ -176,6 +290,7 @@ pub fn download(collection: &Collection, options: &Options) -> Result<Downloaded
             files?
         }
     };
+    let files = collection.arrangement.arrange(files);
     let digest = content_digest(&files);
     if let Some((pinned, count)) = &collection.pinned
         && (pinned != &digest || *count != files.len())

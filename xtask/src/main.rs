@@ -28,15 +28,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch a collection (erk, deutschl, or a zip URL), verify it and cache it.
+    /// Fetch a collection (erk, deutschl, esac, essen, or a zip URL), verify it and cache it.
     #[command(
-        after_help = "Examples:\n  cargo xtask download erk\n  cargo xtask download deutschl\n  cargo xtask download erk --from ../shared/data/essen/deutschl/erk\n  cargo xtask download https://example.org/songs.zip"
+        after_help = "Examples:\n  cargo xtask download erk\n  cargo xtask download essen\n  cargo xtask download erk --from ../shared/data/essen/deutschl/erk\n  cargo xtask download essen --from ../shared/data/essen\n  cargo xtask download https://example.org/songs.zip"
     )]
     Download {
-        /// `erk` (1,700 German songs), `deutschl` (all 5,365 German kern songs) or a URL of a zip.
+        /// `erk` (1,700 German songs), `deutschl` (all 5,365 German kern songs), `esac`
+        /// (every native EsAC file: 20 collections), `essen` (deutschl and esac, as an
+        /// Essen tree that --data takes) or a URL of a zip.
         #[arg(default_value = "erk")]
         target: String,
-        /// Use an offline mirror instead of the network: a folder or a zip.
+        /// Use an offline mirror instead of the network: a folder or a zip (for
+        /// `essen`, a folder with deutschl/ and esac/).
         #[arg(long, value_name = "DIR|ZIP")]
         from: Option<PathBuf>,
         /// Cache folder (default: $ESAC_MELODY_CACHE or the platform cache folder).
@@ -347,33 +350,26 @@ fn run(cli: Cli) -> Result<()> {
             cache,
             force,
         } => {
-            let collection = resolve_target(&target)?;
             let mut options =
                 download::Options::new(cache.unwrap_or_else(trainer::source::cache_root));
-            options.from = from;
             options.force = force;
-            let done = download::download(&collection, &options).with_context(|| {
-                format!(
-                    "cannot fetch {} (check the network, or without internet use an offline copy with --from DIR|ZIP)",
-                    collection.name
-                )
-            })?;
-            let verified = if collection.pinned.is_some() {
-                "verified against the pinned checksum"
+            if target == "essen" {
+                // Both forms; an offline mirror is an Essen tree with both.
+                let mut tree = None;
+                for part in ["deutschl", "esac"] {
+                    options.from = from.as_ref().map(|f| f.join(part));
+                    let collection = download::known(part).expect("known");
+                    let done = fetch(&collection, &options)?;
+                    tree = done.path.parent().map(Path::to_owned);
+                }
+                println!(
+                    "essen: both forms verified\n  {}",
+                    tree.expect("two parts").display()
+                );
             } else {
-                "no pinned checksum for a custom URL"
-            };
-            let state = if done.cached {
-                "already cached"
-            } else {
-                "downloaded"
-            };
-            println!(
-                "{}: {state}, {} files, {verified}\n  {}",
-                collection.name,
-                done.files,
-                done.path.display()
-            );
+                options.from = from;
+                fetch(&resolve_target(&target)?, &options)?;
+            }
         }
         Command::Prepare {
             data,
@@ -532,6 +528,36 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// Downloads one collection and says what happened.
+fn fetch(
+    collection: &download::Collection,
+    options: &download::Options,
+) -> Result<download::Downloaded> {
+    let done = download::download(collection, options).with_context(|| {
+        format!(
+            "cannot fetch {} (check the network, or without internet use an offline copy with --from DIR|ZIP)",
+            collection.name
+        )
+    })?;
+    let verified = if collection.pinned.is_some() {
+        "verified against the pinned checksum"
+    } else {
+        "no pinned checksum for a custom URL"
+    };
+    let state = if done.cached {
+        "already cached"
+    } else {
+        "downloaded"
+    };
+    println!(
+        "{}: {state}, {} files, {verified}\n  {}",
+        collection.name,
+        done.files,
+        done.path.display()
+    );
+    Ok(done)
+}
+
 fn resolve_target(target: &str) -> Result<download::Collection> {
     if let Some(known) = download::known(target) {
         return Ok(known);
@@ -539,7 +565,9 @@ fn resolve_target(target: &str) -> Result<download::Collection> {
     if target.starts_with("http://") || target.starts_with("https://") {
         return Ok(download::from_url(target));
     }
-    bail!("unknown collection {target:?}: use `erk`, `deutschl`, or the URL of a zip")
+    bail!(
+        "unknown collection {target:?}: use `erk`, `deutschl`, `esac`, `essen`, or the URL of a zip"
+    )
 }
 
 fn prepare(data: &[PathBuf], out: &Path, options: &PrepareOptions) -> Result<()> {

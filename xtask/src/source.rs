@@ -9,10 +9,26 @@ use trainer::{PrepareOptions, Prepared, Source};
 use crate::download;
 
 /// The given data paths, or the cached erk collection (downloaded if missing).
+/// A name that is not a path names a collection to fetch: `essen` (every
+/// collection, as an Essen tree), `erk`, `deutschl`, or one collection of the
+/// Essen tree (`kinder`, `china`: the kern rendition where there is one).
 /// `flag` is the option of the calling command that takes a local copy.
 pub fn data_or_cached_erk(data: Vec<PathBuf>, flag: &str) -> Result<Vec<PathBuf>> {
     if !data.is_empty() {
-        return Ok(data);
+        return data
+            .into_iter()
+            .map(|path| {
+                if path.exists() {
+                    return Ok(path);
+                }
+                match path.to_str() {
+                    Some(name) if !name.contains('/') && !name.contains('.') => {
+                        fetch_named(name, flag)
+                    }
+                    _ => Ok(path),
+                }
+            })
+            .collect();
     }
     let collection = download::known("erk").expect("erk is known");
     let options = download::Options::new(trainer::source::cache_root());
@@ -25,6 +41,32 @@ pub fn data_or_cached_erk(data: Vec<PathBuf>, flag: &str) -> Result<Vec<PathBuf>
         eprintln!("fetched erk into {}", done.path.display());
     }
     Ok(vec![done.path])
+}
+
+/// The cached copy of a named collection, fetched if needed.
+fn fetch_named(name: &str, flag: &str) -> Result<PathBuf> {
+    let options = download::Options::new(trainer::source::cache_root());
+    let offline = || {
+        format!(
+            "{flag} {name}: not a path here, and the collection could not be fetched; without internet, pass {flag} with a folder of .krn or .sm files or an Essen tree (for example {flag} ../shared/data/essen)"
+        )
+    };
+    if let Some(collection) = download::known(name) {
+        return Ok(download::download(&collection, &options)
+            .with_context(offline)?
+            .path);
+    }
+    let tree = download::download_essen(&options).with_context(offline)?;
+    if name == "essen" {
+        return Ok(tree);
+    }
+    ["deutschl", "esac"]
+        .iter()
+        .map(|form| tree.join(form).join(name))
+        .find(|dir| dir.is_dir())
+        .with_context(|| {
+            format!("{flag} {name}: no such path, and no collection of that name in the Essen collection ({})", tree.display())
+        })
 }
 
 /// The paths as one line, for messages.

@@ -270,3 +270,93 @@ fn offline_mirrors_folder_and_zip() {
     assert!(!again.cached);
     assert_eq!(again.digest, done.digest);
 }
+
+/// A zip laid out like Shlien's `esac/esac.zip`: the native EsAC files flat
+/// under `esac/`, beside other files (an ABC conversion), one file tampered
+/// with when `modify` names it.
+fn esac_zip(modify: Option<&str>) -> Vec<u8> {
+    let root = erk_dir().join("../../esac");
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sm"))
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if Some(name.as_str()) == modify {
+            bytes.push(b' ');
+        }
+        writer.start_file(format!("esac/{name}"), options).unwrap();
+        writer.write_all(&bytes).unwrap();
+    }
+    writer.start_file("esac/erk10.abc", options).unwrap();
+    writer.write_all(b"X:1\nK:C\nCDE|\n").unwrap();
+    writer.finish().unwrap().into_inner()
+}
+
+fn esac_from(url: &str) -> Collection {
+    let mut collection = download::known("esac").unwrap();
+    collection.urls = vec![url.to_owned()];
+    collection
+}
+
+#[test]
+fn the_native_esac_files_arrive_in_their_collections_and_verified() {
+    let (url, _) = serve(vec![Reply::Body(Arc::new(esac_zip(None)))], 10);
+    let cache = tempfile::tempdir().unwrap();
+    let done = download::download(&esac_from(&url), &options(&cache)).unwrap();
+    assert_eq!(done.files, 38);
+    for file in [
+        "erk/erk10.sm",
+        "china/HAN1.sm",
+        "kolberg-dwok01/dwok01_7.sm",
+        "irl/IRL.sm",
+    ] {
+        assert!(done.path.join(file).is_file(), "{file}");
+    }
+    // Laid out as an Essen tree beside deutschl, it reads as collections.
+    let tree = done.path.parent().unwrap();
+    assert!(trainer::source::is_essen_tree(tree));
+    let names: Vec<String> = trainer::source::collections_in(tree)
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(names[0], "esac/erk");
+    assert_eq!(names.len(), 16);
+
+    let (url, _) = serve(vec![Reply::Body(Arc::new(esac_zip(Some("HAN2.sm"))))], 10);
+    let cache = tempfile::tempdir().unwrap();
+    let err = download::download(&esac_from(&url), &options(&cache)).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("does not match its pinned checksum"),
+        "{err:#}"
+    );
+    assert!(!cache.path().join("essen/esac").exists(), "nothing cached");
+}
+
+#[test]
+fn essen_from_an_offline_tree() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut options = options(&cache);
+    let tree = erk_dir().join("../..");
+    for part in ["deutschl", "esac"] {
+        options.from = Some(tree.join(part));
+        let done = download::download(&download::known(part).unwrap(), &options).unwrap();
+        assert!(!done.cached);
+    }
+    options.from = None;
+    // Both are cached and verified now: nothing is fetched.
+    let essen = download::download_essen(&options).unwrap();
+    assert_eq!(essen, cache.path().join("essen"));
+    let collections = trainer::source::collections_in(&essen).unwrap();
+    assert_eq!(collections[0].0, "deutschl/erk");
+    assert_eq!(collections.len(), 12 + 16);
+}
