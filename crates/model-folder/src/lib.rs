@@ -384,6 +384,40 @@ impl ModelFolder {
     }
 }
 
+/// Writes a model's own files into `dir`: `model.safetensors` (f32, PyTorch's
+/// names), `config.json` (`config`, which holds the architecture and may hold
+/// more, such as a training run's settings) and `tokenizer.json`, each through a
+/// temporary file and a rename. What a training run writes for its best model.
+pub fn write_model(
+    dir: &Path,
+    model: &MelodyModel,
+    vocabulary: &Vocabulary,
+    config: &impl Serialize,
+) -> Result<(), FolderError> {
+    if vocabulary.len() != model.config.vocab_size {
+        return Err(FolderError::Mismatch {
+            dir: dir.to_owned(),
+            model: model.config.vocab_size,
+            tokenizer: vocabulary.len(),
+        });
+    }
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let tensors: Vec<(String, Tensor)> = model
+        .parameters()
+        .into_iter()
+        .map(|(name, var)| (name, var.as_tensor().clone()))
+        .collect();
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let weights =
+        tensors_to_safetensors_as(&tensors, DType::F32).map_err(|e| invalid(&weights_path, e))?;
+    write_atomic(&weights_path, &weights).map_err(io(&weights_path))?;
+    let config_path = dir.join(CONFIG_FILE);
+    let text = serde_json::to_string_pretty(config).map_err(|e| invalid(&config_path, e))?;
+    write_atomic(&config_path, text.as_bytes()).map_err(io(&config_path))?;
+    let tokenizer_path = dir.join(TOKENIZER_FILE);
+    write_atomic(&tokenizer_path, vocabulary.to_json().as_bytes()).map_err(io(&tokenizer_path))
+}
+
 fn is_empty_dir(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }

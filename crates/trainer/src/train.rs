@@ -204,6 +204,8 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Folder(#[from] model_folder::FolderError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -324,10 +326,6 @@ fn run(
         (model, adam, progress, None)
     };
     fs::create_dir_all(run_dir).map_err(io(run_dir))?;
-    dataset
-        .vocabulary
-        .save(&run_dir.join("tokenizer.json"))
-        .map_err(|e| TrainError::Config(e.to_string()))?;
     let dot_path = run_dir.join("model.dot");
     write_atomic(&dot_path, model_dot(&model_config).as_bytes()).map_err(io(&dot_path))?;
     if !options.resume {
@@ -454,8 +452,7 @@ fn run(
                 if improved {
                     progress.best_val = Some(val.nll_per_token);
                     progress.evals_since_best = 0;
-                    save_checkpoint(&model, run_dir)?;
-                    write_run_config(run_dir, &run_config)?;
+                    model_folder::write_model(run_dir, &model, &dataset.vocabulary, &run_config)?;
                 } else {
                     progress.evals_since_best += 1;
                 }
