@@ -31,19 +31,27 @@ impl Observer for LossPlot {
     }
 }
 
-/// The progress bar: steps, ETA, the loss and tokens/s, then the validation NLL.
+/// The progress bar: what is trained on, steps, epoch, ETA, the loss and
+/// tokens/s, then the validation NLL.
 pub struct Progress {
     bar: ProgressBar,
+    epochs: usize,
+    epoch: usize,
 }
 
 impl Progress {
-    pub fn new(hidden: bool) -> Self {
+    /// `data` says what is trained on (`erk`, `28 collections`).
+    pub fn new(hidden: bool, data: String, epochs: usize) -> Self {
+        let bar = if hidden {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(0)
+        };
+        bar.set_prefix(data);
         Self {
-            bar: if hidden {
-                ProgressBar::hidden()
-            } else {
-                ProgressBar::new(0)
-            },
+            bar,
+            epochs,
+            epoch: 0,
         }
     }
 }
@@ -53,7 +61,7 @@ impl Observer for Progress {
         self.bar.set_length(total_steps as u64);
         self.bar.set_style(
             ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
+                "{prefix} {elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
             )
             .expect("valid template")
             .progress_chars("=> "),
@@ -67,9 +75,13 @@ impl Observer for Progress {
     }
 
     fn report(&mut self, r: &StepReport) -> Result<(), trainer::TrainError> {
+        self.epoch = r.epoch;
         self.bar.set_message(format!(
-            "loss {:.3}, {:.0} tok/s",
-            r.mean_loss, r.tokens_per_s
+            "epoch {}/{}, loss {:.3}, {:.0} tok/s",
+            r.epoch + 1,
+            self.epochs,
+            r.mean_loss,
+            r.tokens_per_s
         ));
         Ok(())
     }
@@ -80,8 +92,12 @@ impl Observer for Progress {
         val: &Evaluation,
         best: f64,
     ) -> Result<(), trainer::TrainError> {
-        self.bar
-            .set_message(format!("val {:.4} (best {best:.4})", val.nll_per_token));
+        self.bar.set_message(format!(
+            "epoch {}/{}, val {:.4} (best {best:.4})",
+            self.epoch + 1,
+            self.epochs,
+            val.nll_per_token
+        ));
         Ok(())
     }
 

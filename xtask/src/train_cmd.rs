@@ -405,7 +405,18 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             config.objective
         ),
     };
-    let mut progress = Progress::new(args.quiet);
+    let collections = std::fs::read_to_string(data_dir.join(trainer::prepare::REPORT_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<trainer::Report>(&text).ok())
+        .map_or(0, |report| report.collections.len());
+    let data_label = if collections > 1 {
+        format!("{collections} collections")
+    } else {
+        data.first()
+            .and_then(|p| p.file_name())
+            .map_or_else(|| "songs".to_owned(), |n| n.to_string_lossy().into_owned())
+    };
+    let mut progress = Progress::new(args.quiet, data_label, config.epochs);
     let outcome = trainer::train(
         &dataset,
         &source::describe(&data),

@@ -13,6 +13,8 @@ use crate::train::TrainError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepReport {
     pub step: usize,
+    /// The epoch under way, from 0.
+    pub epoch: usize,
     /// The last update's loss.
     pub loss: f64,
     /// Mean loss since the last evaluation.

@@ -403,6 +403,7 @@ fn run(
                 let elapsed = interval_start.0.elapsed().as_secs_f64().max(1e-9);
                 let report = StepReport {
                     step: progress.step,
+                    epoch: progress.epoch,
                     loss: loss_value,
                     mean_loss: loss_sum / loss_count as f64,
                     lr,
