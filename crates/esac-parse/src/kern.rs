@@ -11,7 +11,8 @@ use std::path::Path;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::model::{
-    Duration, Event, Key, Melody, Meter, MeterChange, Pitch, Tie, letter_pitch_class,
+    Duration, Event, Key, Melody, Meter, MeterChange, Mode, Pitch, Spelling, Tie,
+    letter_pitch_class,
 };
 
 /// Reads every song (one per `**kern` segment) in a kern text.
@@ -342,18 +343,20 @@ fn column_of(fields: &[&str], index: usize) -> usize {
 /// Kern writes flats as `-`; the mode is one of the 3-letter abbreviations.
 fn parse_key(tonic: &str, mode: &str) -> Option<Key> {
     // `b` is a letter in kern (B minor), never a flat.
-    if tonic.len() > 1 && tonic[1..].contains('b') {
+    if tonic.chars().skip(1).any(|c| c == 'b') {
         return None;
     }
-    let key: Key = tonic.parse().ok()?;
-    match mode {
-        "" => Some(key),
-        "ion" | "dor" | "phr" | "lyd" | "mix" | "aeo" | "loc" => Some(Key {
-            mode: mode.parse().ok()?,
-            ..key
-        }),
-        _ => None,
-    }
+    let spelling: Spelling = tonic.parse().ok()?;
+    let mode = match mode {
+        "" if tonic.starts_with(|c: char| c.is_ascii_lowercase()) => Mode::Minor,
+        "" => Mode::Major,
+        "ion" | "dor" | "phr" | "lyd" | "mix" | "aeo" | "loc" => mode.parse().ok()?,
+        _ => return None,
+    };
+    Some(Key {
+        tonic: spelling,
+        mode,
+    })
 }
 
 /// Signifiers that carry no information this model keeps (articulations, beams,
@@ -553,7 +556,6 @@ fn kern_midi(letter: char, count: usize, alter: i32) -> Result<u8, ErrorKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Mode, Spelling};
 
     fn note(token: &str) -> Event {
         parse_note(token).unwrap_or_else(|e| panic!("{token}: {e:?}"))
@@ -724,6 +726,15 @@ mod tests {
             (double_sharp.tonic.alter, double_sharp.mode),
             (2, Mode::Minor)
         );
+        // Not keys: a letter that takes two bytes (found by the property test),
+        // a flat written `b`, a mode word that is not kern's.
+        assert_eq!(key("ÿ"), None);
+        assert_eq!(key("eb"), None);
+        assert_eq!(key("G maj"), None);
+        let dorian = parse_str("**kern\n*D:dor\n4d\n*-\n").unwrap()[0]
+            .key
+            .unwrap();
+        assert_eq!(dorian.to_string(), "D dorian");
     }
 
     #[test]
