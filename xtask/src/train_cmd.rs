@@ -515,9 +515,8 @@ pub fn eval(model: &ModelRef, data: Option<&Path>, device: DeviceArg) -> Result<
             dataset.encoding
         );
     }
-    let threads = available_threads();
-    let test = trainer::evaluate(&folder.model, &dataset.test, 32, threads)?;
-    let per_collection = trainer::evaluate_collections(&folder.model, &dataset, threads)?;
+    let (test, per_collection) =
+        trainer::evaluate_test(&folder.model, &dataset, available_threads())?;
     if per_collection.is_empty() {
         println!("{}", serde_json::to_string_pretty(&test)?);
     } else {

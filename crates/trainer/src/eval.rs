@@ -88,18 +88,46 @@ pub fn evaluate(
     })
 }
 
-/// Whole-song scores of the test songs of each collection of `dataset` (none
-/// when it holds one collection).
-pub fn evaluate_collections(
+/// Whole-song scores of a dataset's test songs: all of them, and each
+/// collection's own when there are several (the whole is then pooled from the
+/// parts, so no song is scored twice).
+pub fn evaluate_test(
     model: &MelodyModel,
     dataset: &crate::Dataset,
     threads: usize,
-) -> Result<std::collections::BTreeMap<String, Evaluation>, ModelError> {
-    dataset
+) -> Result<(Evaluation, std::collections::BTreeMap<String, Evaluation>), ModelError> {
+    let per_collection = dataset
         .test_by_collection()
         .into_iter()
         .map(|(name, songs)| Ok((name.to_owned(), evaluate(model, &songs, 32, threads)?)))
-        .collect()
+        .collect::<Result<std::collections::BTreeMap<_, _>, ModelError>>()?;
+    let all = if per_collection.is_empty() {
+        evaluate(model, &dataset.test, 32, threads)?
+    } else {
+        Evaluation::pooled(per_collection.values())
+    };
+    Ok((all, per_collection))
+}
+
+impl Evaluation {
+    /// The scores of disjoint sets of songs taken together.
+    pub fn pooled<'a>(parts: impl IntoIterator<Item = &'a Evaluation>) -> Evaluation {
+        let (mut nll, mut hits, mut tokens, mut songs) = (0f64, 0f64, 0usize, 0usize);
+        for part in parts {
+            nll += part.nll_per_token * part.tokens as f64;
+            hits += part.accuracy * part.tokens as f64;
+            tokens += part.tokens;
+            songs += part.songs;
+        }
+        let nll_per_token = nll / tokens.max(1) as f64;
+        Evaluation {
+            nll_per_token,
+            perplexity: nll_per_token.exp(),
+            accuracy: hits / tokens.max(1) as f64,
+            tokens,
+            songs,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -132,5 +160,12 @@ mod tests {
         assert!((together.nll_per_token - nll / 13.0).abs() < 1e-12);
         // A uniform model would score ln 6; an untrained one is near it.
         assert!((together.nll_per_token - 6f64.ln()).abs() < 0.5);
+        // Scores of disjoint parts pool to the scores of the whole.
+        let first = evaluate(&model, &songs[..1], 8, 1).unwrap();
+        let rest = evaluate(&model, &songs[1..], 8, 1).unwrap();
+        let pooled = Evaluation::pooled([&first, &rest]);
+        assert!((pooled.nll_per_token - together.nll_per_token).abs() < 1e-12);
+        assert!((pooled.accuracy - together.accuracy).abs() < 1e-12);
+        assert_eq!((pooled.tokens, pooled.songs), (13, 3));
     }
 }

@@ -21,13 +21,13 @@ pub mod source;
 pub mod train;
 
 pub use data::Dataset;
-pub use eval::{Evaluation, evaluate, evaluate_collections};
+pub use eval::{Evaluation, evaluate, evaluate_test};
 pub use init::Init;
 pub use optim::Schedule;
 pub use prepare::{
     CollectionCounts, Exclusion, PrepareError, PrepareOptions, Prepared, Report, SongRecord,
-    Source, Split, is_prepared_folder, prepare, prepare_sources, read_songs, write_atomic,
-    write_prepared,
+    Source, Split, is_prepared_folder, prepare, prepare_named, prepare_sources, read_songs,
+    write_atomic, write_prepared,
 };
 pub use train::{
     FinalMetrics, Objective, RunConfig, RunOptions, TrainConfig, TrainError, TrainOutcome, train,

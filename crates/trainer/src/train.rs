@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::data::{Dataset, TrainBatch, Windows, epoch_lanes, epoch_song_batches, epoch_windows};
-use crate::eval::{Evaluation, evaluate};
+use crate::eval::{Evaluation, evaluate, evaluate_test};
 use crate::logs::{MetricRow, model_dot};
 use crate::observe::{Observer, REPORT_EVERY, StepReport};
 use crate::optim::{Adam, AdamConfig, Schedule, learning_rate};
@@ -485,10 +485,10 @@ fn run(
     }
     let train_seconds = started.elapsed().as_secs_f64();
     let best = load_checkpoint(run_dir, &options.device)?;
-    let test = evaluate(&best, &dataset.test, 32, options.threads)?;
+    let (test, test_per_collection) = evaluate_test(&best, dataset, options.threads)?;
     let metrics = FinalMetrics {
         test,
-        test_per_collection: crate::eval::evaluate_collections(&best, dataset, options.threads)?,
+        test_per_collection,
         best_val_nll: progress.best_val.unwrap_or(f64::NAN),
         steps: progress.step,
         epochs_completed: progress.step as f64 / batches_per_epoch as f64,
