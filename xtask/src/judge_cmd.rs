@@ -88,9 +88,9 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// A prepared folder (with `songs.jsonl`) or a collection (folder, file or
-    /// zip of `.krn`/`.sm`), which is prepared with the defaults that training
-    /// uses, so the split is the one the model was trained on.
+    /// A prepared folder (with `songs.jsonl`) or songs (a folder, file or zip
+    /// of `.krn`/`.sm`, or an Essen tree), prepared as `train` prepares them,
+    /// so the split is the one the model was trained on.
     pub fn load(data: &Path) -> Result<Self> {
         let (records, encoding) = if trainer::is_prepared_folder(data) {
             let songs = data.join(trainer::prepare::SONGS_FILE);
@@ -98,9 +98,8 @@ impl Corpus {
                 .with_context(|| format!("cannot read {}", songs.display()))?;
             (records, Encoding::load(data)?.unwrap_or_default())
         } else {
-            let collection = trainer::source::load_collection(data)?;
-            let prepared = trainer::prepare(&collection, &PrepareOptions::default())
-                .with_context(|| format!("cannot prepare {}", data.display()))?;
+            let prepared =
+                crate::source::prepare_paths(&[data.to_owned()], &PrepareOptions::default())?;
             (prepared.songs, prepared.encoding)
         };
         let mut corpus = Corpus {

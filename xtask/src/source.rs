@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use trainer::{PrepareOptions, Prepared, Source};
+use trainer::{PrepareOptions, Prepared};
 
 use crate::download;
 
@@ -14,47 +14,38 @@ use crate::download;
 /// Essen tree (`kinder`, `china`: the kern rendition where there is one).
 /// `flag` is the option of the calling command that takes a local copy.
 pub fn data_or_cached_erk(data: Vec<PathBuf>, flag: &str) -> Result<Vec<PathBuf>> {
-    if !data.is_empty() {
-        return data
-            .into_iter()
-            .map(|path| {
-                if path.exists() {
-                    return Ok(path);
-                }
-                match path.to_str() {
-                    Some(name) if !name.contains('/') && !name.contains('.') => {
-                        fetch_named(name, flag)
-                    }
-                    _ => Ok(path),
-                }
-            })
-            .collect();
+    if data.is_empty() {
+        let why = format!("no {flag} given, and the erk collection could not be fetched");
+        return Ok(vec![fetch_named("erk", &why, flag)?]);
     }
-    let collection = download::known("erk").expect("erk is known");
-    let options = download::Options::new(trainer::source::cache_root());
-    let done = download::download(&collection, &options).with_context(|| {
-        format!(
-            "no {flag} given, and the erk collection could not be fetched; without internet, pass {flag} with a folder of .krn or .sm files, a zip of them, or a folder written by `cargo xtask prepare` (for example {flag} ../shared/data/essen/deutschl/erk)"
-        )
-    })?;
-    if !done.cached {
-        eprintln!("fetched erk into {}", done.path.display());
-    }
-    Ok(vec![done.path])
+    data.into_iter()
+        .map(|path| match path.to_str() {
+            Some(name) if !path.exists() && !name.contains('/') && !name.contains('.') => {
+                let why = format!(
+                    "{flag} {name}: not a path here, and the collection could not be fetched"
+                );
+                fetch_named(name, &why, flag)
+            }
+            _ => Ok(path),
+        })
+        .collect()
 }
 
-/// The cached copy of a named collection, fetched if needed.
-fn fetch_named(name: &str, flag: &str) -> Result<PathBuf> {
+/// The cached copy of a named collection, fetched if needed; `why` says what
+/// failed when it cannot be.
+fn fetch_named(name: &str, why: &str, flag: &str) -> Result<PathBuf> {
     let options = download::Options::new(trainer::source::cache_root());
     let offline = || {
         format!(
-            "{flag} {name}: not a path here, and the collection could not be fetched; without internet, pass {flag} with a folder of .krn or .sm files or an Essen tree (for example {flag} ../shared/data/essen)"
+            "{why}; without internet, pass {flag} with a folder of .krn or .sm files, a zip of them, an Essen tree, or a folder written by `cargo xtask prepare` (for example {flag} ../shared/data/essen/deutschl/erk)"
         )
     };
     if let Some(collection) = download::known(name) {
-        return Ok(download::download(&collection, &options)
-            .with_context(offline)?
-            .path);
+        let done = download::download(&collection, &options).with_context(offline)?;
+        if !done.cached {
+            eprintln!("fetched {name} into {}", done.path.display());
+        }
+        return Ok(done.path);
     }
     let tree = download::download_essen(&options).with_context(offline)?;
     if name == "essen" {
@@ -65,7 +56,10 @@ fn fetch_named(name: &str, flag: &str) -> Result<PathBuf> {
         .map(|form| tree.join(form).join(name))
         .find(|dir| dir.is_dir())
         .with_context(|| {
-            format!("{flag} {name}: no such path, and no collection of that name in the Essen collection ({})", tree.display())
+            format!(
+                "{flag} {name}: no such path, and no collection of that name in the Essen collection ({})",
+                tree.display()
+            )
         })
 }
 
@@ -84,13 +78,6 @@ pub fn prepare_paths(paths: &[PathBuf], options: &PrepareOptions) -> Result<Prep
     let named = trainer::source::read_sources(paths).context(
         "point --data at a folder of .krn or .sm files, a zip of them, or an Essen tree",
     )?;
-    let sources: Vec<Source> = named
-        .iter()
-        .map(|(name, songs)| Source {
-            name: name.clone(),
-            songs,
-        })
-        .collect();
-    trainer::prepare_sources(&sources, options)
+    trainer::prepare_named(&named, options)
         .with_context(|| format!("nothing to prepare in {}", describe(paths)))
 }

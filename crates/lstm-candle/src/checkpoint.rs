@@ -116,11 +116,7 @@ pub fn tensors_to_safetensors_as(
 pub fn save_checkpoint(model: &MelodyModel, dir: &Path) -> Result<(), CheckpointError> {
     fs::create_dir_all(dir).map_err(io_error(dir))?;
     let weights_path = dir.join(WEIGHTS_FILE);
-    let tensors: Vec<(String, Tensor)> = model
-        .parameters()
-        .into_iter()
-        .map(|(name, var)| (name, var.as_tensor().clone()))
-        .collect();
+    let tensors = model.tensors();
     let bytes = tensors_to_safetensors(&tensors).map_err(|source| CheckpointError::Model {
         path: weights_path.clone(),
         source,

@@ -299,6 +299,14 @@ impl MelodyModel {
             .collect()
     }
 
+    /// Every parameter's current value, by name, in the configuration's order.
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.parameters()
+            .into_iter()
+            .map(|(name, var)| (name, var.as_tensor().clone()))
+            .collect()
+    }
+
     /// The underlying candle-nn variable map.
     pub fn varmap(&self) -> &VarMap {
         &self.varmap

@@ -95,11 +95,7 @@ fn pytorch_fixture_logits_and_state() {
     assert_eq!(model.config, architecture);
     // The same weights in f64, against PyTorch's float64 forward pass: the
     // arithmetic is the same, so only rounding remains.
-    let tensors = model
-        .parameters()
-        .into_iter()
-        .map(|(name, var)| (name, var.as_tensor().clone()))
-        .collect();
+    let tensors = model.tensors().into_iter().collect();
     let model64 =
         MelodyModel::from_tensors(model.config.clone(), tensors, &Device::Cpu, DType::F64).unwrap();
     let cases = fixture["cases"].as_array().unwrap();

@@ -15,7 +15,7 @@ mod inspect;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use grid_codec::{Encoding, Token, VocabError, Vocabulary};
 pub use lstm_candle::checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
 use lstm_candle::checkpoint::{tensors_to_safetensors_as, write_atomic};
@@ -348,12 +348,7 @@ impl ModelFolder {
             names.push(name.to_owned());
             Ok(())
         };
-        let tensors: Vec<(String, Tensor)> = self
-            .model
-            .parameters()
-            .into_iter()
-            .map(|(name, var)| (name, var.as_tensor().clone()))
-            .collect();
+        let tensors = self.model.tensors();
         let weights = tensors_to_safetensors_as(&tensors, dtype)
             .map_err(|e| invalid(&dir.join(WEIGHTS_FILE), e))?;
         write(WEIGHTS_FILE, &weights)?;
@@ -402,11 +397,7 @@ pub fn write_model(
         });
     }
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let tensors: Vec<(String, Tensor)> = model
-        .parameters()
-        .into_iter()
-        .map(|(name, var)| (name, var.as_tensor().clone()))
-        .collect();
+    let tensors = model.tensors();
     let weights_path = dir.join(WEIGHTS_FILE);
     let weights =
         tensors_to_safetensors_as(&tensors, DType::F32).map_err(|e| invalid(&weights_path, e))?;

@@ -28,11 +28,7 @@ impl Init {
     pub fn from_model(model: &MelodyModel, vocabulary: &Vocabulary, source: String) -> Self {
         Self {
             config: model.config.clone(),
-            tensors: model
-                .parameters()
-                .into_iter()
-                .map(|(name, var)| (name, var.as_tensor().clone()))
-                .collect(),
+            tensors: model.tensors().into_iter().collect(),
             tokens: vocabulary.tokens().to_vec(),
             source,
         }

@@ -214,6 +214,22 @@ pub fn prepare(
     prepare_sources(std::slice::from_ref(&source), options)
 }
 
+/// Encodes named collections (as [`crate::source::read_sources`] gives them)
+/// into one corpus, in their order; see [`prepare_sources`].
+pub fn prepare_named(
+    named: &[(String, Collection)],
+    options: &PrepareOptions,
+) -> Result<Prepared, PrepareError> {
+    let sources: Vec<Source> = named
+        .iter()
+        .map(|(name, songs)| Source {
+            name: name.clone(),
+            songs,
+        })
+        .collect();
+    prepare_sources(&sources, options)
+}
+
 /// Encodes several collections into one corpus. Each source is split by song
 /// with its own seeded shuffle, so a song's split never depends on what else
 /// is prepared with it (a single collection splits exactly as it always has).

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use trainer::source::{load_collection, read_sources};
-use trainer::{PrepareOptions, Source, Split, prepare, prepare_sources};
+use trainer::{PrepareOptions, Split, prepare, prepare_named};
 
 fn essen() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/essen");
@@ -23,15 +23,8 @@ fn essen() -> PathBuf {
 fn splits_stay_put_and_no_song_is_both_studied_and_tested() {
     let named = read_sources(&[essen()]).unwrap();
     assert!(named.len() >= 25, "{} collections", named.len());
-    let sources: Vec<Source> = named
-        .iter()
-        .map(|(name, songs)| Source {
-            name: name.clone(),
-            songs,
-        })
-        .collect();
     let options = PrepareOptions::default();
-    let all = prepare_sources(&sources, &options).unwrap();
+    let all = prepare_named(&named, &options).unwrap();
 
     // ERK's test songs are exactly those of ERK prepared on its own.
     let erk_alone = prepare(
