@@ -3,6 +3,7 @@
 //! sampling tokens per second, and the per-token cost at short and long
 //! prefixes next to the reference's re-feeding of the whole prefix.
 
+use sampler::SideValues;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -91,7 +92,7 @@ pub fn train(
     use candle_core::{DType, Device};
     use lstm_candle::{MelodyModel, ModelConfig};
     use rand::{Rng, SeedableRng};
-    use trainer::data::TrainBatch;
+    use trainer::data::{Track, TrainBatch};
     use trainer::optim::{Adam, AdamConfig};
     use trainer::train::batch_gradients;
 
@@ -116,7 +117,14 @@ pub fn train(
             })
             .collect();
         let start = Instant::now();
-        let batch = TrainBatch::from_windows(&rows, seq_len, false);
+        let windows: Vec<Track> = rows
+            .into_iter()
+            .map(|ids| Track {
+                ids,
+                side: Vec::new(),
+            })
+            .collect();
+        let batch = TrainBatch::from_windows(&windows, seq_len, false);
         let (_, grads, _) = batch_gradients(&model, &batch, None, step as u64, threads)?;
         adam.step(&grads, 1e-3, 1.0)?;
         if step >= 2 {
@@ -166,9 +174,23 @@ pub fn sample(model_dir: &Path, melodies: usize) -> Result<SampleBench> {
         max_len: 1000,
         ..Default::default()
     };
-    sampler::generate(&model, &vocabulary, &[], melodies, &config)?;
+    sampler::generate(
+        &model,
+        &vocabulary,
+        &[],
+        melodies,
+        &config,
+        SideValues::default(),
+    )?;
     let start = Instant::now();
-    let generated = sampler::generate(&model, &vocabulary, &[], melodies, &config)?;
+    let generated = sampler::generate(
+        &model,
+        &vocabulary,
+        &[],
+        melodies,
+        &config,
+        SideValues::default(),
+    )?;
     let seconds = start.elapsed().as_secs_f64();
     let tokens = generated
         .iter()
@@ -206,7 +228,7 @@ pub fn prefix(model_dir: &Path, prefix: usize) -> Result<PrefixBench> {
     let ids: Vec<u32> = (0..prefix)
         .map(|_| rng.random_range(0..vocabulary.len() as u32))
         .collect();
-    let mut session = sampler::Session::start(&model, &ids, 1)?;
+    let mut session = sampler::Session::start(&model, &ids, 1, SideValues::default())?;
     let mut stateful = Vec::new();
     for step in 0..210u32 {
         let start = Instant::now();
@@ -220,7 +242,7 @@ pub fn prefix(model_dir: &Path, prefix: usize) -> Result<PrefixBench> {
     let mut refeed = Vec::new();
     for _ in 0..6 {
         let start = Instant::now();
-        let (logits, _) = model.forward(&input, None, None)?;
+        let (logits, _) = model.forward(&input, &[], None, None)?;
         logits.narrow(1, prefix - 1, 1)?.to_vec3::<f32>()?;
         refeed.push(start.elapsed());
     }

@@ -21,6 +21,9 @@ pub struct SampleRecord {
     pub encoding: Encoding,
     /// The prepared data beside the model, when it is a run folder.
     pub data: Option<PathBuf>,
+    /// What each melody was asked to be, when the model reads conditions.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub asked: std::collections::BTreeMap<String, grid_codec::conditions::Asked>,
 }
 
 impl SampleRecord {

@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use esac_parse::{Duration, Key, Meter, Mode, Spelling};
+use grid_codec::conditions::{Asked, Request};
 use grid_codec::{
     DecodeOptions, Encoding, Token, decode, parse_tokens, tokens_to_string, transpose,
 };
 use melody_formats::audio::{SoundFont, SynthOptions, write_wav, write_wav_soundfont};
 use melody_formats::midi::{MidiOptions, to_midi};
 use model_folder::{ModelFolder, ModelRef};
-use sampler::SamplingConfig;
+use sampler::{SamplingConfig, SideValues};
 
 use crate::judge_cmd::{self, Sample, SampleRecord};
 use crate::source;
@@ -49,7 +50,10 @@ pub struct SampleArgs {
     /// melody [default: the model's max_length, else 500].
     #[arg(long)]
     pub max_len: Option<usize>,
-    /// Stop after N bars of --meter (primer included) instead of --max-len tokens.
+    /// Bars of --meter (primer included, upbeat aside). A model trained with
+    /// --condition is told how many bars remain and ends the melody itself;
+    /// other models are stopped there instead of at --max-len tokens
+    /// [default with --condition: drawn from the training songs].
     #[arg(long, conflicts_with = "max_len")]
     pub bars: Option<usize>,
     #[arg(long, default_value_t = 0)]
@@ -57,9 +61,24 @@ pub struct SampleArgs {
     /// Allow a hold `_` before any note and an empty melody.
     #[arg(long)]
     pub no_grammar: bool,
-    /// Meter of the written score, e.g. 3/4 or 6/8.
-    #[arg(long, default_value = "4/4")]
-    pub meter: Meter,
+    /// Meter, e.g. 3/4 or 6/8: asked of a model trained with --condition, else
+    /// only how the score is written [default: drawn from the training songs
+    /// with --condition, else 4/4].
+    #[arg(long)]
+    pub meter: Option<Meter>,
+    /// Mode asked of a model trained with --condition: major or minor
+    /// [default: drawn from the training songs].
+    #[arg(long)]
+    pub mode: Option<Mode>,
+    /// Style asked of a model trained with --condition: a collection it was
+    /// trained on, such as erk, kinder or china [default: drawn from the
+    /// training songs].
+    #[arg(long)]
+    pub style: Option<String>,
+    /// Grid steps of an upbeat before the first full bar, e.g. 4 for a quarter
+    /// upbeat on the 1/16 grid [default: 0, the melody starts on the downbeat].
+    #[arg(long, value_name = "STEPS")]
+    pub pickup: Option<u32>,
     /// Write the score, MIDI and WAV in this key: C, G, Bb, F# (lower case for
     /// minor: a, e, f#), or with a mode: "D dorian". The tokens (printed and in
     /// .txt) stay in the model's key, so that `judge` compares them with the
@@ -135,8 +154,9 @@ fn sampling_config(
     if let Some(max_len) = args.max_len {
         config.max_len = max_len;
     }
-    if let Some(bars) = args.bars {
-        config.max_len = generated_tokens_for_bars(bars, args.meter, folder.encoding.step, primer)?;
+    if let (Some(bars), None) = (args.bars, &folder.conditioning) {
+        let meter = args.meter.unwrap_or(DEFAULT_METER);
+        config.max_len = generated_tokens_for_bars(bars, meter, folder.encoding.step, primer)?;
     }
     if args.no_grammar {
         config.grammar = false;
@@ -145,8 +165,66 @@ fn sampling_config(
     Ok(config)
 }
 
+/// The meter a score is written in when neither the user nor the model says.
+const DEFAULT_METER: Meter = Meter::Regular { beats: 4, unit: 4 };
+
+/// What each melody is asked to be (the flags, the rest drawn per melody),
+/// and the side values that tell the model; `None` for a model without
+/// conditions, which refuses the flags only such a model reads.
+fn ask(
+    args: &SampleArgs,
+    folder: &ModelFolder,
+    config: &mut SamplingConfig,
+) -> Result<Option<(Vec<Asked>, SideValues)>> {
+    let Some(conditioning) = &folder.conditioning else {
+        if args.mode.is_some() || args.style.is_some() {
+            bail!(
+                "{} was not trained with --condition, so it cannot be asked for a mode or style (train with --condition)",
+                args.model
+            );
+        }
+        return Ok(None);
+    };
+    let request = Request {
+        meter: args.meter,
+        mode: args.mode,
+        style: args.style.clone(),
+        bars: args.bars.map(|b| b as u32),
+        pickup: args.pickup,
+    };
+    let step = folder.encoding.step;
+    let mut asked = Vec::with_capacity(args.num);
+    let mut side = SideValues::default();
+    let mut longest = 0;
+    for index in 0..args.num {
+        let melody = conditioning.draw(&request, args.seed.wrapping_add(index as u64))?;
+        let bar = melody
+            .meter
+            .bar_length()
+            .context("--meter needs a time signature")?;
+        let bar_steps = (bar / step).to_integer() as usize;
+        // Room for two bars more than asked, so that the model ends by itself.
+        let steps = (melody.bars as usize + 2) * bar_steps + melody.pickup as usize;
+        let values = conditioning
+            .schedule(&melody, step, steps)
+            .with_context(|| {
+                format!(
+                    "a bar of {} is not a whole number of {step} grid steps",
+                    melody.meter
+                )
+            })?;
+        longest = longest.max(steps);
+        side.rows.push(values);
+        asked.push(melody);
+    }
+    if args.max_len.is_none() {
+        config.max_len = longest;
+    }
+    Ok(Some((asked, side)))
+}
+
 pub fn sample(args: &SampleArgs) -> Result<()> {
-    if args.meter == Meter::Free {
+    if args.meter == Some(Meter::Free) {
         bail!("--meter free: the score needs bars; write a time signature such as 3/4 or 6/8");
     }
     let folder = ModelFolder::open(&args.model, &args.device.device()?)?;
@@ -158,7 +236,8 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         );
     }
     let primer = parse_tokens(&args.prime).context("--prime")?;
-    let config = sampling_config(args, &folder, primer.len())?;
+    let mut config = sampling_config(args, &folder, primer.len())?;
+    let asked = ask(args, &folder, &mut config)?;
     let soundfont = args
         .soundfont
         .as_deref()
@@ -175,31 +254,72 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         &primer,
         args.num,
         &config,
+        asked
+            .as_ref()
+            .map(|(_, side)| side.clone())
+            .unwrap_or_default(),
     )?;
+    let asked: Vec<Option<Asked>> = match asked {
+        Some((asked, _)) => asked.into_iter().map(Some).collect(),
+        None => vec![None; args.num],
+    };
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let record = SampleRecord {
         model: args.model.to_string(),
         encoding: folder.encoding,
         data: folder.data_dir(),
+        asked: asked
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| Some((format!("melody-{}", i + 1), a.clone()?)))
+            .collect(),
     };
     trainer::write_atomic(
         &args.out.join(judge_cmd::SAMPLE_RECORD),
         serde_json::to_string_pretty(&record)?.as_bytes(),
     )
     .with_context(|| format!("cannot write into {}", args.out.display()))?;
-    let style = Style {
-        encoding: folder.encoding,
-        meter: args.meter,
-        key: args.key,
-        tempo: args.tempo,
-        soundfont: soundfont.as_ref(),
-    };
     let mut written = Vec::with_capacity(melodies.len());
-    for (index, (generated, closed)) in melodies.into_iter().enumerate() {
+    for (index, ((generated, closed), asked)) in melodies.into_iter().zip(asked).enumerate() {
         let mut tokens = primer.clone();
         tokens.extend(generated);
         let name = format!("melody-{}", index + 1);
+        let style = Style {
+            encoding: folder.encoding,
+            meter: asked
+                .as_ref()
+                .map_or(args.meter.unwrap_or(DEFAULT_METER), |a| a.meter),
+            pickup: asked
+                .as_ref()
+                .map_or(args.pickup.unwrap_or(0), |a| a.pickup),
+            key: args.key.or_else(|| {
+                // A minor melody of the reference encoding is written in A minor.
+                asked.as_ref().filter(|a| a.minor).map(|_| Key {
+                    tonic: Spelling {
+                        letter: 'A',
+                        alter: 0,
+                    },
+                    mode: Mode::Minor,
+                })
+            }),
+            tempo: args.tempo,
+            soundfont: soundfont.as_ref(),
+        };
+        if let Some(asked) = &asked {
+            println!(
+                "{name} asked for: {} bars of {}{}, {}, style {}",
+                asked.bars,
+                asked.meter,
+                if asked.pickup > 0 {
+                    format!(" after an upbeat of {} steps", asked.pickup)
+                } else {
+                    String::new()
+                },
+                if asked.minor { "minor" } else { "major" },
+                asked.style
+            );
+        }
         let key = write_outputs(&args.out, &name, &tokens, closed, &style)?;
         let ending = if closed {
             "ended by the model"
@@ -236,6 +356,8 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
 struct Style<'a> {
     encoding: Encoding,
     meter: Meter,
+    /// Grid steps of the upbeat.
+    pickup: u32,
     key: Option<Key>,
     tempo: f64,
     soundfont: Option<&'a SoundFont>,
@@ -276,13 +398,13 @@ fn write_outputs(
         &DecodeOptions {
             step: style.encoding.step,
             meter: Some(style.meter),
+            pickup: style.encoding.step * Duration::from_integer(u64::from(style.pickup)),
             key: Some(Key {
                 mode: style.key.map_or(source_key.mode, |k| k.mode),
                 ..source_key
             }),
             id: name.to_owned(),
             title: name.to_owned(),
-            ..Default::default()
         },
     )?;
     let key = match style.key {

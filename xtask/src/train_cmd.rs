@@ -116,6 +116,12 @@ pub struct TrainArgs {
     /// other flags still apply on top.
     #[arg(long)]
     pub reference_recipe: bool,
+    /// Tell the model, beside each token, its place in the bar and the song's
+    /// meter, mode, style (collection) and bars left, so that `sample` can ask
+    /// for them (--meter, --mode, --style, --bars, --pickup). The model then no
+    /// longer loads into the reference notebook's LSTMModel.
+    #[arg(long)]
+    pub condition: bool,
     #[arg(long, help = help("Passes over the training songs at most", D.epochs, R.epochs))]
     pub epochs: Option<usize>,
     #[arg(long, help = help("Stop after this many updates", or_none(D.max_steps), or_none(R.max_steps)))]
@@ -304,7 +310,12 @@ fn init_from(
     config.hidden_size = theirs.hidden_size;
     config.num_layers = theirs.num_layers;
     config.embedding_dim = Some(theirs.embedding_dim);
-    let init = trainer::Init::from_model(&folder.model, &folder.vocabulary, model.to_string());
+    let init = trainer::Init::from_model(
+        &folder.model,
+        &folder.vocabulary,
+        folder.conditioning.clone(),
+        model.to_string(),
+    );
     Ok((config, init))
 }
 
@@ -374,7 +385,26 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let data = source::data_or_cached_erk(args.data.clone(), "--data")?;
     let data_dir = run_dir.join("data");
     stage_data(&data, &data_dir)?;
-    let dataset = Dataset::load(&data_dir)?;
+    let mut dataset = Dataset::load(&data_dir)?;
+    let conditioning = match init.as_ref().map(|init| &init.conditioning) {
+        // A fine-tuned model keeps its values' meanings.
+        Some(Some(theirs)) => Some(theirs.clone()),
+        Some(None) if args.condition => bail!(
+            "--condition: the --init model reads no conditions, so it cannot start a run that does"
+        ),
+        _ if args.condition => Some(grid_codec::Conditioning::from_songs(
+            dataset.train.iter().map(|s| &s.conditions),
+        )),
+        _ => None,
+    };
+    if let Some(conditioning) = conditioning {
+        eprintln!(
+            "conditioning on bar position, meter ({}), mode, style ({}) and bars left",
+            conditioning.meters[2..].join(", "),
+            conditioning.styles.len() - 1
+        );
+        dataset.condition(conditioning);
+    }
     eprintln!(
         "training on {} songs ({} tokens; {}), validating on {}, testing on {}; {:?} objective, {} epochs at most",
         dataset.train.len(),
@@ -387,7 +417,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     );
     eprintln!(
         "{}",
-        trainer::logs::parameter_summary(&config.model_config(dataset.vocabulary.len()))
+        trainer::logs::parameter_summary(
+            &config.model_config(dataset.vocabulary.len(), dataset.conditioning.as_ref())
+        )
     );
     let options = RunOptions {
         resume: args.resume,
@@ -515,6 +547,10 @@ pub fn eval(model: &ModelRef, data: Option<&Path>, device: DeviceArg) -> Result<
             dataset.encoding
         );
     }
+    let mut dataset = dataset;
+    if let Some(conditioning) = &folder.conditioning {
+        dataset.condition(conditioning.clone());
+    }
     let (test, per_collection) =
         trainer::evaluate_test(&folder.model, &dataset, available_threads())?;
     if per_collection.is_empty() {
@@ -550,7 +586,7 @@ pub fn logits(model: &ModelRef, ids: &str, device: DeviceArg) -> Result<()> {
         );
     }
     let input = model.ids_tensor(std::slice::from_ref(&ids))?;
-    let (logits, _) = model.forward(&input, None, None)?;
+    let (logits, _) = model.forward(&input, &[], None, None)?;
     let logits: Vec<Vec<f32>> = logits
         .squeeze(0)?
         .to_dtype(candle_core::DType::F32)?

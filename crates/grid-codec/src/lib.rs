@@ -5,9 +5,12 @@
 //! `.` ends a song. [`encode`] does this with transposition and filtering (songs
 //! off the grid are refused with the reason), [`decode`] goes back from tokens to
 //! a melody, [`Vocabulary`] maps tokens to ids as a `tokenizers` WordLevel
-//! `tokenizer.json`, and [`Encoding`] records how a corpus was encoded.
+//! `tokenizer.json`, [`Encoding`] records how a corpus was encoded, and
+//! [`Conditioning`] gives each step its place in the bar, the song's meter, mode
+//! and style, and the bars left, as side inputs for a model.
 
 pub mod codec;
+pub mod conditions;
 pub mod encoding;
 pub mod token;
 pub mod vocab;
@@ -16,6 +19,7 @@ pub use codec::{
     DecodeError, DecodeOptions, Encoded, FilterReason, Transposition, decode, encode, encode_with,
     reference_transposition, transpose, transposed_key,
 };
+pub use conditions::{BarLayout, CONDITIONING_FILE, ConditionError, Conditioning, SongConditions};
 pub use encoding::{ENCODING_FILE, Encoding, EncodingError};
 pub use token::{Token, TokenError, parse_tokens, tokens_to_string};
 pub use vocab::{VocabError, Vocabulary};

@@ -1,7 +1,8 @@
 //! The LSTM and the melody network on Candle, its fused CPU ops and its checkpoint format; it knows no music.
 //!
 //! A hand-written LSTM cell and stack whose gate math runs on Candle tensors, the
-//! melody model built on it (embedding -> LSTM stack -> dropout -> linear), and
+//! melody model built on it (embedding, plus generic side inputs each embedded and
+//! added to it -> LSTM stack -> dropout -> linear), and
 //! its checkpoint format (`config.json` + `model.safetensors`).
 //!
 //! Parameters carry PyTorch's names (`embedding.weight`, `lstm.weight_ih_l0`,
@@ -22,6 +23,6 @@ mod output_loss;
 
 pub use checkpoint::{CheckpointError, load_checkpoint, save_checkpoint};
 pub use lstm::{LayerState, LstmState, lstm_cell_step};
-pub use model::{Dropout, MelodyModel, ModelConfig, ModelError, Stepper};
+pub use model::{Dropout, MelodyModel, ModelConfig, ModelError, SideInput, Stepper};
 
 pub use candle_core::{DType, Device, Tensor};

@@ -35,6 +35,18 @@ pub struct ModelConfig {
     pub num_layers: usize,
     /// Dropout on the output of every LSTM layer during training.
     pub dropout: f64,
+    /// Inputs read beside each token, each embedded and added to the token's
+    /// embedding; none in the reference's model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub side_inputs: Vec<SideInput>,
+}
+
+/// A side input: one of `size` values at every step (what the values mean is
+/// the caller's business), with an embedding table of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideInput {
+    pub name: String,
+    pub size: usize,
 }
 
 impl ModelConfig {
@@ -47,6 +59,7 @@ impl ModelConfig {
             hidden_size: 128,
             num_layers: 1,
             dropout: 0.2,
+            side_inputs: Vec::new(),
         }
     }
 
@@ -59,6 +72,30 @@ impl ModelConfig {
             return Err(ModelError::Config(
                 "vocabulary, embedding, hidden size and layers must be positive".into(),
             ));
+        }
+        for (index, side) in self.side_inputs.iter().enumerate() {
+            let valid_name = !side.name.is_empty()
+                && side
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid_name || side.size == 0 {
+                return Err(ModelError::Config(format!(
+                    "side input {} (`{}`, {} values) needs a name of letters, digits and `_` and at least one value",
+                    index + 1,
+                    side.name,
+                    side.size
+                )));
+            }
+            if self.side_inputs[..index]
+                .iter()
+                .any(|s| s.name == side.name)
+            {
+                return Err(ModelError::Config(format!(
+                    "side input `{}` is named twice",
+                    side.name
+                )));
+            }
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(ModelError::Config(format!(
@@ -96,7 +133,13 @@ impl ModelConfig {
                 .checked_add(biases)
         };
         let later_layers = self.num_layers.saturating_sub(1).checked_mul(layer(h)?)?;
-        v.checked_mul(e)?
+        let side_rows = self
+            .side_inputs
+            .iter()
+            .try_fold(0usize, |sum, side| sum.checked_add(side.size))?;
+        side_rows
+            .checked_mul(e)?
+            .checked_add(v.checked_mul(e)?)?
             .checked_add(layer(e)?)?
             .checked_add(later_layers)?
             .checked_add(v.checked_mul(h)?)?
@@ -107,6 +150,9 @@ impl ModelConfig {
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (v, e, h) = (self.vocab_size, self.embedding_dim, self.hidden_size);
         let mut shapes = vec![(names::EMBEDDING.to_owned(), vec![v, e])];
+        for side in &self.side_inputs {
+            shapes.push((names::side_embedding(&side.name), vec![side.size, e]));
+        }
         for layer in 0..self.num_layers {
             let input = if layer == 0 { e } else { h };
             shapes.push((names::weight_ih(layer), vec![4 * h, input]));
@@ -145,12 +191,24 @@ impl ModelConfig {
         let num_layers = (0..)
             .take_while(|l| shapes.contains_key(&names::weight_ih(*l)))
             .count();
+        let mut side_inputs: Vec<SideInput> = shapes
+            .iter()
+            .filter_map(|(name, shape)| {
+                let side = names::side_input_of(name)?;
+                Some(SideInput {
+                    name: side.to_owned(),
+                    size: shape.first().copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        side_inputs.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Self {
             vocab_size,
             embedding_dim,
             hidden_size,
             num_layers,
             dropout,
+            side_inputs,
         })
     }
 }
@@ -181,6 +239,16 @@ fn misplaced_tensor(
         "missing tensor {missing}; the file has {stranger} in its place, \
          which this configuration does not use"
     ))
+}
+
+/// Refuses a number of side inputs other than the model's.
+fn side_count(expected: usize, given: usize) -> Result<(), ModelError> {
+    if expected == given {
+        return Ok(());
+    }
+    Err(ModelError::Config(format!(
+        "the model reads {expected} side input(s), {given} were given"
+    )))
 }
 
 /// A standard normal draw (Box-Muller), so that initialisation needs no extra crate.
@@ -215,7 +283,8 @@ impl MelodyModel {
         let mut tensors = HashMap::new();
         for (name, shape) in config.parameter_shapes() {
             let count: usize = shape.iter().product();
-            let values: Vec<f64> = if name == names::EMBEDDING {
+            let is_embedding = name == names::EMBEDDING || names::side_input_of(&name).is_some();
+            let values: Vec<f64> = if is_embedding {
                 (0..count).map(|_| normal(&mut rng)).collect()
             } else {
                 (0..count)
@@ -236,17 +305,18 @@ impl MelodyModel {
         dtype: DType,
     ) -> Result<Self, ModelError> {
         config.validate()?;
-        // Three tensors around the stack and four per layer; checked before the
-        // list of expected names is built, which a huge layer count in a damaged
-        // config.json would make unbounded (found by fuzzing).
+        // Three tensors around the stack, four per layer and one per side input;
+        // checked before the list of expected names is built, which a huge layer
+        // count in a damaged config.json would make unbounded (found by fuzzing).
         let expected = config
             .num_layers
             .checked_mul(4)
-            .and_then(|n| n.checked_add(3));
+            .and_then(|n| n.checked_add(3 + config.side_inputs.len()));
         if expected != Some(tensors.len()) {
             return Err(ModelError::Config(format!(
-                "the configuration has {} layer(s), which need {} tensors, but there are {}",
+                "the configuration has {} layer(s) and {} side input(s), which need {} tensors, but there are {}",
                 config.num_layers,
+                config.side_inputs.len(),
                 expected.map_or_else(|| "more".to_owned(), |n| n.to_string()),
                 tensors.len()
             )));
@@ -371,15 +441,70 @@ impl MelodyModel {
         Ok(Tensor::from_vec(flat, (ids.len(), time), &self.device)?)
     }
 
-    /// Logits `(batch, time, vocab)` for `(batch, time)` ids, and the final state.
+    /// Checks side input values (per side input, `(batch, time)` rows) against
+    /// the configuration and makes a u32 tensor of each.
+    pub fn side_tensors(&self, side: &[Vec<Vec<u32>>]) -> Result<Vec<Tensor>, ModelError> {
+        side_count(self.config.side_inputs.len(), side.len())?;
+        side.iter()
+            .zip(&self.config.side_inputs)
+            .map(|(rows, input)| {
+                if let Some(&value) = rows.iter().flatten().find(|&&v| v as usize >= input.size) {
+                    return Err(ModelError::Config(format!(
+                        "side input `{}` has {} values; {value} is not one of them",
+                        input.name, input.size
+                    )));
+                }
+                let time = rows.first().map_or(0, Vec::len);
+                let flat: Vec<u32> = rows.iter().flatten().copied().collect();
+                if flat.len() != rows.len() * time {
+                    return Err(ModelError::Config(format!(
+                        "side input `{}`: rows must be of equal length",
+                        input.name
+                    )));
+                }
+                Ok(Tensor::from_vec(flat, (rows.len(), time), &self.device)?)
+            })
+            .collect()
+    }
+
+    /// Each side input's table: its embedding projected by the first layer's
+    /// input weights (the side embeddings are lookups added to the token's, so
+    /// their projections are per-value tables added to the token's).
+    fn side_tables(&self, input_t: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        self.config
+            .side_inputs
+            .iter()
+            .map(|side| {
+                self.tensor(&names::side_embedding(&side.name))
+                    .matmul(input_t)
+            })
+            .collect()
+    }
+
+    /// Checks that side inputs match the configuration and the ids' shape.
+    fn check_side(&self, ids: &Tensor, side: &[Tensor]) -> Result<(), ModelError> {
+        side_count(self.config.side_inputs.len(), side.len())?;
+        if let Some(bad) = side.iter().find(|s| s.dims() != ids.dims()) {
+            return Err(ModelError::Config(format!(
+                "side input of shape {:?} beside ids of shape {:?}",
+                bad.dims(),
+                ids.dims()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Logits `(batch, time, vocab)` for `(batch, time)` ids and side inputs
+    /// (one `(batch, time)` tensor per side input), and the final state.
     /// With `dropout` the model runs in training mode.
     pub fn forward(
         &self,
         ids: &Tensor,
+        side: &[Tensor],
         state: Option<LstmState>,
         dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
-        let (hidden, state) = self.lstm_outputs(ids, state, dropout)?;
+        let (hidden, state) = self.lstm_outputs(ids, side, state, dropout)?;
         let fc = Linear::new(
             self.tensor(names::FC_WEIGHT),
             Some(self.tensor(names::FC_BIAS)),
@@ -392,18 +517,22 @@ impl MelodyModel {
     pub fn lstm_outputs(
         &self,
         ids: &Tensor,
+        side: &[Tensor],
         state: Option<LstmState>,
         dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
+        self.check_side(ids, side)?;
         let (batch, time) = ids.dims2()?;
         let state = self.state_or_zero(state, batch)?;
         if self.fused_recurrence() {
-            return self.fused_lstm_outputs(ids, state, dropout);
+            return self.fused_lstm_outputs(ids, side, state, dropout);
         }
         let embedding = self.tensor(names::EMBEDDING);
-        let ids_by_step: Vec<Tensor> = (0..time)
-            .map(|t| ids.narrow(1, t, 1)?.squeeze(1))
-            .collect::<candle_core::Result<_>>()?;
+        let by_step = |t: &Tensor| -> candle_core::Result<Vec<Tensor>> {
+            (0..time).map(|s| t.narrow(1, s, 1)?.squeeze(1)).collect()
+        };
+        let ids_by_step = by_step(ids)?;
+        let side_by_step: Vec<Vec<Tensor>> = side.iter().map(by_step).collect::<Result<_, _>>()?;
         let mut final_layers = Vec::with_capacity(self.config.num_layers);
         let mut outputs: Vec<Tensor> = Vec::new();
         for (layer, layer_state) in state.layers.into_iter().enumerate() {
@@ -418,14 +547,18 @@ impl MelodyModel {
                             .broadcast_add(&weights.bias[k])
                     })
                     .collect::<candle_core::Result<_>>()?;
-                let steps = ids_by_step.iter().map(|step_ids| {
-                    Ok([
-                        tables[0].index_select(step_ids, 0)?,
-                        tables[1].index_select(step_ids, 0)?,
-                        tables[2].index_select(step_ids, 0)?,
-                        tables[3].index_select(step_ids, 0)?,
-                    ])
-                });
+                let side_tables: Vec<Vec<Tensor>> = (0..4)
+                    .map(|k| self.side_tables(&weights.input_t[k]))
+                    .collect::<candle_core::Result<_>>()?;
+                let gate = |k: usize, t: usize| -> candle_core::Result<Tensor> {
+                    let mut sum = tables[k].index_select(&ids_by_step[t], 0)?;
+                    for (table, values) in side_tables[k].iter().zip(&side_by_step) {
+                        sum = sum.add(&table.index_select(&values[t], 0)?)?;
+                    }
+                    Ok(sum)
+                };
+                let steps =
+                    (0..time).map(|t| Ok([gate(0, t)?, gate(1, t)?, gate(2, t)?, gate(3, t)?]));
                 run_layer(steps, &weights, layer_state)?
             } else {
                 let inputs = stack_steps(&outputs)?;
@@ -475,10 +608,11 @@ impl MelodyModel {
     fn fused_lstm_outputs(
         &self,
         ids: &Tensor,
+        side: &[Tensor],
         state: LstmState,
         dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
-        let (top, last) = self.fused_stack(ids, state, dropout)?;
+        let (top, last) = self.fused_stack(ids, side, state, dropout)?;
         let top = match dropout {
             Some(dropout) => self.sequence_dropout(&top, dropout, self.config.num_layers - 1)?,
             None => top,
@@ -492,12 +626,14 @@ impl MelodyModel {
     fn fused_stack(
         &self,
         ids: &Tensor,
+        side: &[Tensor],
         state: LstmState,
         dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
         let (batch, time) = ids.dims2()?;
         let hidden = self.config.hidden_size;
-        let time_major_ids = ids.t()?.contiguous()?.flatten_all()?;
+        let time_major = |t: &Tensor| t.t()?.contiguous()?.flatten_all();
+        let time_major_ids = time_major(ids)?;
         let mut below: Option<Tensor> = None;
         let mut final_layers = Vec::with_capacity(self.config.num_layers);
         for (layer, layer_state) in state.layers.into_iter().enumerate() {
@@ -509,12 +645,30 @@ impl MelodyModel {
             let initial = Tensor::stack(&[&layer_state.h, &layer_state.c], 0)?.contiguous()?;
             let out = match &below {
                 // The embedding is a lookup, so its projection is a per-token table.
-                None => self
+                None if side.is_empty() => self
                     .tensor(names::EMBEDDING)
                     .matmul(&input_t)?
                     .broadcast_add(&bias)?
                     .index_select(&time_major_ids, 0)?
                     .apply_op3(&recurrent_t, &initial, Recurrence::new(hidden))?,
+                // With side inputs the embeddings are summed first, so that the
+                // lookups and their gradients are as narrow as the embedding,
+                // and the op projects the sums as it does a layer below.
+                None => {
+                    let mut embedded = self
+                        .tensor(names::EMBEDDING)
+                        .index_select(&time_major_ids, 0)?;
+                    for (input, values) in self.config.side_inputs.iter().zip(side) {
+                        let table = self.tensor(&names::side_embedding(&input.name));
+                        embedded = embedded.add(&table.index_select(&time_major(values)?, 0)?)?;
+                    }
+                    let weights = Tensor::cat(&[&input_t, &recurrent_t, &bias.unsqueeze(0)?], 0)?;
+                    embedded.apply_op3(
+                        &weights,
+                        &initial,
+                        Recurrence::projecting(hidden, self.config.embedding_dim),
+                    )?
+                }
                 Some(below) => {
                     let inputs = match dropout {
                         Some(dropout) => self.sequence_dropout(below, dropout, layer - 1)?,
@@ -550,18 +704,20 @@ impl MelodyModel {
     pub fn summed_nll(
         &self,
         ids: &Tensor,
+        side: &[Tensor],
         targets: &Tensor,
         mask: &Tensor,
         state: Option<LstmState>,
         dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
         if !self.fused_recurrence() {
-            let (logits, last) = self.forward(ids, state, dropout)?;
+            let (logits, last) = self.forward(ids, side, state, dropout)?;
             return Ok((Self::masked_nll(&logits, targets, mask)?, last));
         }
+        self.check_side(ids, side)?;
         let (batch, time) = ids.dims2()?;
         let state = self.state_or_zero(state, batch)?;
-        let (top, last) = self.fused_stack(ids, state, dropout)?;
+        let (top, last) = self.fused_stack(ids, side, state, dropout)?;
         let time_major = |t: &Tensor| t.t()?.contiguous()?.flatten_all();
         let targets = time_major(targets)?.to_vec1::<u32>()?;
         let weights = time_major(&mask.to_dtype(DType::F32)?)?.to_vec1::<f32>()?;
@@ -588,8 +744,13 @@ impl MelodyModel {
     /// One step for every sequence of a batch: logits `(batch, vocab)` for the ids
     /// `(batch,)`, carrying the state. Costs the same however long the sequence is.
     /// For many steps, prepare a [`Stepper`] once instead.
-    pub fn step(&self, ids: &Tensor, state: LstmState) -> Result<(Tensor, LstmState), ModelError> {
-        self.stepper()?.step(ids, state)
+    pub fn step(
+        &self,
+        ids: &Tensor,
+        side: &[Tensor],
+        state: LstmState,
+    ) -> Result<(Tensor, LstmState), ModelError> {
+        self.stepper()?.step(ids, side, state)
     }
 
     /// The weights laid out for stepping (inference only: no gradients flow).
@@ -606,6 +767,12 @@ impl MelodyModel {
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Stepper {
             embedding: self.tensor(names::EMBEDDING).detach(),
+            side_embeddings: self
+                .config
+                .side_inputs
+                .iter()
+                .map(|side| self.tensor(&names::side_embedding(&side.name)).detach())
+                .collect(),
             layers,
             fc_t: self.tensor(names::FC_WEIGHT).detach().t()?.contiguous()?,
             fc_bias: self.tensor(names::FC_BIAS).detach(),
@@ -732,6 +899,7 @@ struct StepLayer {
 /// A model's weights prepared once for generation, one token at a time.
 pub struct Stepper {
     embedding: Tensor,
+    side_embeddings: Vec<Tensor>,
     layers: Vec<StepLayer>,
     fc_t: Tensor,
     fc_bias: Tensor,
@@ -739,9 +907,19 @@ pub struct Stepper {
 }
 
 impl Stepper {
-    /// Logits `(batch, vocab)` for the ids `(batch,)`, and the next state.
-    pub fn step(&self, ids: &Tensor, state: LstmState) -> Result<(Tensor, LstmState), ModelError> {
+    /// Logits `(batch, vocab)` for the ids `(batch,)` and one `(batch,)`
+    /// tensor per side input, and the next state.
+    pub fn step(
+        &self,
+        ids: &Tensor,
+        side: &[Tensor],
+        state: LstmState,
+    ) -> Result<(Tensor, LstmState), ModelError> {
+        side_count(self.side_embeddings.len(), side.len())?;
         let mut input = self.embedding.index_select(ids, 0)?;
+        for (table, values) in self.side_embeddings.iter().zip(side) {
+            input = input.add(&table.index_select(values, 0)?)?;
+        }
         let mut layers = Vec::with_capacity(self.layers.len());
         for (weights, previous) in self.layers.iter().zip(state.layers) {
             let gates = input

@@ -24,3 +24,16 @@ pub fn bias_ih(layer: usize) -> String {
 pub fn bias_hh(layer: usize) -> String {
     format!("lstm.bias_hh_l{layer}")
 }
+
+/// Embedding table of a side input, `(values, embedding)`: as a PyTorch
+/// `nn.ModuleDict` of `nn.Embedding`s named `side_embeddings` would call it.
+pub fn side_embedding(side: &str) -> String {
+    format!("{SIDE_PREFIX}{side}.weight")
+}
+
+const SIDE_PREFIX: &str = "side_embeddings.";
+
+/// The side input a tensor name belongs to, if it is a side embedding.
+pub fn side_input_of(name: &str) -> Option<&str> {
+    name.strip_prefix(SIDE_PREFIX)?.strip_suffix(".weight")
+}

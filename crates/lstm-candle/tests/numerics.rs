@@ -39,6 +39,7 @@ fn small(layers: usize, dtype: DType) -> MelodyModel {
         hidden_size: 6,
         num_layers: layers,
         dropout: 0.2,
+        side_inputs: Vec::new(),
     };
     MelodyModel::new(config, &Device::Cpu, dtype, 3).unwrap()
 }
@@ -67,7 +68,7 @@ fn pytorch_logits_of_the_reference_model() {
             .collect();
         let expected: Vec<Vec<f64>> = serde_json::from_value(case["logits"].clone()).unwrap();
         let input = model.ids_tensor(std::slice::from_ref(&row)).unwrap();
-        let (logits, _) = model.forward(&input, None, None).unwrap();
+        let (logits, _) = model.forward(&input, &[], None, None).unwrap();
         let got: Vec<Vec<f32>> = logits.squeeze(0).unwrap().to_vec2().unwrap();
         let mut worst = 0f64;
         for (g, e) in got.iter().flatten().zip(expected.iter().flatten()) {
@@ -104,7 +105,7 @@ fn pytorch_fixture_logits_and_state() {
         let rows: Vec<Vec<u32>> = serde_json::from_value(case["ids"].clone()).unwrap();
         for (model, key, tolerance) in [(&model, "f32", 2e-5), (&model64, "f64", 1e-12)] {
             let input = model.ids_tensor(&rows).unwrap();
-            let (logits, last) = model.forward(&input, None, None).unwrap();
+            let (logits, last) = model.forward(&input, &[], None, None).unwrap();
             let expected = |field: &str| -> Vec<f64> {
                 let nested: serde_json::Value = case[format!("{field}_{key}")].clone();
                 let mut flat = Vec::new();
@@ -153,7 +154,7 @@ fn pytorch_fixture_logits_and_state() {
 fn matches_candle_nn_lstm_with_the_same_weights() {
     let model = small(2, DType::F64);
     let input = ids(&model, &[&[0, 3, 1, 6, 2], &[5, 5, 4, 0, 1]]);
-    let (ours, state) = model.forward(&input, None, None).unwrap();
+    let (ours, state) = model.forward(&input, &[], None, None).unwrap();
 
     let vb = VarBuilder::from_varmap(model.varmap(), DType::F64, &Device::Cpu);
     let embedding = candle_nn::embedding(7, 5, vb.pp("embedding")).unwrap();
@@ -170,7 +171,7 @@ fn matches_candle_nn_lstm_with_the_same_weights() {
         x = lstm.states_to_tensor(&states).unwrap();
         finals.push(states.last().unwrap().clone());
     }
-    let (hidden, _) = model.lstm_outputs(&input, None, None).unwrap();
+    let (hidden, _) = model.lstm_outputs(&input, &[], None, None).unwrap();
     let diff = max_abs_diff(&hidden, &x);
     assert!(diff < 1e-12, "top layer outputs differ by {diff}");
     let fc = candle_nn::linear(6, 7, vb.pp("fc")).unwrap();
@@ -185,7 +186,7 @@ fn matches_candle_nn_lstm_with_the_same_weights() {
 }
 
 fn loss(model: &MelodyModel, input: &Tensor, targets: &Tensor) -> Tensor {
-    let (logits, _) = model.forward(input, None, None).unwrap();
+    let (logits, _) = model.forward(input, &[], None, None).unwrap();
     let (b, t, v) = logits.dims3().unwrap();
     lstm_candle::lstm::cross_entropy(
         &logits.reshape((b * t, v)).unwrap(),
@@ -247,13 +248,14 @@ fn one_step_at_a_time_equals_the_whole_sequence() {
         .map(|b| sequence.iter().map(|s| s[b]).collect())
         .collect();
     let (whole, whole_state) = model
-        .forward(&model.ids_tensor(&rows).unwrap(), None, None)
+        .forward(&model.ids_tensor(&rows).unwrap(), &[], None, None)
         .unwrap();
     let mut state = model.zero_state(2).unwrap();
     for (t, step_ids) in sequence.iter().enumerate() {
         let (logits, next) = model
             .step(
                 &Tensor::new(step_ids.as_slice(), &Device::Cpu).unwrap(),
+                &[],
                 state,
             )
             .unwrap();
@@ -276,17 +278,18 @@ fn dropout_is_seeded_and_off_in_eval() {
     let input = ids(&model, &[&[0, 3, 1, 6, 2]]);
     let run = |seed| {
         let dropout = Dropout { seed, first_row: 0 };
-        flat(&model.forward(&input, None, Some(dropout)).unwrap().0)
+        flat(&model.forward(&input, &[], None, Some(dropout)).unwrap().0)
     };
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), run(2));
-    let eval = flat(&model.forward(&input, None, None).unwrap().0);
+    let eval = flat(&model.forward(&input, &[], None, None).unwrap().0);
     assert_ne!(run(1), eval);
     // Rows split across two calls draw the same masks as one call.
     let two = ids(&model, &[&[0, 3, 1, 6, 2], &[4, 4, 1, 0, 5]]);
     let whole = model
         .forward(
             &two,
+            &[],
             None,
             Some(Dropout {
                 seed: 9,
@@ -299,6 +302,7 @@ fn dropout_is_seeded_and_off_in_eval() {
     let split = model
         .forward(
             &second_row,
+            &[],
             None,
             Some(Dropout {
                 seed: 9,
@@ -362,7 +366,7 @@ fn checkpoint_round_trip_and_corruption() {
     assert_eq!(loaded.config, model.config);
     let input = ids(&model, &[&[0, 3, 1, 6]]);
     let a = model
-        .forward(&input, None, None)
+        .forward(&input, &[], None, None)
         .unwrap()
         .0
         .flatten_all()
@@ -370,7 +374,7 @@ fn checkpoint_round_trip_and_corruption() {
         .to_vec1::<f32>()
         .unwrap();
     let b = loaded
-        .forward(&input, None, None)
+        .forward(&input, &[], None, None)
         .unwrap()
         .0
         .flatten_all()
@@ -449,8 +453,8 @@ fn a_checkpoint_that_does_not_fit_its_configuration_is_refused_with_the_names() 
     );
     assert_eq!(
         refused(&[], Some(&config_json(6, 1))),
-        "DIR/model.safetensors: bad model configuration: the configuration has 1 layer(s), \
-         which need 7 tensors, but there are 11"
+        "DIR/model.safetensors: bad model configuration: the configuration has 1 layer(s) \
+         and 0 side input(s), which need 7 tensors, but there are 11"
     );
     assert_eq!(
         refused(&[], Some(&config_json(4, 2))),
@@ -484,6 +488,7 @@ fn sizes_whose_parameter_count_overflows_are_a_named_configuration_error() {
         hidden_size,
         num_layers,
         dropout: 0.2,
+        side_inputs: Vec::new(),
     };
     // The fuzzer's config.json (fuzz/regressions/checkpoint/huge-hidden-size.bin):
     // 4 * hidden overflowed while the expected shapes were built.
@@ -604,6 +609,7 @@ fn fused_training_loss_equals_the_graph() {
                 let (loss, _) = model
                     .summed_nll(
                         &input,
+                        &[],
                         &targets,
                         &mask,
                         Some(initial.clone()),
@@ -639,6 +645,7 @@ fn fused_recurrence_equals_step_by_step() {
             let (logits, last) = model
                 .forward(
                     &input,
+                    &[],
                     Some(initial.clone()),
                     Some(Dropout {
                         seed: 5,
@@ -667,4 +674,123 @@ fn fused_recurrence_equals_step_by_step() {
         let reference = run(&model);
         assert_all_close(&fused, &reference, &format!("{dtype:?}"));
     }
+}
+
+/// A two-layer model reading two side inputs (of 3 and 4 values).
+fn with_side_inputs(dtype: DType) -> MelodyModel {
+    let config = ModelConfig {
+        side_inputs: vec![
+            lstm_candle::SideInput {
+                name: "first".into(),
+                size: 3,
+            },
+            lstm_candle::SideInput {
+                name: "second".into(),
+                size: 4,
+            },
+        ],
+        ..small(2, dtype).config
+    };
+    MelodyModel::new(config, &Device::Cpu, dtype, 3).unwrap()
+}
+
+/// Side inputs: the fused recurrence against the step-by-step graph (logits and
+/// every gradient, side embeddings included), one step at a time against the
+/// whole sequence, and zero side embeddings against a model without them.
+#[test]
+fn side_inputs_run_the_same_every_way() {
+    let rows: Vec<Vec<u32>> = vec![vec![0, 3, 1, 6], vec![5, 2, 4, 0]];
+    let side: Vec<Vec<Vec<u32>>> = vec![
+        vec![vec![0, 1, 2, 2], vec![2, 2, 0, 1]],
+        vec![vec![3, 0, 1, 2], vec![1, 1, 3, 0]],
+    ];
+    for dtype in [DType::F64, DType::F32] {
+        let mut model = with_side_inputs(dtype);
+        let input = model.ids_tensor(&rows).unwrap();
+        let side = model.side_tensors(&side).unwrap();
+        let run = |model: &MelodyModel| {
+            let initial = varied_state(model, 2);
+            let dropout = Dropout {
+                seed: 5,
+                first_row: 0,
+            };
+            let (logits, _) = model
+                .forward(&input, &side, Some(initial.clone()), Some(dropout))
+                .unwrap();
+            let grads = logits.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let mut found = vec![logits.clone()];
+            found.extend(gradients(model, &grads, &initial));
+            found
+        };
+        let fused = run(&model);
+        model.set_step_by_step(true);
+        let reference = run(&model);
+        assert_all_close(&fused, &reference, &format!("side inputs, {dtype:?}"));
+    }
+    let model = with_side_inputs(DType::F64);
+    let input = model.ids_tensor(&rows).unwrap();
+    let side_tensors = model.side_tensors(&side).unwrap();
+    let (whole, _) = model.forward(&input, &side_tensors, None, None).unwrap();
+    let stepper = model.stepper().unwrap();
+    let mut state = model.zero_state(2).unwrap();
+    for t in 0..4 {
+        let column = |values: &Tensor| values.narrow(1, t, 1).unwrap().squeeze(1).unwrap();
+        let step_side: Vec<Tensor> = side_tensors.iter().map(column).collect();
+        let (logits, next) = stepper.step(&column(&input), &step_side, state).unwrap();
+        state = next;
+        let expected = whole.narrow(1, t, 1).unwrap().squeeze(1).unwrap();
+        assert!(max_abs_diff(&logits, &expected) < 1e-12, "step {t}");
+    }
+    // With its side embeddings zeroed, the model is the one without them.
+    let mut tensors: std::collections::HashMap<String, Tensor> =
+        model.tensors().into_iter().collect();
+    for name in ["first", "second"] {
+        let key = lstm_candle::names::side_embedding(name);
+        tensors.insert(key.clone(), tensors[&key].zeros_like().unwrap());
+    }
+    let zeroed = MelodyModel::from_tensors(
+        model.config.clone(),
+        tensors.clone(),
+        &Device::Cpu,
+        DType::F64,
+    )
+    .unwrap();
+    tensors.retain(|name, _| lstm_candle::names::side_input_of(name).is_none());
+    let plain = MelodyModel::from_tensors(
+        ModelConfig {
+            side_inputs: Vec::new(),
+            ..model.config.clone()
+        },
+        tensors,
+        &Device::Cpu,
+        DType::F64,
+    )
+    .unwrap();
+    let (with_zeros, _) = zeroed.forward(&input, &side_tensors, None, None).unwrap();
+    let (without, _) = plain.forward(&input, &[], None, None).unwrap();
+    assert!(max_abs_diff(&with_zeros, &without) < 1e-12);
+    // Values outside a side input's range and a missing side input are refused.
+    let error = model
+        .side_tensors(&[vec![vec![3]], vec![vec![0]]])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "bad model configuration: side input `first` has 3 values; 3 is not one of them"
+    );
+    let error = model
+        .forward(&input, &[], None, None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "bad model configuration: the model reads 2 side input(s), 0 were given"
+    );
+    // The configuration is read back off the tensor names and shapes.
+    let shapes = model
+        .tensors()
+        .iter()
+        .map(|(name, t)| (name.clone(), t.dims().to_vec()))
+        .collect();
+    assert_eq!(ModelConfig::infer(&shapes, 0.2).unwrap(), model.config);
 }

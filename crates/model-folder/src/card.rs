@@ -34,9 +34,81 @@ fn text(value: &Value, path: &[&str]) -> Option<String> {
     })
 }
 
+/// What the card says differently of a model trained on several collections
+/// and told the meter, mode, style and bars: its data (with `report`, the
+/// `report.json` of its prepared data, when at hand), its side inputs, its
+/// results per collection, how to ask it for a melody.
+struct Conditioned {
+    data: String,
+    model: String,
+    results: String,
+    usage: String,
+    limitation: String,
+}
+
+fn conditioned(config: &Value, report: Option<&Value>, repo: &str) -> Option<Conditioned> {
+    let side: Vec<String> = config
+        .get("side_inputs")?
+        .as_array()?
+        .iter()
+        .filter_map(|s| {
+            Some(format!(
+                "`{}` ({})",
+                s.get("name")?.as_str()?,
+                s.get("size")?
+            ))
+        })
+        .collect();
+    let per_collection = config
+        .pointer("/metrics/test_per_collection")
+        .and_then(Value::as_object);
+    let mut results = String::from(
+        "\nThe scores are conditional: each test song is read with its own meter, mode,\ncollection, upbeat and bars, as `sample` is told them.\n",
+    );
+    if let Some(per_collection) = per_collection {
+        results.push_str("\n| collection | test songs | NLL per token |\n|---|---:|---:|\n");
+        for (name, scores) in per_collection {
+            results.push_str(&format!(
+                "| {name} | {} | {:.4} |\n",
+                text(scores, &["songs"]).unwrap_or_default(),
+                number(scores, &["nll_per_token"]).unwrap_or(f64::NAN)
+            ));
+        }
+    }
+    let collections = per_collection.map_or(0, |c| c.len());
+    let duplicates = report
+        .and_then(|r| r.get("duplicates"))
+        .map_or_else(String::new, |d| {
+            format!(
+                " A song whose tokens an earlier collection already holds is kept once:\n  {d} were dropped as duplicates (the same song in both forms, or repeated\n  across collections)."
+            )
+        });
+    Some(Conditioned {
+        data: format!(
+            "- The Essen Folk Song Collection (EsAC): {collections} collections, both the native\n  EsAC files and the Humdrum `**kern` renditions of the German sets, read with\n  `deutschl/erk` first.{duplicates} Each collection is split on its own, so\n  ERK's 168 test songs are the same as for every other model of this project."
+        ),
+        model: format!(
+            "Beside each token it reads side inputs, each an embedding added to the token's:\n{}. They tell it where the step falls in its bar and the song's\nmeter, mode, style (collection) and bars left. So it does not load into the\nreference notebook's `LSTMModel`; `assets/erk` does.",
+            side.join(", ")
+        ),
+        results,
+        usage: format!(
+            "cargo xtask-hub sample --model hub:{repo} --meter 6/8 --mode minor --style deutschl/kinder --bars 8 --num 4"
+        ),
+        limitation: "- It is told the meter and the bars, and learned to end songs where their bars end;\n  a melody can still run past the bars it was asked for (`sample` stops it two\n  bars later).".to_owned(),
+    })
+}
+
 /// The model card: YAML front matter for the hub, then what a user needs to
 /// know to trust and use the model.
-pub fn model_card(config: &Value, encoding: &Encoding, repo: &str, has_loss_curve: bool) -> String {
+pub fn model_card(
+    config: &Value,
+    encoding: &Encoding,
+    report: Option<&Value>,
+    repo: &str,
+    has_loss_curve: bool,
+) -> String {
+    let conditioned = conditioned(config, report, repo);
     let unknown = || "not recorded".to_owned();
     let nll = number(config, &["metrics", "test", "nll_per_token"]);
     let metric =
@@ -44,9 +116,10 @@ pub fn model_card(config: &Value, encoding: &Encoding, repo: &str, has_loss_curv
     let percent = |v: Option<f64>| v.map_or_else(unknown, |v| format!("{:.1}%", v * 100.0));
     let model_index = nll.map_or_else(String::new, |nll| {
         format!(
-            "model-index:\n- name: {name}\n  results:\n  - task:\n      type: text-generation\n      name: Next-token prediction over whole songs\n    dataset:\n      type: essen-folksong-collection\n      name: Essen Folk Song Collection (deutschl/erk), test split\n    metrics:\n    - type: nll\n      name: Test NLL per token (nats)\n      value: {nll:.4}\n    - type: perplexity\n      value: {ppl:.4}\n",
+            "model-index:\n- name: {name}\n  results:\n  - task:\n      type: text-generation\n      name: Next-token prediction over whole songs\n    dataset:\n      type: essen-folksong-collection\n      name: Essen Folk Song Collection ({set}), test split\n    metrics:\n    - type: nll\n      name: Test NLL per token (nats)\n      value: {nll:.4}\n    - type: perplexity\n      value: {ppl:.4}\n",
             name = repo.rsplit('/').next().unwrap_or(repo),
             ppl = nll.exp(),
+            set = if conditioned.is_some() { "every collection" } else { "deutschl/erk" },
         )
     });
     let hidden = text(config, &["hidden_size"]).unwrap_or_else(unknown);
@@ -114,15 +187,11 @@ last token of 64-token windows.
 ## Model
 
 `Embedding({vocab}, {embedding}) -> LSTM(hidden {hidden}, {layers} layer(s)) ->
-Dropout({dropout}) -> Linear({hidden}, {vocab})`. The weights in `model.safetensors`
-carry PyTorch's parameter names (`embedding.weight`, `lstm.weight_ih_l0`, ...,
-`fc.weight`, `fc.bias`), so the reference notebook's `LSTMModel` loads them with
-`load_state_dict(strict=True)`.
+Dropout({dropout}) -> Linear({hidden}, {vocab})`. {model_text}
 
 ## Data and preprocessing
 
-- The Essen Folk Song Collection (EsAC), German songs of the `deutschl/erk` set
-  (1,700 songs in Humdrum `**kern`, as distributed at kern.humdrum.org).
+{data_text}
 {encoding_text}
 - Split by song, 80/10/10: {split}.
 
@@ -138,23 +207,20 @@ the model):
 | test NLL per token | perplexity | next-token accuracy |
 |---|---|---|
 | {nll_text} nats | {ppl} | {accuracy} |
-{loss_curve}
+{results}{loss_curve}
 ## Use
 
 ```sh
-cargo xtask-hub sample --model hub:{repo} --prime "55 _ _ _" --num 4 --temperature 0.9
+{usage}
 ```
 
 This writes each melody as tokens, MIDI, MusicXML, WAV and a piano-roll PNG.
-`generation_config.json` holds the default sampling settings. From Python, load the
-weights into the reference notebook's `LSTMModel` with `safetensors.torch.load_file`
-and `load_state_dict(strict=True)`; `tokenizer.json` is a `tokenizers` WordLevel
-tokenizer over the tokens above.
+`generation_config.json` holds the default sampling settings.{python}
 
 ## Limitations
 
 {repertoire}
-- It has no idea of bars: the meter and key of a score come from the sampling command.
+{bars}
 - Sampled melodies can run on without a clear ending, or repeat phrases from the
   training songs; `cargo xtask judge` measures both.
 "#,
@@ -162,10 +228,34 @@ tokenizer over the tokens above.
         ppl = metric(nll.map(f64::exp), 3),
         accuracy = percent(number(config, &["metrics", "test", "accuracy"])),
         encoding_text = encoding_text(encoding),
+        model_text = conditioned.as_ref().map_or(
+            "The weights in `model.safetensors`\ncarry PyTorch's parameter names (`embedding.weight`, `lstm.weight_ih_l0`, ...,\n`fc.weight`, `fc.bias`), so the reference notebook's `LSTMModel` loads them with\n`load_state_dict(strict=True)`.",
+            |c| c.model.as_str()
+        ),
+        data_text = conditioned.as_ref().map_or(
+            "- The Essen Folk Song Collection (EsAC), German songs of the `deutschl/erk` set\n  (1,700 songs in Humdrum `**kern`, as distributed at kern.humdrum.org).",
+            |c| c.data.as_str()
+        ),
+        results = conditioned.as_ref().map_or("", |c| c.results.as_str()),
+        usage = conditioned.as_ref().map_or_else(
+            || format!("cargo xtask-hub sample --model hub:{repo} --prime \"55 _ _ _\" --num 4 --temperature 0.9"),
+            |c| c.usage.clone()
+        ),
+        python = if conditioned.is_some() {
+            ""
+        } else {
+            " From Python, load the\nweights into the reference notebook's `LSTMModel` with `safetensors.torch.load_file`\nand `load_state_dict(strict=True)`; `tokenizer.json` is a `tokenizers` WordLevel\ntokenizer over the tokens above."
+        },
+        bars = conditioned.as_ref().map_or(
+            "- It has no idea of bars: the meter and key of a score come from the sampling command.",
+            |c| c.limitation.as_str()
+        ),
         init = text(config, &["init_from"]).map_or_else(String::new, |from| format!(
             "\n\nIt started from the weights of `{from}` (tokens that model knows kept their\nrows, new tokens started fresh) and was then trained on the data above."
         )),
-        repertoire = if encoding.in_reference_keys() {
+        repertoire = if conditioned.is_some() {
+            "- It knows the Essen collection: German, Chinese, Polish, Luxembourgish, Lorrainian\n  and other folk songs, all moved to C major or A minor. It writes single-line\n  melodies with no lyrics, dynamics or harmony."
+        } else if encoding.in_reference_keys() {
             "- It knows one small repertoire: about 1,350 German folk songs, all moved to C major or\n  A minor. It writes single-line melodies with no lyrics, dynamics or harmony."
         } else {
             "- It knows the repertoire of its training songs only. It writes single-line melodies\n  with no lyrics, dynamics or harmony."

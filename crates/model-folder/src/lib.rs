@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
-use grid_codec::{Encoding, Token, VocabError, Vocabulary};
+use grid_codec::{Conditioning, Encoding, Token, VocabError, Vocabulary};
 pub use lstm_candle::checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
 use lstm_candle::checkpoint::{tensors_to_safetensors_as, write_atomic};
 use lstm_candle::{CheckpointError, MelodyModel};
@@ -142,6 +142,8 @@ pub struct ModelFolder {
     /// reference's, which is how all of those were made.
     pub encoding_stated: bool,
     pub generation: GenerationConfig,
+    /// The values of its side inputs, when the model reads them.
+    pub conditioning: Option<Conditioning>,
     /// `config.json` as written (an empty object for bare weights).
     pub config: Value,
 }
@@ -226,6 +228,31 @@ impl ModelFolder {
             ),
             None => (Encoding::reference(), false),
         };
+        let conditioning = match config.get("conditioning") {
+            Some(value) => Some(
+                Conditioning::deserialize(value)
+                    .map_err(|e| invalid(&config_path, format!("bad \"conditioning\": {e}")))?,
+            ),
+            None => None,
+        };
+        let reads: Vec<(&str, usize)> = model
+            .config
+            .side_inputs
+            .iter()
+            .map(|side| (side.name.as_str(), side.size))
+            .collect();
+        let told = conditioning
+            .as_ref()
+            .map(Conditioning::inputs)
+            .unwrap_or_default();
+        if reads != told {
+            return Err(invalid(
+                &config_path,
+                format!(
+                    "the weights read the side inputs {reads:?}, but \"conditioning\" gives {told:?}; they do not belong together"
+                ),
+            ));
+        }
         let generation_path = dir.join(GENERATION_FILE);
         let generation = if generation_path.is_file() {
             GenerationConfig::deserialize(read_json(&generation_path)?)
@@ -254,6 +281,7 @@ impl ModelFolder {
             encoding,
             encoding_stated,
             generation,
+            conditioning,
             config,
         })
     }
@@ -373,7 +401,17 @@ impl ModelFolder {
                 has_loss_curve |= name == "loss.png";
             }
         }
-        let card = card::model_card(&config, &self.encoding, repo, has_loss_curve);
+        // The prepared data's report, beside a run, tells the card what was dropped.
+        let report = fs::read_to_string(self.dir.join("data").join("report.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+        let card = card::model_card(
+            &config,
+            &self.encoding,
+            report.as_ref(),
+            repo,
+            has_loss_curve,
+        );
         write(CARD_FILE, card.as_bytes())?;
         Ok(names)
     }
@@ -436,6 +474,7 @@ mod tests {
             hidden_size: 4,
             num_layers: 1,
             dropout: 0.0,
+            side_inputs: Vec::new(),
         };
         let model = MelodyModel::new(model_config, &Device::Cpu, DType::F32, 1).unwrap();
         lstm_candle::save_checkpoint(&model, dir).unwrap();

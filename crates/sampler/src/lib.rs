@@ -34,6 +34,14 @@ pub enum SampleError {
         "the model has {model} tokens but the tokenizer has {vocabulary}; they do not belong together"
     )]
     Mismatch { model: usize, vocabulary: usize },
+    #[error(
+        "the model reads {inputs} side input(s), so it needs side values for each of the {rows} melodies; {given} rows were given"
+    )]
+    SideValues {
+        inputs: usize,
+        rows: usize,
+        given: usize,
+    },
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -90,6 +98,39 @@ impl SamplingConfig {
     }
 }
 
+/// Side input values of a batch of melodies, `rows[melody][input][step]`,
+/// step 0 being the `.` every melody starts from; a step past the end of a
+/// row's values takes its last one. What the values mean is the caller's
+/// business. Empty (no rows) for a model without side inputs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SideValues {
+    pub rows: Vec<Vec<Vec<u32>>>,
+}
+
+impl SideValues {
+    /// Each input's value for `row` at `step`.
+    fn at(&self, row: usize, step: usize) -> impl Iterator<Item = u32> + '_ {
+        self.rows.get(row).into_iter().flatten().map(move |values| {
+            values
+                .get(step)
+                .or(values.last())
+                .copied()
+                .unwrap_or_default()
+        })
+    }
+
+    /// Per input, a `(rows, 1)` column of the given rows' values at `step`.
+    fn column(&self, rows: &[usize], step: usize, inputs: usize) -> Vec<Vec<Vec<u32>>> {
+        let mut by_input = vec![Vec::with_capacity(rows.len()); inputs];
+        for &row in rows {
+            for (input, value) in self.at(row, step).enumerate() {
+                by_input[input].push(vec![value]);
+            }
+        }
+        by_input
+    }
+}
+
 /// A batch of sequences being continued, one model step at a time.
 pub struct Session<'m> {
     model: &'m MelodyModel,
@@ -97,19 +138,53 @@ pub struct Session<'m> {
     state: LstmState,
     /// `(rows, vocab)` logits for the next token of each row.
     logits: Tensor,
+    side: SideValues,
+    /// The melody (row of `side`) each batch row continues.
+    rows: Vec<usize>,
+    /// Steps fed so far.
+    step: usize,
 }
 
 impl<'m> Session<'m> {
-    /// Runs `ids` (the same for every row) once and keeps the state.
-    pub fn start(model: &'m MelodyModel, ids: &[u32], rows: usize) -> Result<Self, SampleError> {
+    /// Runs `ids` (the same for every row) once with each row's side values,
+    /// and keeps the state.
+    pub fn start(
+        model: &'m MelodyModel,
+        ids: &[u32],
+        rows: usize,
+        side: SideValues,
+    ) -> Result<Self, SampleError> {
+        let inputs = model.config.side_inputs.len();
+        if side.rows.len() != if inputs == 0 { 0 } else { rows } {
+            return Err(SampleError::SideValues {
+                inputs,
+                rows,
+                given: side.rows.len(),
+            });
+        }
         let input = model.ids_tensor(&vec![ids.to_vec(); rows])?;
-        let (logits, state) = model.forward(&input, None, None)?;
+        let prefix: Vec<Vec<Vec<u32>>> = (0..inputs)
+            .map(|input| {
+                (0..rows)
+                    .map(|row| {
+                        (0..ids.len())
+                            .map(|step| side.at(row, step).nth(input).unwrap_or_default())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let side_tensors = model.side_tensors(&prefix)?;
+        let (logits, state) = model.forward(&input, &side_tensors, None, None)?;
         let last = logits.narrow(1, ids.len() - 1, 1)?.squeeze(1)?;
         Ok(Self {
             model,
             stepper: model.stepper()?,
             state,
             logits: last,
+            side,
+            rows: (0..rows).collect(),
+            step: ids.len(),
         })
     }
 
@@ -121,10 +196,20 @@ impl<'m> Session<'m> {
     /// Feeds one id per row.
     pub fn advance(&mut self, ids: &[u32]) -> Result<(), SampleError> {
         let input = Tensor::new(ids, self.model.device())?;
+        let columns = self
+            .side
+            .column(&self.rows, self.step, self.model.config.side_inputs.len());
+        let side = self
+            .model
+            .side_tensors(&columns)?
+            .into_iter()
+            .map(|t| t.squeeze(1))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let state = self.state.clone();
-        let (logits, state) = self.stepper.step(&input, state)?;
+        let (logits, state) = self.stepper.step(&input, &side, state)?;
         self.logits = logits;
         self.state = state;
+        self.step += 1;
         Ok(())
     }
 
@@ -140,6 +225,7 @@ impl<'m> Session<'m> {
             layer.c = layer.c.index_select(&index, 0)?;
         }
         self.logits = self.logits.index_select(&index, 0)?;
+        self.rows = rows.iter().map(|&r| self.rows[r]).collect();
         Ok(())
     }
 
@@ -194,14 +280,16 @@ fn pick(probs: &mut [f32], config: &SamplingConfig, rng: &mut ChaCha8Rng) -> usi
 }
 
 /// Generates `count` melodies continuing `primer` (which may be empty: every
-/// melody starts after `.`, as songs do in training). Returns each melody's
-/// tokens after the primer, without the closing `.`, and whether it closed.
+/// melody starts after `.`, as songs do in training), each with its side
+/// values. Returns each melody's tokens after the primer, without the closing
+/// `.`, and whether it closed.
 pub fn generate(
     model: &MelodyModel,
     vocabulary: &Vocabulary,
     primer: &[Token],
     count: usize,
     config: &SamplingConfig,
+    side: SideValues,
 ) -> Result<Vec<(Vec<Token>, bool)>, SampleError> {
     config.validate()?;
     if count == 0 {
@@ -225,7 +313,7 @@ pub fn generate(
     let hold = vocabulary.id(Token::Hold);
     let mut ids = vec![end];
     ids.extend(vocabulary.ids(&primer)?);
-    let mut session = Session::start(model, &ids, count)?;
+    let mut session = Session::start(model, &ids, count, side)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut melodies: Vec<(Vec<Token>, bool)> = vec![(Vec::new(), false); count];
     // Per row: has a note or rest started (so `_` may follow), has a note sounded
@@ -295,6 +383,7 @@ mod tests {
             hidden_size: 8,
             num_layers: 2,
             dropout: 0.0,
+            side_inputs: Vec::new(),
         };
         (
             MelodyModel::new(config, &Device::Cpu, DType::F32, 1).unwrap(),
@@ -310,8 +399,8 @@ mod tests {
             max_len: 40,
             ..Default::default()
         };
-        let a = generate(&model, &vocabulary, &[], 3, &config).unwrap();
-        let b = generate(&model, &vocabulary, &[], 3, &config).unwrap();
+        let a = generate(&model, &vocabulary, &[], 3, &config, SideValues::default()).unwrap();
+        let b = generate(&model, &vocabulary, &[], 3, &config, SideValues::default()).unwrap();
         assert_eq!(a, b);
         let c = generate(
             &model,
@@ -319,6 +408,7 @@ mod tests {
             &[],
             3,
             &SamplingConfig { seed: 5, ..config },
+            SideValues::default(),
         )
         .unwrap();
         assert_ne!(a, c);
@@ -328,11 +418,11 @@ mod tests {
     fn stateful_steps_give_the_full_prefix_distribution() {
         let (model, vocabulary) = setup();
         let prefix: Vec<u32> = vocabulary.encode(". 60 _ 62 r _ 64").unwrap();
-        let mut session = Session::start(&model, &prefix[..1], 1).unwrap();
+        let mut session = Session::start(&model, &prefix[..1], 1, SideValues::default()).unwrap();
         for t in 1..prefix.len() {
             session.advance(&prefix[t..=t]).unwrap();
             let input = model.ids_tensor(&[prefix[..=t].to_vec()]).unwrap();
-            let (full, _) = model.forward(&input, None, None).unwrap();
+            let (full, _) = model.forward(&input, &[], None, None).unwrap();
             let expected: Vec<f32> = full.get(0).unwrap().get(t).unwrap().to_vec1().unwrap();
             let got = &session.logits().unwrap()[0];
             let worst = got
@@ -354,7 +444,9 @@ mod tests {
                 temperature: 3.0,
                 ..Default::default()
             };
-            for (tokens, closed) in generate(&model, &vocabulary, &[], 4, &config).unwrap() {
+            for (tokens, closed) in
+                generate(&model, &vocabulary, &[], 4, &config, SideValues::default()).unwrap()
+            {
                 assert_ne!(tokens.first(), Some(&Token::Hold), "seed {seed}");
                 if closed {
                     assert!(
@@ -376,6 +468,7 @@ mod tests {
                 &parse_tokens(primer).unwrap(),
                 1,
                 &config,
+                SideValues::default(),
             )
             .unwrap_err()
             .to_string()

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use grid_codec::{Encoding, Vocabulary};
+use grid_codec::{Conditioning, Encoding, SongConditions, Vocabulary};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -27,6 +27,35 @@ pub enum DataError {
     EmptySplit(&'static str),
 }
 
+/// One song as the model reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Song {
+    /// Token ids without the terminal.
+    pub ids: Vec<u32>,
+    /// When the model reads side inputs: each input's values at every step and
+    /// at the end (`ids.len() + 1` each, the first going with the `.` that
+    /// starts the song); else empty.
+    pub side: Vec<Vec<u32>>,
+    /// What is known of the song for conditioning.
+    pub conditions: SongConditions,
+}
+
+impl Song {
+    /// A song without side inputs or conditions.
+    pub fn plain(ids: Vec<u32>) -> Self {
+        Self {
+            ids,
+            side: Vec::new(),
+            conditions: SongConditions {
+                meter: None,
+                key: None,
+                style: String::new(),
+                layout: None,
+            },
+        }
+    }
+}
+
 /// Songs as token ids (without the terminal), per split, with their vocabulary.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -34,9 +63,11 @@ pub struct Dataset {
     /// How the songs were encoded (the reference's when the folder predates
     /// `encoding.json`).
     pub encoding: Encoding,
-    pub train: Vec<Vec<u32>>,
-    pub val: Vec<Vec<u32>>,
-    pub test: Vec<Vec<u32>>,
+    pub train: Vec<Song>,
+    pub val: Vec<Song>,
+    pub test: Vec<Song>,
+    /// The side input values, once [`Dataset::condition`] has given them.
+    pub conditioning: Option<Conditioning>,
     /// The collection of each test song (empty names when only one was prepared).
     pub test_collections: Vec<String>,
     /// SHA-256 of `songs.jsonl` and `tokenizer.json`: which data a model saw.
@@ -77,6 +108,7 @@ impl Dataset {
             train: Vec::new(),
             val: Vec::new(),
             test: Vec::new(),
+            conditioning: None,
             test_collections: Vec::new(),
             fingerprint,
         };
@@ -89,12 +121,19 @@ impl Dataset {
                     file: song.file.clone(),
                     message: e.to_string(),
                 })?;
-            match song.split {
+            let split = song.split;
+            let collection = song.collection.clone();
+            let ids = Song {
+                ids,
+                side: Vec::new(),
+                conditions: song.conditions(),
+            };
+            match split {
                 Split::Train => dataset.train.push(ids),
                 Split::Val => dataset.val.push(ids),
                 Split::Test => {
                     dataset.test.push(ids);
-                    dataset.test_collections.push(song.collection.clone());
+                    dataset.test_collections.push(collection);
                 }
             }
         }
@@ -110,9 +149,23 @@ impl Dataset {
         Ok(dataset)
     }
 
+    /// Gives every song the values of the side inputs of `conditioning`
+    /// (usually read from the training songs with [`Conditioning::from_songs`]).
+    pub fn condition(&mut self, conditioning: Conditioning) {
+        for song in self
+            .train
+            .iter_mut()
+            .chain(&mut self.val)
+            .chain(&mut self.test)
+        {
+            song.side = conditioning.values(&song.conditions, song.ids.len());
+        }
+        self.conditioning = Some(conditioning);
+    }
+
     /// The test songs of each collection, when there are several.
-    pub fn test_by_collection(&self) -> std::collections::BTreeMap<&str, Vec<Vec<u32>>> {
-        let mut by = std::collections::BTreeMap::<&str, Vec<Vec<u32>>>::new();
+    pub fn test_by_collection(&self) -> std::collections::BTreeMap<&str, Vec<Song>> {
+        let mut by = std::collections::BTreeMap::<&str, Vec<Song>>::new();
         for (song, name) in self.test.iter().zip(&self.test_collections) {
             by.entry(name.as_str()).or_default().push(song.clone());
         }
@@ -124,7 +177,62 @@ impl Dataset {
 
     /// Tokens the model predicts in the training split (each song's terminal included).
     pub fn train_tokens(&self) -> usize {
-        self.train.iter().map(|s| s.len() + 1).sum()
+        self.train.iter().map(|s| s.ids.len() + 1).sum()
+    }
+}
+
+/// Ids with the side input values that go with them (`side[k][t]` with
+/// `ids[t]`): a stream of songs, or a window cut from one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Track {
+    pub ids: Vec<u32>,
+    pub side: Vec<Vec<u32>>,
+}
+
+impl Track {
+    /// `.` and the song's ids, each with the values of the step it predicts.
+    fn push_song(&mut self, song: &Song) {
+        self.ids.push(TERMINAL);
+        self.ids.extend_from_slice(&song.ids);
+        self.side.resize(song.side.len(), Vec::new());
+        for (values, song_values) in self.side.iter_mut().zip(&song.side) {
+            values.extend_from_slice(&song_values[..=song.ids.len()]);
+        }
+    }
+
+    /// The closing `.` of a stream (it predicts nothing, so its side values do
+    /// not matter).
+    fn close(&mut self) {
+        self.ids.push(TERMINAL);
+        for values in &mut self.side {
+            values.push(0);
+        }
+    }
+
+    /// A stream of songs in the given order, each after a `.`.
+    fn of_songs(songs: &[Song], order: &[usize]) -> Self {
+        let mut track = Track::default();
+        for &index in order {
+            track.push_song(&songs[index]);
+        }
+        track.close();
+        track
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// `length` positions from `start`.
+    pub fn window(&self, start: usize, length: usize) -> Track {
+        Track {
+            ids: self.ids[start..start + length].to_vec(),
+            side: self
+                .side
+                .iter()
+                .map(|v| v[start..start + length].to_vec())
+                .collect(),
+        }
     }
 }
 
@@ -135,30 +243,24 @@ impl Dataset {
 /// every position is trained; stride 1 gives the reference's one window per
 /// target for the last-position objective.
 pub fn epoch_windows(
-    songs: &[Vec<u32>],
+    songs: &[Song],
     length: usize,
     stride: usize,
     seed: u64,
     epoch: u64,
-) -> Vec<Vec<u32>> {
+) -> Vec<Track> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut order: Vec<usize> = (0..songs.len()).collect();
     order.shuffle(&mut rng);
-    let mut stream = Vec::with_capacity(songs.iter().map(|s| s.len() + 1).sum::<usize>() + 1);
-    for index in order {
-        stream.push(TERMINAL);
-        stream.extend_from_slice(&songs[index]);
-    }
-    stream.push(TERMINAL);
+    let stream = Track::of_songs(songs, &order);
     let offset = if stream.len() > length + 1 {
         rand::Rng::random_range(&mut rng, 0..length)
     } else {
         0
     };
-    let mut windows: Vec<Vec<u32>> = stream[offset..]
-        .windows(length + 1)
-        .step_by(stride.max(1))
-        .map(<[u32]>::to_vec)
+    let starts = (offset..(stream.len() + 1).saturating_sub(length + 1)).step_by(stride.max(1));
+    let mut windows: Vec<Track> = starts
+        .map(|start| stream.window(start, length + 1))
         .collect();
     windows.shuffle(&mut rng);
     windows
@@ -179,18 +281,20 @@ pub enum Windows {
     Lanes,
 }
 
-/// Rows of equal length: input ids, next-token targets, and a weight per
-/// position (1 = scored, 0 = padding or not trained).
+/// Rows of equal length: input ids, the side input values that go with them
+/// (`side[k][row][t]`), next-token targets, and a weight per position (1 =
+/// scored, 0 = padding or not trained).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainBatch {
     pub inputs: Vec<Vec<u32>>,
+    pub side: Vec<Vec<Vec<u32>>>,
     pub targets: Vec<Vec<u32>>,
     pub weights: Vec<Vec<f32>>,
 }
 
 impl TrainBatch {
     /// Windows of `seq_len + 1` ids; every position scored, or only the last.
-    pub fn from_windows(windows: &[Vec<u32>], seq_len: usize, last_only: bool) -> Self {
+    pub fn from_windows(windows: &[Track], seq_len: usize, last_only: bool) -> Self {
         let weight = |t: usize| {
             if !last_only || t + 1 == seq_len {
                 1.0
@@ -198,9 +302,21 @@ impl TrainBatch {
                 0.0
             }
         };
+        let inputs = windows.first().map_or(0, |w| w.side.len());
         Self {
-            inputs: windows.iter().map(|w| w[..seq_len].to_vec()).collect(),
-            targets: windows.iter().map(|w| w[1..=seq_len].to_vec()).collect(),
+            inputs: windows.iter().map(|w| w.ids[..seq_len].to_vec()).collect(),
+            side: (0..inputs)
+                .map(|k| {
+                    windows
+                        .iter()
+                        .map(|w| w.side[k][..seq_len].to_vec())
+                        .collect()
+                })
+                .collect(),
+            targets: windows
+                .iter()
+                .map(|w| w.ids[1..=seq_len].to_vec())
+                .collect(),
             weights: windows
                 .iter()
                 .map(|_| (0..seq_len).map(weight).collect())
@@ -209,14 +325,19 @@ impl TrainBatch {
     }
 
     /// Whole songs (`.` first, `.` last), padded to the longest and masked.
-    pub fn from_songs<'a>(songs: impl IntoIterator<Item = &'a [u32]>) -> Self {
-        let pairs: Vec<(Vec<u32>, Vec<u32>)> = songs.into_iter().map(song_pairs).collect();
+    pub fn from_songs<'a>(songs: impl IntoIterator<Item = &'a Song>) -> Self {
+        let songs: Vec<&Song> = songs.into_iter().collect();
+        let pairs: Vec<(Vec<u32>, Vec<u32>)> = songs.iter().map(|s| song_pairs(&s.ids)).collect();
         let length = pairs.iter().map(|(i, _)| i.len()).max().unwrap_or(0);
         let pad = |mut v: Vec<u32>| {
             v.resize(length, TERMINAL);
             v
         };
+        let inputs = songs.first().map_or(0, |s| s.side.len());
         Self {
+            side: (0..inputs)
+                .map(|k| songs.iter().map(|s| pad(s.side[k].clone())).collect())
+                .collect(),
             weights: pairs
                 .iter()
                 .map(|(i, _)| {
@@ -247,28 +368,21 @@ impl TrainBatch {
 
 /// One epoch as `lanes` continuous streams of songs (seeded order, each song
 /// after a `.`), all of the same length.
-pub fn epoch_lanes(songs: &[Vec<u32>], lanes: usize, seed: u64, epoch: u64) -> Vec<Vec<u32>> {
+pub fn epoch_lanes(songs: &[Song], lanes: usize, seed: u64, epoch: u64) -> Vec<Track> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut order: Vec<usize> = (0..songs.len()).collect();
     order.shuffle(&mut rng);
-    let mut stream = Vec::new();
-    for index in order {
-        stream.push(TERMINAL);
-        stream.extend_from_slice(&songs[index]);
-    }
-    stream.push(TERMINAL);
-    let length = stream.len() / lanes.max(1);
-    stream
-        .chunks_exact(length.max(1))
-        .take(lanes)
-        .map(<[u32]>::to_vec)
+    let stream = Track::of_songs(songs, &order);
+    let length = (stream.len() / lanes.max(1)).max(1);
+    (0..lanes.min(stream.len() / length))
+        .map(|lane| stream.window(lane * length, length))
         .collect()
 }
 
 /// One epoch of whole-song batches (indices into `songs`): a seeded shuffle,
 /// then groups of similar length so that little is padding, in seeded order.
 pub fn epoch_song_batches(
-    songs: &[Vec<u32>],
+    songs: &[Song],
     batch_size: usize,
     seed: u64,
     epoch: u64,
@@ -279,7 +393,7 @@ pub fn epoch_song_batches(
     let mut batches = Vec::new();
     for group in order.chunks(batch_size.max(1) * 8) {
         let mut group = group.to_vec();
-        group.sort_by_key(|&i| songs[i].len());
+        group.sort_by_key(|&i| songs[i].ids.len());
         batches.extend(group.chunks(batch_size.max(1)).map(<[usize]>::to_vec));
     }
     batches.shuffle(&mut rng);
@@ -302,11 +416,11 @@ mod tests {
 
     #[test]
     fn windows_cover_the_stream_and_are_seeded() {
-        let songs: Vec<Vec<u32>> = (1..=20).map(|i| vec![i; 7]).collect();
+        let songs: Vec<Song> = (1..=20).map(|i| Song::plain(vec![i; 7])).collect();
         let a = epoch_windows(&songs, 8, 8, 1, 0);
         assert_eq!(a, epoch_windows(&songs, 8, 8, 1, 0));
         assert_ne!(a, epoch_windows(&songs, 8, 8, 1, 1));
-        assert!(a.iter().all(|w| w.len() == 9));
+        assert!(a.iter().all(|w| w.ids.len() == 9 && w.side.is_empty()));
         // 20 songs of 7 plus 21 terminals = 161 ids: about 160 / 8 windows.
         assert!((18..=20).contains(&a.len()), "{}", a.len());
         // Stride 1: one window per position after the offset.
@@ -316,14 +430,18 @@ mod tests {
 
     #[test]
     fn batches_weigh_what_is_trained() {
-        let windows = vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8]];
+        let windows: Vec<Track> = [vec![1, 2, 3, 4], vec![5, 6, 7, 8]]
+            .into_iter()
+            .map(|ids| Track { ids, side: vec![] })
+            .collect();
         let all = TrainBatch::from_windows(&windows, 3, false);
         assert_eq!(all.inputs, [[1, 2, 3], [5, 6, 7]]);
         assert_eq!(all.targets, [[2, 3, 4], [6, 7, 8]]);
         assert_eq!(all.scored(), 6.0);
         let last = TrainBatch::from_windows(&windows, 3, true);
         assert_eq!(last.weights, [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]);
-        let songs = TrainBatch::from_songs([[5u32, 6].as_slice(), [7].as_slice()]);
+        let two = [Song::plain(vec![5, 6]), Song::plain(vec![7])];
+        let songs = TrainBatch::from_songs(&two);
         assert_eq!(songs.inputs, [[0, 5, 6], [0, 7, 0]]);
         assert_eq!(songs.targets, [[5, 6, 0], [7, 0, 0]]);
         assert_eq!(songs.weights, [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
@@ -332,7 +450,7 @@ mod tests {
 
     #[test]
     fn song_batches_cover_every_song_once() {
-        let songs: Vec<Vec<u32>> = (0..50).map(|i| vec![1; i % 13 + 1]).collect();
+        let songs: Vec<Song> = (0..50).map(|i| Song::plain(vec![1; i % 13 + 1])).collect();
         let batches = epoch_song_batches(&songs, 8, 3, 0);
         let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
         seen.sort();
@@ -343,13 +461,45 @@ mod tests {
 
     #[test]
     fn lanes_are_equal_and_seeded() {
-        let songs: Vec<Vec<u32>> = (1..=30).map(|i| vec![i; 5]).collect();
+        let songs: Vec<Song> = (1..=30).map(|i| Song::plain(vec![i; 5])).collect();
         let lanes = epoch_lanes(&songs, 4, 2, 0);
         assert_eq!(lanes.len(), 4);
-        assert!(lanes.iter().all(|l| l.len() == 181 / 4));
-        assert_eq!(lanes[0][0], TERMINAL);
+        assert!(lanes.iter().all(|l| l.ids.len() == 181 / 4));
+        assert_eq!(lanes[0].ids[0], TERMINAL);
         assert_eq!(lanes, epoch_lanes(&songs, 4, 2, 0));
         assert_ne!(lanes, epoch_lanes(&songs, 4, 2, 1));
+    }
+
+    #[test]
+    fn side_values_travel_with_their_steps() {
+        // Song i: ids [i, i], one side input with values [10i, 10i+1, 10i+2]
+        // for its `.`, its two steps and its end.
+        let songs: Vec<Song> = (1..=6u32)
+            .map(|i| Song {
+                side: vec![vec![10 * i, 10 * i + 1, 10 * i + 2]],
+                ..Song::plain(vec![i, i])
+            })
+            .collect();
+        let check = |track: &Track| {
+            for (t, &id) in track.ids.iter().enumerate() {
+                let value = track.side[0][t];
+                if id != TERMINAL {
+                    // A song's id at its first or second step predicts the next.
+                    assert!(value == 10 * id + 1 || value == 10 * id + 2, "{track:?}");
+                } else if t + 1 < track.ids.len() && track.ids[t + 1] != TERMINAL {
+                    assert_eq!(value, 10 * track.ids[t + 1], "{track:?}");
+                }
+            }
+        };
+        for lane in epoch_lanes(&songs, 2, 1, 0) {
+            assert_eq!(lane.side[0].len(), lane.ids.len());
+            check(&lane);
+        }
+        for window in epoch_windows(&songs, 4, 4, 1, 0) {
+            check(&window);
+        }
+        let batch = TrainBatch::from_songs(&songs[..2]);
+        assert_eq!(batch.side, [[[10, 11, 12], [20, 21, 22]]]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use candle_core::{D, DType, Tensor};
 use lstm_candle::{MelodyModel, ModelError};
 use serde::{Deserialize, Serialize};
 
-use crate::data::TrainBatch;
+use crate::data::{Song, TrainBatch};
 
 /// Whole-song scores over a set of songs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -24,27 +24,28 @@ pub struct Evaluation {
 /// batches shared among `threads` threads.
 pub fn evaluate(
     model: &MelodyModel,
-    songs: &[Vec<u32>],
+    songs: &[Song],
     batch_size: usize,
     threads: usize,
 ) -> Result<Evaluation, ModelError> {
     let mut order: Vec<usize> = (0..songs.len()).collect();
-    order.sort_by_key(|&i| songs[i].len());
+    order.sort_by_key(|&i| songs[i].ids.len());
     let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
     let workers = threads.clamp(1, batches.len().max(1));
     // Batches dealt round-robin, so that each thread gets short and long songs.
     let work = |worker: usize| -> Result<(f64, f64, usize), ModelError> {
         let mut sums = (0f64, 0f64, 0usize);
         for chunk in batches.iter().skip(worker).step_by(workers) {
-            let batch = TrainBatch::from_songs(chunk.iter().map(|&i| songs[i].as_slice()));
+            let batch = TrainBatch::from_songs(chunk.iter().map(|&i| &songs[i]));
             let (rows, length) = (batch.rows(), batch.inputs[0].len());
             let device = model.device();
             let input = model.ids_tensor(&batch.inputs)?;
+            let side = model.side_tensors(&batch.side)?;
             let targets: Vec<u32> = batch.targets.iter().flatten().copied().collect();
             let mask: Vec<f32> = batch.weights.iter().flatten().copied().collect();
             let targets = Tensor::from_vec(targets, (rows, length), device)?;
             let mask = Tensor::from_vec(mask, (rows, length), device)?;
-            let (logits, _) = model.forward(&input, None, None)?;
+            let (logits, _) = model.forward(&input, &side, None, None)?;
             sums.0 += MelodyModel::masked_nll(&logits, &targets, &mask)?
                 .to_dtype(DType::F64)?
                 .to_scalar::<f64>()?;
@@ -144,9 +145,13 @@ mod tests {
             hidden_size: 5,
             num_layers: 1,
             dropout: 0.0,
+            side_inputs: Vec::new(),
         };
         let model = MelodyModel::new(config, &Device::Cpu, DType::F64, 1).unwrap();
-        let songs = vec![vec![1, 2, 3], vec![4], vec![5, 5, 1, 2, 2, 3]];
+        let songs: Vec<Song> = [vec![1, 2, 3], vec![4], vec![5, 5, 1, 2, 2, 3]]
+            .into_iter()
+            .map(Song::plain)
+            .collect();
         let together = evaluate(&model, &songs, 8, 1).unwrap();
         let parallel = evaluate(&model, &songs, 1, 2).unwrap();
         assert!((together.nll_per_token - parallel.nll_per_token).abs() < 1e-12);

@@ -1,12 +1,13 @@
 //! Starting from a trained model's weights (`train --init`): tokens both
 //! vocabularies know keep their rows of the embedding and the output layer,
 //! tokens new to the model keep their fresh initialisation, and the LSTM is
-//! taken whole, so the architecture must be the same.
+//! taken whole, so the architecture must be the same. Side inputs are taken
+//! whole too, with the starting model's conditioning.
 
 use std::collections::HashMap;
 
 use candle_core::{DType, Tensor};
-use grid_codec::{Token, Vocabulary};
+use grid_codec::{Conditioning, Token, Vocabulary};
 use lstm_candle::{MelodyModel, ModelConfig, names};
 
 use crate::train::TrainError;
@@ -21,16 +22,25 @@ pub struct Init {
     pub tokens: Vec<Token>,
     /// Where the weights came from, for `config.json` and the model card.
     pub source: String,
+    /// The values of its side inputs, which the run keeps so that each value
+    /// means what it meant (`None` for a model without them).
+    pub conditioning: Option<Conditioning>,
 }
 
 impl Init {
     /// The weights and vocabulary of a trained model.
-    pub fn from_model(model: &MelodyModel, vocabulary: &Vocabulary, source: String) -> Self {
+    pub fn from_model(
+        model: &MelodyModel,
+        vocabulary: &Vocabulary,
+        conditioning: Option<Conditioning>,
+        source: String,
+    ) -> Self {
         Self {
             config: model.config.clone(),
             tensors: model.tensors().into_iter().collect(),
             tokens: vocabulary.tokens().to_vec(),
             source,
+            conditioning,
         }
     }
 
@@ -46,6 +56,12 @@ impl Init {
             return Err(TrainError::Config(format!(
                 "{} has embedding {}, hidden size {} and {} layer(s); this run has embedding {}, hidden size {} and {} layer(s): the weights cannot start it",
                 self.source, theirs.0, theirs.1, theirs.2, ours.0, ours.1, ours.2
+            )));
+        }
+        if config.side_inputs != self.config.side_inputs {
+            return Err(TrainError::Config(format!(
+                "{} reads the side inputs {:?}; this run gives {:?}: the weights cannot start it",
+                self.source, self.config.side_inputs, config.side_inputs
             )));
         }
         Ok(())

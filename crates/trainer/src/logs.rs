@@ -151,16 +151,18 @@ impl EventWriter {
 
 /// Every parameter's name, shape and size, and the total, as a text table.
 pub fn parameter_summary(config: &ModelConfig) -> String {
-    let mut text = format!("{:<22} {:>12} {:>10}\n", "parameter", "shape", "count");
-    for (name, shape) in config.parameter_shapes() {
+    let shapes = config.parameter_shapes();
+    let width = shapes.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let mut text = format!("{:<width$} {:>12} {:>10}\n", "parameter", "shape", "count");
+    for (name, shape) in shapes {
         let count: usize = shape.iter().product();
         text.push_str(&format!(
-            "{name:<22} {:>12} {count:>10}\n",
+            "{name:<width$} {:>12} {count:>10}\n",
             format!("{shape:?}")
         ));
     }
     text.push_str(&format!(
-        "{:<22} {:>12} {:>10}\n",
+        "{:<width$} {:>12} {:>10}\n",
         "total",
         "",
         config.num_parameters()
@@ -179,6 +181,16 @@ pub fn model_dot(config: &ModelConfig) -> String {
         "  embedding [label=\"Embedding\\n{v} x {e}\"];\n  ids -> embedding;\n"
     ));
     let mut previous = "embedding".to_owned();
+    if !config.side_inputs.is_empty() {
+        dot.push_str("  sum [label=\"+\", shape=circle];\n  embedding -> sum;\n");
+        for (index, side) in config.side_inputs.iter().enumerate() {
+            dot.push_str(&format!(
+                "  side{index} [label=\"{}\\n{} x {e}\"];\n  side{index} -> sum;\n",
+                side.name, side.size
+            ));
+        }
+        previous = "sum".to_owned();
+    }
     for layer in 0..config.num_layers {
         let input = if layer == 0 { e } else { h };
         dot.push_str(&format!(

@@ -6,9 +6,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use esac_parse::{Collection, Key, Melody};
+use esac_parse::{Collection, Key, Melody, Meter};
 use grid_codec::{
-    ENCODING_FILE, Encoding, FilterReason, Vocabulary, encode_with, tokens_to_string,
+    BarLayout, ENCODING_FILE, Encoding, FilterReason, SongConditions, Vocabulary, encode_with,
+    tokens_to_string,
 };
 pub use lstm_candle::checkpoint::write_atomic;
 use rand::SeedableRng;
@@ -64,8 +65,26 @@ pub struct SongRecord {
     /// The song's key after that move (`None` when the source names none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
+    /// The meter the song opens with (`None` when its source names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter: Option<Meter>,
+    /// Its bars on the grid (`None` in free meter or when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bars: Option<BarLayout>,
     /// Space-separated grid tokens without the terminal `.`.
     pub tokens: String,
+}
+
+impl SongRecord {
+    /// What conditioning knows of the song.
+    pub fn conditions(&self) -> SongConditions {
+        SongConditions {
+            meter: self.meter,
+            key: self.key,
+            style: self.collection.clone(),
+            layout: self.bars.clone(),
+        }
+    }
 }
 
 /// A song or file that did not make it, with the reason.
@@ -384,6 +403,8 @@ pub fn prepare_sources(
                     .song
                     .key
                     .map(|key| grid_codec::transposed_key(key, version.transposed_by)),
+                meter: candidate.song.initial_meter(),
+                bars: BarLayout::of(candidate.song, options.encoding.step),
                 tokens: tokens_to_string(&version.tokens),
             });
         }

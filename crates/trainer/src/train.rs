@@ -13,16 +13,18 @@ use std::time::Instant;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
-use grid_codec::Encoding;
+use grid_codec::{Conditioning, Encoding};
 use lstm_candle::checkpoint::{read_safetensors, tensors_to_safetensors};
 use lstm_candle::{
     CheckpointError, Dropout, LayerState, LstmState, MelodyModel, ModelConfig, ModelError,
-    load_checkpoint, save_checkpoint,
+    SideInput, load_checkpoint, save_checkpoint,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::data::{Dataset, TrainBatch, Windows, epoch_lanes, epoch_song_batches, epoch_windows};
+use crate::data::{
+    Dataset, Track, TrainBatch, Windows, epoch_lanes, epoch_song_batches, epoch_windows,
+};
 use crate::eval::{Evaluation, evaluate, evaluate_test};
 use crate::logs::{MetricRow, model_dot};
 use crate::observe::{Observer, REPORT_EVERY, StepReport};
@@ -127,13 +129,27 @@ impl TrainConfig {
         Ok(())
     }
 
-    pub fn model_config(&self, vocab_size: usize) -> ModelConfig {
+    /// The model for a vocabulary, reading the side inputs of `conditioning`.
+    pub fn model_config(
+        &self,
+        vocab_size: usize,
+        conditioning: Option<&Conditioning>,
+    ) -> ModelConfig {
         ModelConfig {
             vocab_size,
             embedding_dim: self.embedding_dim.unwrap_or(vocab_size),
             hidden_size: self.hidden_size,
             num_layers: self.num_layers,
             dropout: self.dropout,
+            side_inputs: conditioning.map_or_else(Vec::new, |c| {
+                c.inputs()
+                    .into_iter()
+                    .map(|(name, size)| SideInput {
+                        name: name.to_owned(),
+                        size,
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -181,6 +197,10 @@ pub struct RunConfig {
     /// The model whose weights the run started from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<String>,
+    /// The values of the side inputs (meter, mode, style, bar position, bars
+    /// left) when the model reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditioning: Option<Conditioning>,
 }
 
 /// Progress saved with each checkpoint.
@@ -279,7 +299,7 @@ fn run(
     observers: &mut [&mut dyn Observer],
 ) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
-    let model_config = config.model_config(dataset.vocabulary.len());
+    let model_config = config.model_config(dataset.vocabulary.len(), dataset.conditioning.as_ref());
     let run_config = RunConfig {
         model: model_config.clone(),
         encoding: dataset.encoding,
@@ -294,6 +314,7 @@ fn run(
         },
         metrics: None,
         init_from: options.init.as_ref().map(|init| init.source.clone()),
+        conditioning: dataset.conditioning.clone(),
     };
     let state_dir = run_dir.join(STATE_DIR);
     let (model, mut adam, mut progress, mut carry) = if options.resume {
@@ -523,10 +544,10 @@ fn run(
 /// The batches of one epoch, built one at a time.
 enum EpochPlan {
     /// Windows, and how many go in a batch.
-    Windows(Vec<Vec<u32>>, usize),
+    Windows(Vec<Track>, usize),
     Songs(Vec<Vec<usize>>),
     /// One stream per batch row, and the window length.
-    Lanes(Vec<Vec<u32>>, usize),
+    Lanes(Vec<Track>, usize),
 }
 
 impl EpochPlan {
@@ -560,7 +581,7 @@ impl EpochPlan {
         match self {
             EpochPlan::Windows(windows, batch_size) => windows.len().div_ceil(*batch_size),
             EpochPlan::Songs(batches) => batches.len(),
-            EpochPlan::Lanes(lanes, length) => lanes[0].len().saturating_sub(1) / length,
+            EpochPlan::Lanes(lanes, length) => lanes[0].ids.len().saturating_sub(1) / length,
         }
     }
 
@@ -581,13 +602,13 @@ impl EpochPlan {
                 )
             }
             EpochPlan::Songs(batches) => {
-                TrainBatch::from_songs(batches[index].iter().map(|&i| dataset.train[i].as_slice()))
+                TrainBatch::from_songs(batches[index].iter().map(|&i| &dataset.train[i]))
             }
             EpochPlan::Lanes(lanes, length) => {
                 let start = index * length;
-                let windows: Vec<Vec<u32>> = lanes
+                let windows: Vec<Track> = lanes
                     .iter()
-                    .map(|lane| lane[start..=start + length].to_vec())
+                    .map(|lane| lane.window(start, length + 1))
                     .collect();
                 TrainBatch::from_windows(&windows, *length, false)
             }
@@ -615,6 +636,12 @@ pub fn batch_gradients(
         let count = range.len();
         let device = model.device();
         let input = model.ids_tensor(&batch.inputs[range.clone()])?;
+        let side: Vec<Vec<Vec<u32>>> = batch
+            .side
+            .iter()
+            .map(|rows| rows[range.clone()].to_vec())
+            .collect();
+        let side = model.side_tensors(&side)?;
         let targets: Vec<u32> = batch.targets[range.clone()]
             .iter()
             .flatten()
@@ -639,7 +666,7 @@ pub fn batch_gradients(
             })
             .transpose()?;
         let dropout = Some(Dropout { seed, first_row });
-        let (loss, last) = model.summed_nll(&input, &targets, &weights, state, dropout)?;
+        let (loss, last) = model.summed_nll(&input, &side, &targets, &weights, state, dropout)?;
         // Divided by the whole batch's count, so that the shards add up to its mean.
         let loss = loss.affine(1.0 / scored, 0.0)?;
         let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);

@@ -293,7 +293,7 @@ fn init_keeps_the_rows_of_known_tokens_and_trains_new_ones() {
     let first = dir.path().join("first");
     train_logged(&small, "small", &tiny(), &first, &options(1)).unwrap();
     let model = lstm_candle::load_checkpoint(&first, &Device::Cpu).unwrap();
-    let init = trainer::Init::from_model(&model, &small.vocabulary, "first".into());
+    let init = trainer::Init::from_model(&model, &small.vocabulary, None, "first".into());
 
     // The same songs and three more, in every split, with a pitch the first
     // model never saw (MIDI 95).
@@ -316,6 +316,8 @@ fn init_keeps_the_rows_of_known_tokens_and_trains_new_ones() {
             split,
             transposed_by: 0,
             key: None,
+            meter: None,
+            bars: None,
             tokens: "60 _ 95 _ _ _ 64 _ 95 _".into(),
         });
     }
@@ -336,7 +338,7 @@ fn init_keeps_the_rows_of_known_tokens_and_trains_new_ones() {
 
     // Applied to a fresh model: every known token's rows are the first
     // model's, the new token's are the fresh ones, the LSTM is taken whole.
-    let config = tiny().model_config(grown.vocabulary.len());
+    let config = tiny().model_config(grown.vocabulary.len(), None);
     let fresh = MelodyModel::new(config.clone(), &Device::Cpu, candle_core::DType::F32, 5).unwrap();
     let before = |m: &MelodyModel, name: &str| -> Vec<Vec<f32>> {
         let data = m.varmap().data().lock().unwrap();

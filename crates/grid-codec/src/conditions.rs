@@ -1,0 +1,531 @@
+//! What a model can be told beside each token: where the step falls in its bar,
+//! the song's meter, mode and style (its collection), and how many bars remain.
+//!
+//! Every value is a small integer, so a model reads each as a side input with
+//! an embedding of its own. A song in free meter, or whose bars are unknown,
+//! gets the explicit "free" value of the bar position and bars left, not a guess.
+
+use std::collections::BTreeMap;
+
+use esac_parse::{Duration, Key, Melody, Meter, Mode, Spelling};
+use rand::SeedableRng;
+use rand::distr::{Distribution, weighted::WeightedIndex};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Bar positions `0..MAX_BAR_STEPS` are steps since the downbeat; a longer bar's
+/// later steps share the last one. The value `MAX_BAR_STEPS` means "no meter".
+pub const MAX_BAR_STEPS: u32 = 48;
+/// Bars left `0..=MAX_BARS_LEFT` (the last means "that many or more"); the value
+/// after it means "no meter".
+pub const MAX_BARS_LEFT: u32 = 32;
+/// Meters with fewer training songs than this share the value "other".
+pub const MIN_SONGS_PER_METER: usize = 20;
+
+/// The side inputs, in the order a model reads them.
+pub const INPUT_NAMES: [&str; 5] = ["bar_position", "meter", "mode", "style", "bars_left"];
+
+const FREE: &str = "free";
+const OTHER: &str = "other";
+const MODES: [&str; 3] = ["unknown", "major", "minor"];
+
+/// A song's bars on the grid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BarLayout {
+    /// Steps of a full bar of the opening meter.
+    pub bar_steps: u32,
+    /// Steps missing from the first bar when the song opens with an upbeat.
+    pub upbeat: u32,
+    /// Steps of each bar as written, the upbeat's first.
+    pub bars: Vec<u32>,
+}
+
+impl BarLayout {
+    /// The bars of a melody as its source wrote them (a bar is a run of events
+    /// with the same measure number; grace notes take no time), or `None` in free
+    /// meter, without a meter, or when a bar or the meter is off the grid.
+    pub fn of(melody: &Melody, step: Duration) -> Option<BarLayout> {
+        let bar_steps = steps_of(melody.initial_meter()?.bar_length()?, step)?;
+        let mut bars: Vec<u32> = Vec::new();
+        let mut current: Option<u32> = None;
+        let mut length = Duration::from_integer(0);
+        for event in melody.events.iter().filter(|e| !e.grace) {
+            if current.is_some_and(|m| m != event.measure) {
+                bars.push(steps_of(length, step)?);
+                length = Duration::from_integer(0);
+            }
+            current = Some(event.measure);
+            length += event.duration;
+        }
+        bars.push(steps_of(length, step)?);
+        let first = bars[0];
+        let upbeat = if bars.len() > 1 && first < bar_steps {
+            bar_steps - first
+        } else {
+            0
+        };
+        Some(BarLayout {
+            bar_steps,
+            upbeat,
+            bars,
+        })
+    }
+
+    /// A layout to generate into: an upbeat bar of `pickup` steps (when not 0),
+    /// then `bars` full bars, the last shortened by the upbeat, as such songs
+    /// are usually written.
+    pub fn regular(bar_steps: u32, pickup: u32, bars: u32) -> BarLayout {
+        let pickup = pickup % bar_steps.max(1);
+        let mut lengths = Vec::new();
+        if pickup > 0 {
+            lengths.push(pickup);
+        }
+        lengths.extend(std::iter::repeat_n(bar_steps, bars as usize));
+        if pickup > 0
+            && let Some(last) = lengths.last_mut().filter(|_| bars > 0)
+        {
+            *last -= pickup;
+        }
+        BarLayout {
+            bar_steps,
+            upbeat: if pickup > 0 { bar_steps - pickup } else { 0 },
+            bars: lengths,
+        }
+    }
+
+    /// Steps the bars take in all.
+    pub fn total_steps(&self) -> u32 {
+        self.bars.iter().sum()
+    }
+
+    /// For steps `0..count`: the step's place in its bar and the bars left from
+    /// it to the end, its own included (0 once the bars are over). Past the
+    /// written bars, full bars of the opening meter continue.
+    fn walk(&self, count: usize) -> (Vec<u32>, Vec<u32>) {
+        let mut positions = Vec::with_capacity(count);
+        let mut bars_left = Vec::with_capacity(count);
+        let mut bar = 0usize;
+        let mut in_bar = 0u32;
+        let mut offset = self.upbeat;
+        for _ in 0..count {
+            while bar < self.bars.len() && in_bar >= self.bars[bar] {
+                in_bar -= self.bars[bar];
+                bar += 1;
+                offset = 0;
+            }
+            let position = if bar < self.bars.len() {
+                offset + in_bar
+            } else {
+                // After the last bar: where the last bar ended, then bar by bar.
+                let last_end = self.bars.last().map_or(0, |&len| {
+                    len + if self.bars.len() == 1 { self.upbeat } else { 0 }
+                });
+                (last_end + in_bar) % self.bar_steps.max(1)
+            };
+            positions.push(position.min(MAX_BAR_STEPS - 1));
+            bars_left
+                .push(((self.bars.len() - bar.min(self.bars.len())) as u32).min(MAX_BARS_LEFT));
+            in_bar += 1;
+        }
+        (positions, bars_left)
+    }
+}
+
+/// Steps of `length` on the grid, if it is a whole number of them.
+fn steps_of(length: Duration, step: Duration) -> Option<u32> {
+    let steps = length / step;
+    steps
+        .is_integer()
+        .then(|| u32::try_from(steps.to_integer()).ok())
+        .flatten()
+}
+
+/// What is known of one song for conditioning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SongConditions {
+    /// `None` when the source names no meter.
+    pub meter: Option<Meter>,
+    pub key: Option<Key>,
+    /// The collection (empty when unknown).
+    pub style: String,
+    /// `None` in free meter or when the bars are unknown.
+    pub layout: Option<BarLayout>,
+}
+
+/// The values each side input can take, read from the training songs and kept
+/// with the model (`conditioning.json`), so that `sample` asks for the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conditioning {
+    /// Meter values: `free`, `other`, then each meter with enough songs.
+    pub meters: Vec<String>,
+    /// Style values: `other`, then each collection.
+    pub styles: Vec<String>,
+    /// Training songs of each meter value (for drawing what a user leaves open).
+    pub meter_songs: BTreeMap<String, usize>,
+    /// Training songs of each style.
+    pub style_songs: BTreeMap<String, usize>,
+    /// Training songs of each mode value (`major`, `minor`, `unknown`).
+    pub mode_songs: BTreeMap<String, usize>,
+    /// Training songs with each number of full bars (upbeat bar aside), of
+    /// the songs whose bars are known.
+    pub bar_counts: BTreeMap<u32, usize>,
+}
+
+/// What a melody is asked to be; what is `None` is drawn from the training
+/// songs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    pub meter: Option<Meter>,
+    pub mode: Option<Mode>,
+    pub style: Option<String>,
+    pub bars: Option<u32>,
+    /// Grid steps of the upbeat (0: start on the downbeat) [default: 0].
+    pub pickup: Option<u32>,
+}
+
+/// A request with everything decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asked {
+    pub meter: Meter,
+    pub minor: bool,
+    pub style: String,
+    pub bars: u32,
+    pub pickup: u32,
+}
+
+pub const CONDITIONING_FILE: &str = "conditioning.json";
+
+/// A conditioning value a model was not trained with.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConditionError {
+    #[error("the model knows no style `{asked}`; it knows {known}")]
+    UnknownStyle { asked: String, known: String },
+    #[error("the model knows no meter {asked}; it knows {known}")]
+    UnknownMeter { asked: String, known: String },
+}
+
+impl Conditioning {
+    /// The value lists of a set of training songs.
+    pub fn from_songs<'a>(songs: impl IntoIterator<Item = &'a SongConditions>) -> Self {
+        let mut meter_counts = BTreeMap::<String, usize>::new();
+        let mut style_counts = BTreeMap::<String, usize>::new();
+        let mut mode_songs = BTreeMap::<String, usize>::new();
+        let mut bar_counts = BTreeMap::<u32, usize>::new();
+        for song in songs {
+            *meter_counts.entry(meter_text(song.meter)).or_default() += 1;
+            let mode = MODES[mode_value(song.key.map(|k| k.mode))];
+            *mode_songs.entry(mode.to_owned()).or_default() += 1;
+            if let Some(layout) = &song.layout {
+                let full = layout.bars.len() - usize::from(layout.upbeat > 0);
+                *bar_counts.entry(full as u32).or_default() += 1;
+            }
+            if !song.style.is_empty() {
+                *style_counts.entry(song.style.clone()).or_default() += 1;
+            }
+        }
+        let mut meters = vec![FREE.to_owned(), OTHER.to_owned()];
+        let mut meter_songs = BTreeMap::new();
+        for (meter, count) in meter_counts {
+            let value = if meter == FREE || count >= MIN_SONGS_PER_METER {
+                meter.clone()
+            } else {
+                OTHER.to_owned()
+            };
+            if !meters.contains(&value) {
+                meters.push(value.clone());
+            }
+            *meter_songs.entry(value).or_default() += count;
+        }
+        let mut styles = vec![OTHER.to_owned()];
+        styles.extend(style_counts.keys().cloned());
+        Conditioning {
+            meters,
+            styles,
+            meter_songs,
+            style_songs: style_counts,
+            mode_songs,
+            bar_counts,
+        }
+    }
+
+    /// Decides what `request` leaves open, drawing each from the training
+    /// songs with `seed` (a meter from those with a value of their own, a mode
+    /// from major and minor songs); refuses a meter or style the model does
+    /// not know.
+    pub fn draw(&self, request: &Request, seed: u64) -> Result<Asked, ConditionError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut pick = |counts: Vec<(String, usize)>| -> Option<String> {
+            let weights = WeightedIndex::new(counts.iter().map(|(_, n)| *n)).ok()?;
+            Some(counts[weights.sample(&mut rng)].0.clone())
+        };
+        let meter = match request.meter {
+            Some(meter) => {
+                self.check_meter(meter)?;
+                meter
+            }
+            None => pick(
+                self.meter_songs
+                    .iter()
+                    .filter(|(m, _)| *m != FREE && *m != OTHER)
+                    .map(|(m, n)| (m.clone(), *n))
+                    .collect(),
+            )
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| ConditionError::UnknownMeter {
+                asked: "any".into(),
+                known: "none: no training song had a regular meter".into(),
+            })?,
+        };
+        let minor = match request.mode {
+            Some(mode) => mode.is_minor_like(),
+            None => pick(
+                ["major", "minor"]
+                    .iter()
+                    .map(|m| (m.to_string(), self.mode_songs.get(*m).copied().unwrap_or(1)))
+                    .collect(),
+            )
+            .is_some_and(|m| m == "minor"),
+        };
+        let style = match &request.style {
+            Some(style) => {
+                self.check_style(style)?;
+                style.clone()
+            }
+            None => pick(
+                self.style_songs
+                    .iter()
+                    .map(|(s, n)| (s.clone(), *n))
+                    .collect(),
+            )
+            .unwrap_or_else(|| OTHER.to_owned()),
+        };
+        let bars = match request.bars {
+            Some(bars) => bars,
+            None => pick(
+                self.bar_counts
+                    .iter()
+                    .filter(|(bars, _)| **bars > 0)
+                    .map(|(b, n)| (b.to_string(), *n))
+                    .collect(),
+            )
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(8),
+        };
+        Ok(Asked {
+            meter,
+            minor,
+            style,
+            bars,
+            pickup: request.pickup.unwrap_or(0),
+        })
+    }
+
+    /// The side input values of a melody asked for, for `steps` grid steps of
+    /// `step` and the end; `None` when a bar of the meter is off the grid.
+    pub fn schedule(&self, asked: &Asked, step: Duration, steps: usize) -> Option<Vec<Vec<u32>>> {
+        let bar_steps = steps_of(asked.meter.bar_length()?, step)?;
+        let tonic = if asked.minor { 'A' } else { 'C' };
+        let song = SongConditions {
+            meter: Some(asked.meter),
+            key: Some(Key {
+                tonic: Spelling {
+                    letter: tonic,
+                    alter: 0,
+                },
+                mode: if asked.minor {
+                    Mode::Minor
+                } else {
+                    Mode::Major
+                },
+            }),
+            style: asked.style.clone(),
+            layout: Some(BarLayout::regular(bar_steps, asked.pickup, asked.bars)),
+        };
+        Some(self.values(&song, steps))
+    }
+
+    /// Each side input's name and number of values, in [`INPUT_NAMES`] order.
+    pub fn inputs(&self) -> Vec<(&'static str, usize)> {
+        let sizes = [
+            MAX_BAR_STEPS as usize + 1,
+            self.meters.len(),
+            MODES.len(),
+            self.styles.len(),
+            MAX_BARS_LEFT as usize + 2,
+        ];
+        INPUT_NAMES.into_iter().zip(sizes).collect()
+    }
+
+    /// The values of every side input for `steps` grid steps and the end: per
+    /// input, `steps + 1` values, the one at `t` describing step `t` (the step
+    /// whose token the model predicts next; `steps` is where the song ends).
+    pub fn values(&self, song: &SongConditions, steps: usize) -> Vec<Vec<u32>> {
+        let count = steps + 1;
+        let (positions, bars_left) = match &song.layout {
+            Some(layout) => layout.walk(count),
+            None => (vec![MAX_BAR_STEPS; count], vec![MAX_BARS_LEFT + 1; count]),
+        };
+        let constant = |value: usize| vec![value as u32; count];
+        vec![
+            positions,
+            constant(self.meter_value(song.meter)),
+            constant(mode_value(song.key.map(|k| k.mode))),
+            constant(self.style_value(&song.style)),
+            bars_left,
+        ]
+    }
+
+    fn meter_value(&self, meter: Option<Meter>) -> usize {
+        let text = meter_text(meter);
+        self.meters.iter().position(|m| *m == text).unwrap_or(1)
+    }
+
+    fn style_value(&self, style: &str) -> usize {
+        self.styles.iter().position(|s| s == style).unwrap_or(0)
+    }
+
+    /// Refuses a style the model was not trained on.
+    pub fn check_style(&self, style: &str) -> Result<(), ConditionError> {
+        if self.style_songs.contains_key(style) {
+            return Ok(());
+        }
+        Err(ConditionError::UnknownStyle {
+            asked: style.to_owned(),
+            known: self
+                .style_songs
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Refuses a meter the model has no value of its own for.
+    pub fn check_meter(&self, meter: Meter) -> Result<(), ConditionError> {
+        let text = meter.to_string();
+        if self.meters.iter().skip(2).any(|m| *m == text) {
+            return Ok(());
+        }
+        Err(ConditionError::UnknownMeter {
+            asked: text,
+            known: self.meters[2..].join(", "),
+        })
+    }
+}
+
+fn meter_text(meter: Option<Meter>) -> String {
+    meter.map_or_else(|| FREE.to_owned(), |m| m.to_string())
+}
+
+/// 0 unknown, 1 major-like, 2 minor-like.
+fn mode_value(mode: Option<Mode>) -> usize {
+    match mode {
+        None => 0,
+        Some(mode) if mode.is_minor_like() => 2,
+        Some(_) => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use esac_parse::{Event, MeterChange, Pitch};
+
+    fn sixteenth() -> Duration {
+        Duration::new(1, 16)
+    }
+
+    /// A 3/4 song with a quarter-note upbeat: bars of 4, 12, 12 and 8 steps.
+    fn upbeat_song() -> Melody {
+        let mut melody = Melody::new("t", "t", 1);
+        melody.meters.push(MeterChange {
+            at_event: 0,
+            meter: Meter::Regular { beats: 3, unit: 4 },
+        });
+        for (measure, quarters) in [(0, 1), (1, 3), (2, 3), (3, 2)] {
+            for _ in 0..quarters {
+                let mut event = Event::new(Pitch::Note(60), Duration::new(1, 4));
+                event.measure = measure;
+                melody.events.push(event);
+            }
+        }
+        melody
+    }
+
+    #[test]
+    fn an_upbeat_song_is_laid_out_as_written() {
+        let layout = BarLayout::of(&upbeat_song(), sixteenth()).unwrap();
+        assert_eq!(
+            layout,
+            BarLayout {
+                bar_steps: 12,
+                upbeat: 8,
+                bars: vec![4, 12, 12, 8]
+            }
+        );
+        // Worked by hand: the upbeat covers positions 8..12, then full bars; the
+        // song ends (step 36) at position 8 of the last bar, with no bar left.
+        let (positions, left) = layout.walk(37);
+        assert_eq!(positions[..5], [8, 9, 10, 11, 0]);
+        assert_eq!(positions[15..17], [11, 0]);
+        assert_eq!(positions[28..], [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(left[..5], [4, 4, 4, 4, 3]);
+        assert_eq!(left[28..36], [1; 8]);
+        assert_eq!(left[36], 0);
+        assert_eq!(layout, BarLayout::regular(12, 4, 3));
+    }
+
+    #[test]
+    fn past_the_last_bar_full_bars_continue() {
+        let layout = BarLayout::regular(4, 0, 2);
+        let (positions, left) = layout.walk(11);
+        assert_eq!(positions, [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2]);
+        assert_eq!(left, [2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn free_meter_has_no_layout_and_gets_the_free_values() {
+        let mut melody = upbeat_song();
+        melody.meters[0].meter = Meter::Free;
+        assert_eq!(BarLayout::of(&melody, sixteenth()), None);
+        let song = SongConditions {
+            meter: Some(Meter::Free),
+            key: None,
+            style: "erk".into(),
+            layout: None,
+        };
+        let conditioning = Conditioning::from_songs([&song]);
+        let values = conditioning.values(&song, 3);
+        assert_eq!(values[0], [MAX_BAR_STEPS; 4]);
+        assert_eq!(values[1], [0; 4]);
+        assert_eq!(values[2], [0; 4]);
+        assert_eq!(values[3], [1; 4]);
+        assert_eq!(values[4], [MAX_BARS_LEFT + 1; 4]);
+    }
+
+    #[test]
+    fn rare_meters_share_other() {
+        let song = |meter: &str, style: &str| SongConditions {
+            meter: Some(meter.parse().unwrap()),
+            key: Some("G minor".parse().unwrap()),
+            style: style.into(),
+            layout: None,
+        };
+        let mut songs = vec![song("3/4", "a"); MIN_SONGS_PER_METER];
+        songs.push(song("5/4", "b"));
+        let conditioning = Conditioning::from_songs(&songs);
+        assert_eq!(conditioning.meters, ["free", "other", "3/4"]);
+        assert_eq!(conditioning.styles, ["other", "a", "b"]);
+        assert_eq!(conditioning.meter_songs["other"], 1);
+        assert_eq!(conditioning.values(&songs[0], 0)[1], [2]);
+        assert_eq!(conditioning.values(&songs[20], 0)[1], [1]);
+        assert_eq!(conditioning.values(&songs[20], 0)[2], [2]);
+        assert!(conditioning.check_meter("3/4".parse().unwrap()).is_ok());
+        assert!(conditioning.check_meter("5/4".parse().unwrap()).is_err());
+        assert!(conditioning.check_style("b").is_ok());
+        assert!(conditioning.check_style("c").is_err());
+        let sizes: Vec<usize> = conditioning.inputs().iter().map(|i| i.1).collect();
+        assert_eq!(sizes, [49, 3, 3, 3, 34]);
+    }
+}

@@ -1,0 +1,210 @@
+//! Conditioning end to end: `prepare` records each song's meter and bars,
+//! `train --condition` gives the model their side inputs, `sample` asks for a
+//! meter, mode, style, length and upbeat and writes the score with them, `eval`
+//! scores with them, and `--init` keeps the starting model's conditioning.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn succeeds(args: &[&str]) -> String {
+    let output = xtask(args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?}\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn fails(args: &[&str]) -> String {
+    let output = xtask(args);
+    assert!(!output.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The first 100 erk songs copied into `dir/songs`.
+fn songs(dir: &Path) -> PathBuf {
+    let erk =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/essen/deutschl/erk");
+    let data = dir.join("songs");
+    std::fs::create_dir(&data).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&erk)
+        .unwrap_or_else(|e| panic!("the Essen data is expected at {}: {e}", erk.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|e| e == "krn"))
+        .collect();
+    files.sort();
+    for file in files.iter().take(100) {
+        std::fs::copy(file, data.join(file.file_name().unwrap())).unwrap();
+    }
+    data
+}
+
+/// A few updates of a tiny model.
+fn train_tiny(data: &Path, runs: &Path, name: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+        "--name",
+        name,
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "30",
+        "--eval-every",
+        "30",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    succeeds(&args)
+}
+
+#[test]
+fn a_conditioned_model_is_asked_for_meter_mode_length_and_upbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let songs = songs(dir.path());
+    let runs = dir.path().join("runs");
+    train_tiny(
+        &songs,
+        &runs,
+        "conditioned",
+        &["--condition", "--hidden", "16", "--embedding-dim", "8"],
+    );
+    let run = runs.join("conditioned");
+
+    // ERK E0001 (deut0567.krn) is in 2/4 and opens with an eighth-note
+    // upbeat: bars of 2, then 8 sixteenths, as its kern file writes them.
+    let records = trainer::read_songs(&run.join("data/songs.jsonl")).unwrap();
+    let first = &records[0];
+    assert_eq!(first.id, "E0001");
+    assert_eq!(first.meter.unwrap().to_string(), "2/4");
+    let bars = first.bars.as_ref().unwrap();
+    assert_eq!((bars.bar_steps, bars.upbeat), (8, 6));
+    assert_eq!(bars.bars[..3], [2, 8, 8]);
+    assert_eq!(
+        bars.total_steps() as usize,
+        first.tokens.split(' ').count(),
+        "the bars cover the tokens"
+    );
+
+    let config = json(&run.join("config.json"));
+    let names: Vec<&str> = config["side_inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["bar_position", "meter", "mode", "style", "bars_left"]
+    );
+    assert_eq!(config["conditioning"]["meters"][0], "free");
+
+    let samples = dir.path().join("samples");
+    let stdout = succeeds(&[
+        "sample",
+        "--model",
+        run.to_str().unwrap(),
+        "--num",
+        "3",
+        "--meter",
+        "6/8",
+        "--mode",
+        "minor",
+        "--bars",
+        "4",
+        "--pickup",
+        "2",
+        "--seed",
+        "2",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout.contains("melody-1 asked for: 4 bars of 6/8 after an upbeat of 2 steps, minor"),
+        "{stdout}"
+    );
+    let record = json(&samples.join("sample.json"));
+    assert_eq!(record["asked"]["melody-3"]["meter"], "6/8");
+    assert_eq!(record["asked"]["melody-3"]["minor"], true);
+    // The score is in 6/8 and opens with an eighth-note upbeat bar.
+    let score = std::fs::read_to_string(samples.join("melody-1.musicxml")).unwrap();
+    assert!(score.contains("<beats>6</beats>"), "{score}");
+    assert!(
+        score.contains("<measure number=\"0\" implicit=\"yes\">"),
+        "{score}"
+    );
+
+    // What the model was not trained on is refused with what it knows (the
+    // 100 songs hold at least 20 in 2/4 and in 6/8, no other meter).
+    let error = fails(&[
+        "sample",
+        "--model",
+        run.to_str().unwrap(),
+        "--style",
+        "china",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert!(
+        error.contains("the model knows no style `china`"),
+        "{error}"
+    );
+    let error = fails(&[
+        "sample",
+        "--model",
+        run.to_str().unwrap(),
+        "--meter",
+        "7/8",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert!(
+        error.contains("the model knows no meter 7/8; it knows 2/4, 6/8"),
+        "{error}"
+    );
+    let error = fails(&[
+        "sample",
+        "--model",
+        "assets/erk",
+        "--mode",
+        "minor",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert!(
+        error.contains("was not trained with --condition"),
+        "{error}"
+    );
+
+    // eval scores the test songs with their own meters, modes and bars.
+    let stdout = succeeds(&["eval", "--model", run.to_str().unwrap()]);
+    assert!(stdout.contains("nll_per_token"), "{stdout}");
+
+    // Fine-tuning keeps the starting model's conditioning without being told.
+    train_tiny(&songs, &runs, "tuned", &["--init", run.to_str().unwrap()]);
+    assert_eq!(
+        json(&runs.join("tuned/config.json"))["conditioning"],
+        config["conditioning"]
+    );
+}
