@@ -224,7 +224,7 @@ enum BenchCommand {
     )]
     Sample {
         /// Model folder.
-        #[arg(long, default_value = sample_cmd::PRETRAINED)]
+        #[arg(long, default_value = "assets/erk")]
         model: PathBuf,
     },
 }

@@ -20,8 +20,9 @@ use crate::judge_cmd::{self, Sample, SampleRecord};
 use crate::source;
 use crate::train_cmd::DeviceArg;
 
-/// The model shipped with the repository (trained by `cargo xtask train` on erk).
-pub const PRETRAINED: &str = "assets/erk";
+/// The model shipped with the repository: trained on the whole Essen
+/// collection, told the meter, mode, style and bars (see assets/README.md).
+pub const PRETRAINED: &str = "assets/essen";
 
 #[derive(Debug, Args)]
 pub struct SampleArgs {
@@ -174,6 +175,7 @@ const DEFAULT_METER: Meter = Meter::Regular { beats: 4, unit: 4 };
 fn ask(
     args: &SampleArgs,
     folder: &ModelFolder,
+    primer: usize,
     config: &mut SamplingConfig,
 ) -> Result<Option<(Vec<Asked>, SideValues)>> {
     let Some(conditioning) = &folder.conditioning else {
@@ -198,6 +200,13 @@ fn ask(
     let mut longest = 0;
     for index in 0..args.num {
         let melody = conditioning.draw(&request, args.seed.wrapping_add(index as u64))?;
+        // The primer must leave room in the bars asked for.
+        generated_tokens_for_bars(
+            melody.bars as usize,
+            melody.meter,
+            step,
+            primer.saturating_sub(melody.pickup as usize),
+        )?;
         let bar = melody
             .meter
             .bar_length()
@@ -237,7 +246,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     }
     let primer = parse_tokens(&args.prime).context("--prime")?;
     let mut config = sampling_config(args, &folder, primer.len())?;
-    let asked = ask(args, &folder, &mut config)?;
+    let asked = ask(args, &folder, primer.len(), &mut config)?;
     let soundfont = args
         .soundfont
         .as_deref()

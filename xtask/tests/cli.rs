@@ -104,9 +104,15 @@ fn train_help_gives_every_flag_a_description_and_its_default() {
     }
     assert!(described.len() > 25, "{help}");
     for (option, text) in &described {
-        let switch = ["--resume", "--reference-recipe", "--quiet", "-h, --help"]
-            .iter()
-            .any(|s| option.starts_with(s));
+        let switch = [
+            "--resume",
+            "--reference-recipe",
+            "--condition",
+            "--quiet",
+            "-h, --help",
+        ]
+        .iter()
+        .any(|s| option.starts_with(s));
         assert!(
             text.split_whitespace().count() >= 2,
             "{option} has no description"

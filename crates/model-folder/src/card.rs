@@ -75,7 +75,15 @@ fn conditioned(config: &Value, report: Option<&Value>, repo: &str) -> Option<Con
             ));
         }
     }
-    let collections = per_collection.map_or(0, |c| c.len());
+    let collections = config
+        .pointer("/conditioning/style_songs")
+        .and_then(Value::as_object)
+        .map_or(0, |styles| styles.len());
+    if let Some(seconds) = number(config, &["metrics", "train_seconds"]) {
+        results.push_str(&format!(
+            "\nTraining took {seconds:.0} s on the 2 CPU cores of this project's machine.\n"
+        ));
+    }
     let duplicates = report
         .and_then(|r| r.get("duplicates"))
         .map_or_else(String::new, |d| {
@@ -88,7 +96,7 @@ fn conditioned(config: &Value, report: Option<&Value>, repo: &str) -> Option<Con
             "- The Essen Folk Song Collection (EsAC): {collections} collections, both the native\n  EsAC files and the Humdrum `**kern` renditions of the German sets, read with\n  `deutschl/erk` first.{duplicates} Each collection is split on its own, so\n  ERK's 168 test songs are the same as for every other model of this project."
         ),
         model: format!(
-            "Beside each token it reads side inputs, each an embedding added to the token's:\n{}. They tell it where the step falls in its bar and the song's\nmeter, mode, style (collection) and bars left. So it does not load into the\nreference notebook's `LSTMModel`; `assets/erk` does.",
+            "Beside each token it reads side inputs,\neach an embedding added to the token's: {}.\nThey tell it where the step falls in its bar and the song's meter, mode, style\n(collection) and bars left. So it does not load into the reference notebook's\n`LSTMModel`; `assets/erk` does.",
             side.join(", ")
         ),
         results,
