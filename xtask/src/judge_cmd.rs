@@ -1,11 +1,14 @@
 //! `cargo xtask judge` and `sample --judge`: reads the melodies `sample` wrote
 //! and the corpus they are compared with, and hands both to the `judge` library.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use grid_codec::conditions::Asked;
 use grid_codec::{Encoding, Token, parse_tokens};
+use judge::meter::Metric;
 use judge::{Judgement, Song, Tonality};
 use serde::{Deserialize, Serialize};
 use trainer::{PrepareOptions, Split};
@@ -23,7 +26,7 @@ pub struct SampleRecord {
     pub data: Option<PathBuf>,
     /// What each melody was asked to be, when the model reads conditions.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub asked: std::collections::BTreeMap<String, grid_codec::conditions::Asked>,
+    pub asked: BTreeMap<String, Asked>,
 }
 
 impl SampleRecord {
@@ -117,6 +120,8 @@ impl Corpus {
                 Split::Train => corpus.train.push(tokens),
                 Split::Test => corpus.test.push(Song {
                     tonality: Tonality::of(&encoding, record.key, &tokens),
+                    metric: record_metric(&record, &encoding),
+                    minor: record.key.map(|k| k.mode.is_minor_like()),
                     name: record.id,
                     tokens,
                     closed: true,
@@ -134,9 +139,33 @@ impl Corpus {
     }
 }
 
-/// Judges `samples` (tokens in `encoding`) against the corpus in `data` and
-/// writes `judge.json` and `judge.png` into `out`.
-pub fn run(samples: &[Sample], encoding: &Encoding, out: &Path, data: &Path) -> Result<Judgement> {
+/// A held-out song's meter and upbeat, when its bars are regular.
+fn record_metric(record: &trainer::SongRecord, encoding: &Encoding) -> Option<Metric> {
+    let layout = record.bars.as_ref()?;
+    Some(Metric {
+        meter: record.meter?,
+        bar_steps: layout.bar_steps as usize,
+        pickup: layout.regular_pickup()? as usize,
+    })
+    .filter(|metric| metric_steps(metric.meter, encoding) == Some(metric.bar_steps))
+}
+
+/// Grid steps of a bar of `meter`.
+fn metric_steps(meter: esac_parse::Meter, encoding: &Encoding) -> Option<usize> {
+    let steps = meter.bar_length()? / encoding.step;
+    steps.is_integer().then(|| steps.to_integer() as usize)
+}
+
+/// Judges `samples` (tokens in `encoding`, each asked to be as `asked` says
+/// when the model read conditions) against the corpus in `data` and writes
+/// `judge.json` and `judge.png` into `out`.
+pub fn run(
+    samples: &[Sample],
+    encoding: &Encoding,
+    asked: &BTreeMap<String, Asked>,
+    out: &Path,
+    data: &Path,
+) -> Result<Judgement> {
     let corpus = Corpus::load(data)?;
     if corpus.encoding != *encoding {
         eprintln!(
@@ -147,11 +176,22 @@ pub fn run(samples: &[Sample], encoding: &Encoding, out: &Path, data: &Path) -> 
     }
     let songs: Vec<Song> = samples
         .iter()
-        .map(|s| Song {
-            name: s.name.clone(),
-            tokens: s.tokens.clone(),
-            closed: s.closed,
-            tonality: Tonality::of(encoding, None, &s.tokens),
+        .map(|s| {
+            let asked = asked.get(&s.name);
+            Song {
+                name: s.name.clone(),
+                tokens: s.tokens.clone(),
+                closed: s.closed,
+                tonality: Tonality::of(encoding, None, &s.tokens),
+                metric: asked.and_then(|a| {
+                    Some(Metric {
+                        meter: a.meter,
+                        bar_steps: metric_steps(a.meter, encoding)?,
+                        pickup: a.pickup as usize,
+                    })
+                }),
+                minor: asked.map(|a| a.minor),
+            }
         })
         .collect();
     let judgement = judge::judge(

@@ -457,8 +457,8 @@ fn run(cli: Cli) -> Result<()> {
                 (None, Some(own)) if own.is_dir() => own,
                 _ => source::data_or_cached_erk(Vec::new(), "--data")?.remove(0),
             };
-            let encoding = record.map(|r| r.encoding).unwrap_or_default();
-            let judgement = judge_cmd::run(&melodies, &encoding, &samples, &data)?;
+            let (encoding, asked) = record.map(|r| (r.encoding, r.asked)).unwrap_or_default();
+            let judgement = judge_cmd::run(&melodies, &encoding, &asked, &samples, &data)?;
             judge_cmd::print(&judgement, &samples);
         }
         Command::Eval {

@@ -355,7 +355,8 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
             (None, Some(own)) => own.clone(),
             (None, None) => source::data_or_cached_erk(Vec::new(), "--data")?.remove(0),
         };
-        let judgement = judge_cmd::run(&written, &folder.encoding, &args.out, &data)?;
+        let judgement =
+            judge_cmd::run(&written, &folder.encoding, &record.asked, &args.out, &data)?;
         judge_cmd::print(&judgement, &args.out);
     }
     Ok(())

@@ -102,7 +102,10 @@ fn bars_limit_the_length_in_the_meter() {
     let text = std::fs::read_to_string(out.path().join("melody-1.txt")).unwrap();
     // Two bars of 3/4 are 24 sixteenths, unless the model ended the song sooner.
     let tokens = grid_codec::parse_tokens(&text).unwrap();
-    let steps = tokens.iter().filter(|t| **t != grid_codec::Token::End).count();
+    let steps = tokens
+        .iter()
+        .filter(|t| **t != grid_codec::Token::End)
+        .count();
     assert!(steps <= 24, "{text}");
 }
 

@@ -94,6 +94,17 @@ impl BarLayout {
         }
     }
 
+    /// The upbeat's steps (0 for none) when every bar but an upbeat and the
+    /// last is a full bar of the opening meter and the last is no longer;
+    /// `None` for meter changes and irregular bars.
+    pub fn regular_pickup(&self) -> Option<u32> {
+        let first_full = usize::from(self.upbeat > 0);
+        let (last, body) = self.bars.split_last()?;
+        let middle = body.get(first_full..).unwrap_or_default();
+        let regular = middle.iter().all(|&b| b == self.bar_steps) && *last <= self.bar_steps;
+        regular.then(|| if self.upbeat > 0 { self.bars[0] } else { 0 })
+    }
+
     /// Steps the bars take in all.
     pub fn total_steps(&self) -> u32 {
         self.bars.iter().sum()
@@ -474,6 +485,12 @@ mod tests {
         assert_eq!(left[28..36], [1; 8]);
         assert_eq!(left[36], 0);
         assert_eq!(layout, BarLayout::regular(12, 4, 3));
+        assert_eq!(layout.regular_pickup(), Some(4));
+        let changing = BarLayout {
+            bars: vec![4, 12, 8, 12, 8],
+            ..layout
+        };
+        assert_eq!(changing.regular_pickup(), None);
     }
 
     #[test]

@@ -17,6 +17,8 @@ use grid_codec::{Encoding, Token};
 use plotters::prelude::*;
 use serde::Serialize;
 
+pub mod meter;
+
 /// Length of the n-grams looked up in the training songs.
 pub const COPY_NGRAM: usize = 16;
 /// Interval histogram bins: -12..=12 semitones, wider leaps counted at the ends.
@@ -398,6 +400,10 @@ pub struct Song {
     pub closed: bool,
     /// Where its scale and tonic are; `None` when it has no notes to find a key in.
     pub tonality: Option<Tonality>,
+    /// Its meter and upbeat, when known and regular.
+    pub metric: Option<meter::Metric>,
+    /// Whether it is in a minor mode (asked of the model, or recorded), when known.
+    pub minor: Option<bool>,
 }
 
 /// Statistics of `melodies` and their copying measures against `index`.
@@ -475,8 +481,18 @@ pub struct Judgement {
     /// Total variation distance between the generated and test histograms
     /// (0 = identical, 1 = disjoint).
     pub distance: BTreeMap<&'static str, f64>,
+    /// Meter measures per meter both sets have.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub meters: Vec<meter::MeterComparison>,
+    /// How often the key finder finds the mode asked (or recorded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub modes: Vec<meter::ModeComparison>,
     pub melodies: Vec<MelodyJudgement>,
 }
+
+/// Notes of this many grid steps or more count as long in the metric profile:
+/// a quarter note on the 1/16 grid.
+pub const LONG_NOTE_STEPS: usize = 4;
 
 /// Total variation distance between two histograms of shares.
 pub fn total_variation(a: &[f64], b: &[f64]) -> f64 {
@@ -493,8 +509,9 @@ pub fn judge(
     data_name: &str,
 ) -> Judgement {
     let index = TrainingIndex::new(train);
+    let held_out = test;
     let (generated, melodies) = statistics(samples, &index);
-    let (test, _) = statistics(test, &index);
+    let (test, _) = statistics(held_out, &index);
     let distance = BTreeMap::from([
         (
             "pitch_classes",
@@ -510,6 +527,8 @@ pub fn judge(
         ),
     ]);
     Judgement {
+        meters: meter::compare_meters(samples, held_out, LONG_NOTE_STEPS),
+        modes: meter::compare_modes(samples, held_out),
         samples: samples_name.to_owned(),
         data: data_name.to_owned(),
         train_songs: train.len(),
@@ -569,6 +588,31 @@ pub fn table(j: &Judgement) -> String {
     out += "histogram distance (total variation, 0 = same):";
     for (name, d) in &j.distance {
         out += &format!(" {name} {d:.3}");
+    }
+    for m in &j.meters {
+        let (g, t) = (&m.generated, &m.test);
+        out += &format!(
+            "\nin {}: {} generated, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2}; ending at a bar line {} / {}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
+            m.meter,
+            g.melodies,
+            t.melodies,
+            g.ties_per_100_notes,
+            t.ties_per_100_notes,
+            pct(g.ending_at_bar_end),
+            pct(t.ending_at_bar_end),
+            m.profile_distance,
+            m.long_note_profile_distance
+        );
+    }
+    for m in &j.modes {
+        out += &format!(
+            "\nasked {}: the key finder finds {} of {} generated in {0}, {} of {} test songs",
+            m.mode,
+            pct(m.generated_found),
+            m.generated,
+            pct(m.test_found),
+            m.test
+        );
     }
     out
 }
@@ -833,6 +877,8 @@ mod tests {
             tokens: tokens(text),
             closed: true,
             tonality: Some(tonality),
+            metric: None,
+            minor: None,
         };
         let g_major = Tonality::Key("G".parse().unwrap());
         let (s, judged) = statistics(&[song("66 _ 65 _ 67 _", g_major)], &index);
@@ -860,6 +906,8 @@ mod tests {
             tokens: melody,
             closed: true,
             tonality: Some(Tonality::ReferenceKeys),
+            metric: None,
+            minor: None,
         };
         let (s, judged) = statistics(&[song], &index);
         assert_eq!(s.notes, 5);

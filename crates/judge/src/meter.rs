@@ -1,0 +1,297 @@
+//! What a musician checks of a melody's meter: where in the bar its notes
+//! start (the metric profile), how many notes are tied across bar lines, and
+//! whether it ends at a bar line; and whether its key finder's mode is the one
+//! asked. Generated melodies and held-out songs are measured alike, per meter.
+
+use std::collections::BTreeMap;
+
+use esac_parse::Meter;
+use grid_codec::Token;
+use serde::Serialize;
+
+use crate::{Song, find_key, total_variation};
+
+/// How a melody sits in its bars: a regular meter of `bar_steps` grid steps
+/// and an upbeat of `pickup` steps (0: it starts on the downbeat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    pub meter: Meter,
+    pub bar_steps: usize,
+    pub pickup: usize,
+}
+
+/// Meter measures of a set of melodies of one meter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeterMeasures {
+    pub melodies: usize,
+    pub notes: usize,
+    /// Share of note onsets at each grid step of the bar (0 = the downbeat).
+    pub onset_profile: Vec<f64>,
+    /// The same for notes of `long_steps` or longer (a quarter note).
+    pub long_note_profile: Vec<f64>,
+    /// Notes that sound across a bar line, per 100 notes.
+    pub ties_per_100_notes: f64,
+    /// Share whose length is a whole number of bars, counted either from the
+    /// first downbeat (the last bar full) or with the upbeat (the last bar
+    /// completing the upbeat's): the two ways songs end on a bar line.
+    pub ending_at_bar_end: f64,
+    /// Share ended by `.`.
+    pub closed: f64,
+}
+
+/// Each note's onset step and length in steps.
+fn notes(tokens: &[Token]) -> Vec<(usize, usize)> {
+    let mut notes: Vec<(usize, usize)> = Vec::new();
+    let mut sounding = false;
+    for (step, token) in tokens.iter().enumerate() {
+        match token {
+            Token::Note(_) => {
+                notes.push((step, 1));
+                sounding = true;
+            }
+            Token::Hold if sounding => {
+                if let Some(last) = notes.last_mut() {
+                    last.1 += 1;
+                }
+            }
+            Token::Rest => sounding = false,
+            _ => {}
+        }
+    }
+    notes
+}
+
+/// The measures of `melodies`, all of one meter, for notes of `long_steps`
+/// or longer in the long-note profile.
+pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterMeasures {
+    let bar = melodies.first().map_or(1, |(_, m)| m.bar_steps.max(1));
+    let mut onsets = vec![0f64; bar];
+    let mut long = vec![0f64; bar];
+    let (mut count, mut crossing, mut at_bar_end, mut closed) = (0usize, 0usize, 0usize, 0usize);
+    for (song, metric) in melodies {
+        // Where step 0 falls in its bar.
+        let offset = (bar - metric.pickup % bar) % bar;
+        for (onset, length) in notes(&song.tokens) {
+            let position = (onset + offset) % bar;
+            onsets[position] += 1.0;
+            if length >= long_steps {
+                long[position] += 1.0;
+            }
+            crossing += usize::from(position + length > bar);
+            count += 1;
+        }
+        let steps = song.tokens.len();
+        at_bar_end += usize::from(
+            steps % bar == 0 || (steps >= metric.pickup && (steps - metric.pickup) % bar == 0),
+        );
+        closed += usize::from(song.closed);
+    }
+    let shares = |counts: Vec<f64>| {
+        let total: f64 = counts.iter().sum();
+        counts
+            .into_iter()
+            .map(|c| if total > 0.0 { c / total } else { 0.0 })
+            .collect()
+    };
+    let share = |n: usize| n as f64 / melodies.len().max(1) as f64;
+    MeterMeasures {
+        melodies: melodies.len(),
+        notes: count,
+        onset_profile: shares(onsets),
+        long_note_profile: shares(long),
+        ties_per_100_notes: 100.0 * crossing as f64 / count.max(1) as f64,
+        ending_at_bar_end: share(at_bar_end),
+        closed: share(closed),
+    }
+}
+
+/// Generated melodies against held-out songs of one meter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeterComparison {
+    pub meter: String,
+    pub generated: MeterMeasures,
+    pub test: MeterMeasures,
+    /// Total variation distance between the onset profiles.
+    pub profile_distance: f64,
+    pub long_note_profile_distance: f64,
+}
+
+/// Melodies with a [`Metric`], by meter.
+fn by_meter(melodies: &[Song]) -> BTreeMap<String, Vec<(&Song, Metric)>> {
+    let mut by: BTreeMap<String, Vec<(&Song, Metric)>> = BTreeMap::new();
+    for song in melodies {
+        if let Some(metric) = song.metric {
+            by.entry(metric.meter.to_string())
+                .or_default()
+                .push((song, metric));
+        }
+    }
+    by
+}
+
+/// Per meter that both sets have: the measures of each and their distance.
+/// Melodies without a [`Metric`] are left out.
+pub fn compare_meters(
+    generated: &[Song],
+    test: &[Song],
+    long_steps: usize,
+) -> Vec<MeterComparison> {
+    let (generated, test) = (by_meter(generated), by_meter(test));
+    generated
+        .iter()
+        .filter_map(|(meter, melodies)| {
+            let held_out = test.get(meter)?;
+            let generated = meter_measures(melodies, long_steps);
+            let test = meter_measures(held_out, long_steps);
+            Some(MeterComparison {
+                meter: meter.clone(),
+                profile_distance: total_variation(&generated.onset_profile, &test.onset_profile),
+                long_note_profile_distance: total_variation(
+                    &generated.long_note_profile,
+                    &test.long_note_profile,
+                ),
+                generated,
+                test,
+            })
+        })
+        .collect()
+}
+
+/// How often the key finder finds the mode a set of melodies is in (asked of
+/// the model, or recorded for a held-out song).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModeComparison {
+    pub mode: &'static str,
+    pub generated: usize,
+    /// Share of the generated melodies whose key the key finder finds in this mode.
+    pub generated_found: f64,
+    pub test: usize,
+    pub test_found: f64,
+}
+
+/// Per mode (major, minor): the share of each set found in it.
+pub fn compare_modes(generated: &[Song], test: &[Song]) -> Vec<ModeComparison> {
+    let found = |melodies: &[Song], minor: bool| {
+        let asked: Vec<&Song> = melodies
+            .iter()
+            .filter(|song| song.minor == Some(minor))
+            .collect();
+        let hits = asked
+            .iter()
+            .filter(|song| {
+                find_key(&song.tokens).is_some_and(|k| k.key.mode.is_minor_like() == minor)
+            })
+            .count();
+        (asked.len(), hits as f64 / asked.len().max(1) as f64)
+    };
+    [("major", false), ("minor", true)]
+        .into_iter()
+        .filter_map(|(mode, minor)| {
+            let (generated_count, generated_found) = found(generated, minor);
+            let (test_count, test_found) = found(test, minor);
+            (generated_count > 0).then_some(ModeComparison {
+                mode,
+                generated: generated_count,
+                generated_found,
+                test: test_count,
+                test_found,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grid_codec::parse_tokens;
+
+    fn song(text: &str, closed: bool) -> Song {
+        Song {
+            name: "t".into(),
+            tokens: parse_tokens(text).unwrap(),
+            closed,
+            tonality: None,
+            metric: None,
+            minor: None,
+        }
+    }
+
+    #[test]
+    fn a_hand_worked_upbeat_melody() {
+        // 3/4 on the 1/16 grid (12 steps), a quarter upbeat (4 steps), so step
+        // 0 is at position 8. Notes (onset step, position, length): 60 (0, 8,
+        // 4), 62 (4, 0, 8), 64 (12, 8, 8: across the bar line), a rest, 65 (24,
+        // 8, 4), 67 (28, 0, 4), 69 (32, 4, 4). 36 steps: the upbeat, two bars
+        // and eight steps that complete the upbeat's bar, a bar line.
+        let melody = song(
+            "60 _ _ _ 62 _ _ _ _ _ _ _ 64 _ _ _ _ _ _ _ r _ _ _ 65 _ _ _ 67 _ _ _ 69 _ _ _",
+            true,
+        );
+        assert_eq!(melody.tokens.len(), 36);
+        let metric = Metric {
+            meter: "3/4".parse().unwrap(),
+            bar_steps: 12,
+            pickup: 4,
+        };
+        let measures = meter_measures(&[(&melody, metric)], 8);
+        assert_eq!(measures.notes, 6);
+        let mut profile = vec![0.0; 12];
+        profile[0] = 2.0 / 6.0;
+        profile[4] = 1.0 / 6.0;
+        profile[8] = 3.0 / 6.0;
+        // Rests are not notes: the rest at position 8 is not counted.
+        assert_eq!(measures.onset_profile, profile);
+        // Half notes (8 steps) or longer: 62 at 0 and 64 at 8.
+        let mut long = vec![0.0; 12];
+        long[0] = 0.5;
+        long[8] = 0.5;
+        assert_eq!(measures.long_note_profile, long);
+        assert_eq!(measures.ties_per_100_notes, 100.0 / 6.0);
+        assert_eq!((measures.ending_at_bar_end, measures.closed), (1.0, 1.0));
+        // Four steps shorter it ends in the middle of a bar.
+        let short = song(
+            "60 _ _ _ 62 _ _ _ _ _ _ _ 64 _ _ _ _ _ _ _ r _ _ _ 65 _ _ _ 67 _ _ _",
+            false,
+        );
+        let measures = meter_measures(&[(&short, metric)], 8);
+        assert_eq!((measures.ending_at_bar_end, measures.closed), (0.0, 0.0));
+    }
+
+    #[test]
+    fn meters_and_modes_are_compared_where_both_sets_have_them() {
+        let two_four = Some(Metric {
+            meter: "2/4".parse().unwrap(),
+            bar_steps: 8,
+            pickup: 0,
+        });
+        let three_four = Some(Metric {
+            meter: "3/4".parse().unwrap(),
+            bar_steps: 12,
+            pickup: 0,
+        });
+        let with = |text: &str, metric, minor| Song {
+            metric,
+            minor: Some(minor),
+            ..song(text, true)
+        };
+        let c_major = "60 _ _ _ 64 _ _ _ 67 _ _ _ 72 _ _ _ 67 _ _ _ 64 _ _ _ 60 _ _ _";
+        let a_minor = "69 _ _ _ 72 _ _ _ 76 _ _ _ 69 _ _ _ 64 _ _ _ 69 _ _ _ _ _ _ _";
+        let a = with(c_major, two_four, false);
+        let b = with(a_minor, two_four, true);
+        let meters = compare_meters(
+            std::slice::from_ref(&a),
+            &[b.clone(), with(c_major, three_four, false)],
+            4,
+        );
+        assert_eq!(meters.len(), 1);
+        assert_eq!(meters[0].meter, "2/4");
+        // Quarters in 2/4: a has 4 onsets at 0 and 3 at 4, b 3 and 3, so the
+        // distance is (|4/7 - 1/2| + |3/7 - 1/2|) / 2 = 1/14.
+        assert!((meters[0].profile_distance - 1.0 / 14.0).abs() < 1e-12);
+        let modes = compare_modes(&[a, b.clone()], &[b]);
+        assert_eq!(modes.len(), 2);
+        assert_eq!((modes[0].mode, modes[0].generated_found), ("major", 1.0));
+        assert_eq!((modes[1].mode, modes[1].generated_found), ("minor", 1.0));
+        assert_eq!((modes[1].test, modes[1].test_found), (1, 1.0));
+    }
+}
