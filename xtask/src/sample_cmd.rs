@@ -227,7 +227,7 @@ fn ask(
         asked.push(melody);
     }
     if args.max_len.is_none() {
-        config.max_len = longest;
+        config.max_len = longest.saturating_sub(primer);
     }
     Ok(Some((asked, side)))
 }

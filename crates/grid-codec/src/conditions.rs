@@ -181,6 +181,20 @@ pub struct Conditioning {
     /// Training songs with each number of full bars (upbeat bar aside), of
     /// the songs whose bars are known.
     pub bar_counts: BTreeMap<u32, usize>,
+    /// Training songs of each meter, mode and style together, so that what a
+    /// request leaves open is drawn to go with what it asks (empty in models
+    /// trained before it was kept: each is then drawn on its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub combinations: Vec<Combination>,
+}
+
+/// A meter value, mode value and style that training songs share, and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Combination {
+    pub meter: String,
+    pub mode: String,
+    pub style: String,
+    pub songs: usize,
 }
 
 /// What a melody is asked to be; what is `None` is drawn from the training
@@ -223,7 +237,9 @@ impl Conditioning {
         let mut style_counts = BTreeMap::<String, usize>::new();
         let mut mode_songs = BTreeMap::<String, usize>::new();
         let mut bar_counts = BTreeMap::<u32, usize>::new();
-        for song in songs {
+        let mut together = BTreeMap::<(String, String, String), usize>::new();
+        let songs: Vec<&SongConditions> = songs.into_iter().collect();
+        for song in &songs {
             *meter_counts.entry(meter_text(song.meter)).or_default() += 1;
             let mode = MODES[mode_value(song.key.map(|k| k.mode))];
             *mode_songs.entry(mode.to_owned()).or_default() += 1;
@@ -250,6 +266,21 @@ impl Conditioning {
         }
         let mut styles = vec![OTHER.to_owned()];
         styles.extend(style_counts.keys().cloned());
+        for song in songs {
+            let meter = meter_text(song.meter);
+            let meter = if meters.contains(&meter) {
+                meter
+            } else {
+                OTHER.to_owned()
+            };
+            let mode = MODES[mode_value(song.key.map(|k| k.mode))].to_owned();
+            let style = if song.style.is_empty() {
+                OTHER.to_owned()
+            } else {
+                song.style.clone()
+            };
+            *together.entry((meter, mode, style)).or_default() += 1;
+        }
         Conditioning {
             meters,
             styles,
@@ -257,6 +288,15 @@ impl Conditioning {
             style_songs: style_counts,
             mode_songs,
             bar_counts,
+            combinations: together
+                .into_iter()
+                .map(|((meter, mode, style), songs)| Combination {
+                    meter,
+                    mode,
+                    style,
+                    songs,
+                })
+                .collect(),
         }
     }
 
@@ -265,16 +305,61 @@ impl Conditioning {
     /// from major and minor songs); refuses a meter or style the model does
     /// not know.
     pub fn draw(&self, request: &Request, seed: u64) -> Result<Asked, ConditionError> {
+        if let Some(meter) = request.meter {
+            self.check_meter(meter)?;
+        }
+        if let Some(style) = &request.style {
+            self.check_style(style)?;
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut pick = |counts: Vec<(String, usize)>| -> Option<String> {
             let weights = WeightedIndex::new(counts.iter().map(|(_, n)| *n)).ok()?;
             Some(counts[weights.sample(&mut rng)].0.clone())
         };
+        // A meter, mode and style that training songs have together, matching
+        // what is asked; each drawn alone below when none does.
+        let asked_mode = request
+            .mode
+            .map(|mode| MODES[mode_value(Some(mode))].to_owned());
+        let fits = |c: &Combination| {
+            c.meter != FREE
+                && c.meter != OTHER
+                && c.mode != MODES[0]
+                && request.meter.is_none_or(|m| c.meter == m.to_string())
+                && asked_mode.as_ref().is_none_or(|m| c.mode == *m)
+                && request.style.as_ref().is_none_or(|s| c.style == *s)
+        };
+        let fitting: Vec<(String, usize)> = self
+            .combinations
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| fits(c))
+            .map(|(index, c)| (index.to_string(), c.songs))
+            .collect();
+        let together = pick(fitting)
+            .and_then(|index| index.parse::<usize>().ok())
+            .map(|index| self.combinations[index].clone());
+        let request = &Request {
+            meter: request
+                .meter
+                .or_else(|| together.as_ref().and_then(|c| c.meter.parse().ok())),
+            mode: request.mode.or_else(|| {
+                together.as_ref().map(|c| {
+                    if c.mode == MODES[2] {
+                        Mode::Minor
+                    } else {
+                        Mode::Major
+                    }
+                })
+            }),
+            style: request
+                .style
+                .clone()
+                .or_else(|| together.as_ref().map(|c| c.style.clone())),
+            ..request.clone()
+        };
         let meter = match request.meter {
-            Some(meter) => {
-                self.check_meter(meter)?;
-                meter
-            }
+            Some(meter) => meter,
             None => pick(
                 self.meter_songs
                     .iter()
@@ -299,10 +384,7 @@ impl Conditioning {
             .is_some_and(|m| m == "minor"),
         };
         let style = match &request.style {
-            Some(style) => {
-                self.check_style(style)?;
-                style.clone()
-            }
+            Some(style) => style.clone(),
             None => pick(
                 self.style_songs
                     .iter()
@@ -542,6 +624,49 @@ mod tests {
         assert!(conditioning.check_meter("5/4".parse().unwrap()).is_err());
         assert!(conditioning.check_style("b").is_ok());
         assert!(conditioning.check_style("c").is_err());
+        // What is left open is drawn with what is asked: asking for 3/4 draws
+        // style a and minor, whatever the seed. Style b's only song is in a
+        // rare meter, which cannot be asked for, so for b each is drawn alone
+        // (3/4, the one meter there is).
+        assert_eq!(
+            conditioning.combinations,
+            [
+                Combination {
+                    meter: "3/4".into(),
+                    mode: "minor".into(),
+                    style: "a".into(),
+                    songs: 20
+                },
+                Combination {
+                    meter: "other".into(),
+                    mode: "minor".into(),
+                    style: "b".into(),
+                    songs: 1
+                }
+            ]
+        );
+        for seed in 0..20 {
+            let asked = conditioning
+                .draw(
+                    &Request {
+                        meter: Some("3/4".parse().unwrap()),
+                        ..Request::default()
+                    },
+                    seed,
+                )
+                .unwrap();
+            assert_eq!((asked.style.as_str(), asked.minor), ("a", true));
+            let asked = conditioning
+                .draw(
+                    &Request {
+                        style: Some("b".into()),
+                        ..Request::default()
+                    },
+                    seed,
+                )
+                .unwrap();
+            assert_eq!(asked.meter.to_string(), "3/4");
+        }
         let sizes: Vec<usize> = conditioning.inputs().iter().map(|i| i.1).collect();
         assert_eq!(sizes, [49, 3, 3, 3, 34]);
     }
