@@ -174,23 +174,20 @@ pub fn sample(model_dir: &Path, melodies: usize) -> Result<SampleBench> {
         max_len: 1000,
         ..Default::default()
     };
-    sampler::generate(
-        &model,
-        &vocabulary,
-        &[],
-        melodies,
-        &config,
-        SideValues::default(),
-    )?;
+    let generate = || {
+        sampler::generate(
+            &model,
+            &vocabulary,
+            &[],
+            melodies,
+            &config,
+            SideValues::default(),
+        )
+    };
+    // Once to warm up, once timed.
+    generate()?;
     let start = Instant::now();
-    let generated = sampler::generate(
-        &model,
-        &vocabulary,
-        &[],
-        melodies,
-        &config,
-        SideValues::default(),
-    )?;
+    let generated = generate()?;
     let seconds = start.elapsed().as_secs_f64();
     let tokens = generated
         .iter()

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use grid_codec::conditions::Asked;
 use grid_codec::{Encoding, Token, parse_tokens};
 use judge::meter::Metric;
+use judge::style::StyleClassifier;
 use judge::{Judgement, Song, Tonality};
 use serde::{Deserialize, Serialize};
 use trainer::{PrepareOptions, Split};
@@ -91,6 +92,8 @@ pub struct Corpus {
     pub encoding: Encoding,
     pub train: Vec<Vec<Token>>,
     pub test: Vec<Song>,
+    /// Tells the collections apart, when the training songs come from several.
+    pub classifier: Option<StyleClassifier>,
 }
 
 impl Corpus {
@@ -112,16 +115,22 @@ impl Corpus {
             encoding,
             train: Vec::new(),
             test: Vec::new(),
+            classifier: None,
         };
+        let mut train_styles = Vec::new();
         for record in records {
             let tokens = parse_tokens(&record.tokens)
                 .with_context(|| format!("song {} in {}", record.id, data.display()))?;
             match record.split {
-                Split::Train => corpus.train.push(tokens),
+                Split::Train => {
+                    corpus.train.push(tokens);
+                    train_styles.push(record.collection);
+                }
                 Split::Test => corpus.test.push(Song {
                     tonality: Tonality::of(&encoding, record.key, &tokens),
                     metric: record_metric(&record, &encoding),
                     minor: record.key.map(|k| k.mode.is_minor_like()),
+                    style: Some(record.collection.clone()).filter(|c| !c.is_empty()),
                     name: record.id,
                     tokens,
                     closed: true,
@@ -129,6 +138,13 @@ impl Corpus {
                 Split::Val => {}
             }
         }
+        corpus.classifier = StyleClassifier::fit(
+            train_styles
+                .iter()
+                .zip(&corpus.train)
+                .filter(|(style, _)| !style.is_empty())
+                .map(|(style, tokens)| (style.as_str(), tokens.as_slice())),
+        );
         if corpus.train.is_empty() || corpus.test.is_empty() {
             bail!(
                 "{} has no training or no test songs to judge against",
@@ -191,6 +207,7 @@ pub fn run(
                     })
                 }),
                 minor: asked.map(|a| a.minor),
+                style: asked.map(|a| a.style.clone()),
             }
         })
         .collect();
@@ -198,6 +215,7 @@ pub fn run(
         &songs,
         &corpus.test,
         &corpus.train,
+        corpus.classifier.as_ref(),
         &out.display().to_string(),
         &data.display().to_string(),
     );

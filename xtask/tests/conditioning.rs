@@ -3,80 +3,14 @@
 //! meter, mode, style, length and upbeat and writes the score with them, `eval`
 //! scores with them, and `--init` keeps the starting model's conditioning.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn succeeds(args: &[&str]) -> String {
-    let output = xtask(args);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?}\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
+use common::{json, songs, succeeds, train_tiny, xtask};
 
 fn fails(args: &[&str]) -> String {
     let output = xtask(args);
     assert!(!output.status.success(), "{args:?} should fail");
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The first 100 erk songs copied into `dir/songs`.
-fn songs(dir: &Path) -> PathBuf {
-    let erk =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/essen/deutschl/erk");
-    let data = dir.join("songs");
-    std::fs::create_dir(&data).unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&erk)
-        .unwrap_or_else(|e| panic!("the Essen data is expected at {}: {e}", erk.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|f| f.extension().is_some_and(|e| e == "krn"))
-        .collect();
-    files.sort();
-    for file in files.iter().take(100) {
-        std::fs::copy(file, data.join(file.file_name().unwrap())).unwrap();
-    }
-    data
-}
-
-/// A few updates of a tiny model.
-fn train_tiny(data: &Path, runs: &Path, name: &str, extra: &[&str]) -> String {
-    let mut args = vec![
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--runs",
-        runs.to_str().unwrap(),
-        "--name",
-        name,
-        "--batch-size",
-        "8",
-        "--max-steps",
-        "30",
-        "--eval-every",
-        "30",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    succeeds(&args)
 }
 
 #[test]

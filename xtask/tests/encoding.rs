@@ -2,51 +2,15 @@
 //! written keys train, sample and judge in those keys, and songs prepared in
 //! every key train as they are.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{json, songs, succeeds, train_tiny, xtask};
 use esac_parse::Key;
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn succeeds(args: &[&str]) -> String {
-    let output = xtask(args);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?}\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The first 100 erk songs copied into `dir/songs`.
-fn songs(dir: &Path) -> PathBuf {
-    let erk =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/essen/deutschl/erk");
-    let data = dir.join("songs");
-    std::fs::create_dir(&data).unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&erk)
-        .unwrap_or_else(|e| panic!("the Essen data is expected at {}: {e}", erk.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|f| f.extension().is_some_and(|e| e == "krn"))
-        .collect();
-    files.sort();
-    for file in files.iter().take(100) {
-        std::fs::copy(file, data.join(file.file_name().unwrap())).unwrap();
-    }
-    data
-}
+/// A tiny model.
+const TINY: &[&str] = &["--hidden", "16", "--embedding-dim", "8"];
 
 /// The first 100 erk songs prepared into `dir/TRANSPOSE`.
 fn prepare(dir: &Path, transpose: &str) -> PathBuf {
@@ -61,34 +25,6 @@ fn prepare(dir: &Path, transpose: &str) -> PathBuf {
         transpose,
     ]);
     prepared
-}
-
-/// A few updates of a tiny model on a prepared folder.
-fn train_tiny(data: &Path, runs: &Path, name: &str) -> String {
-    succeeds(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--runs",
-        runs.to_str().unwrap(),
-        "--name",
-        name,
-        "--hidden",
-        "16",
-        "--embedding-dim",
-        "8",
-        "--batch-size",
-        "8",
-        "--max-steps",
-        "30",
-        "--eval-every",
-        "30",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--quiet",
-    ])
 }
 
 #[test]
@@ -114,7 +50,7 @@ fn songs_in_their_written_keys_train_sample_and_judge_in_those_keys() {
     );
 
     let runs = dir.path().join("runs");
-    train_tiny(&prepared, &runs, "none");
+    train_tiny(&prepared, &runs, "none", TINY);
     let run = runs.join("none");
     assert_eq!(
         json(&run.join("config.json"))["encoding"]["transposition"]["mode"],
@@ -223,7 +159,7 @@ fn songs_prepared_in_every_key_train_as_they_are() {
     );
 
     let runs = dir.path().join("runs");
-    train_tiny(&prepared, &runs, "all-keys");
+    train_tiny(&prepared, &runs, "all-keys", TINY);
     let config = json(&runs.join("all-keys/config.json"));
     assert_eq!(config["dataset"]["train_songs"], train_songs);
     assert_eq!(config["encoding"]["transposition"]["mode"], "all-keys");

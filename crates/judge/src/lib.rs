@@ -18,6 +18,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 pub mod meter;
+pub mod style;
 
 /// Length of the n-grams looked up in the training songs.
 pub const COPY_NGRAM: usize = 16;
@@ -108,8 +109,8 @@ fn correlation(a: &[f64; 12], b: &[f64; 12]) -> f64 {
 /// The pitch classes' total lengths in grid steps (C first).
 pub fn pitch_class_durations(tokens: &[Token]) -> [f64; 12] {
     let mut durations = [0.0; 12];
-    for (pitch, length) in notes(tokens) {
-        durations[usize::from(pitch % 12)] += length as f64;
+    for note in notes(tokens) {
+        durations[usize::from(note.pitch % 12)] += note.length as f64;
     }
     durations
 }
@@ -350,19 +351,31 @@ pub struct SetStatistics {
     pub mean_copied_ngrams: f64,
 }
 
-/// Notes of a melody: (MIDI pitch, length in grid steps).
-fn notes(tokens: &[Token]) -> Vec<(u8, usize)> {
-    let mut notes: Vec<(u8, usize)> = Vec::new();
+/// A note of a melody: its MIDI pitch, and its onset and length in grid steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Note {
+    pitch: u8,
+    onset: usize,
+    length: usize,
+}
+
+/// The notes of a melody (rests end notes and are not notes).
+fn notes(tokens: &[Token]) -> Vec<Note> {
+    let mut notes: Vec<Note> = Vec::new();
     let mut in_note = false;
-    for token in tokens {
+    for (onset, token) in tokens.iter().enumerate() {
         match token {
-            Token::Note(p) => {
-                notes.push((*p, 1));
+            Token::Note(pitch) => {
+                notes.push(Note {
+                    pitch: *pitch,
+                    onset,
+                    length: 1,
+                });
                 in_note = true;
             }
             Token::Hold if in_note => {
                 if let Some(last) = notes.last_mut() {
-                    last.1 += 1;
+                    last.length += 1;
                 }
             }
             Token::Rest => in_note = false,
@@ -370,6 +383,36 @@ fn notes(tokens: &[Token]) -> Vec<(u8, usize)> {
         }
     }
     notes
+}
+
+/// Counts of pitch classes, intervals and note lengths.
+struct Histograms {
+    pitch_classes: [usize; 12],
+    intervals: Vec<usize>,
+    durations: Vec<usize>,
+}
+
+impl Histograms {
+    fn new() -> Self {
+        Self {
+            pitch_classes: [0; 12],
+            intervals: vec![0; (2 * MAX_INTERVAL + 1) as usize],
+            durations: vec![0; MAX_DURATION],
+        }
+    }
+
+    /// Counts one melody's notes.
+    fn add(&mut self, notes: &[Note]) {
+        for note in notes {
+            self.pitch_classes[usize::from(note.pitch % 12)] += 1;
+            self.durations[note.length.clamp(1, MAX_DURATION) - 1] += 1;
+        }
+        for pair in notes.windows(2) {
+            let step = (i32::from(pair[1].pitch) - i32::from(pair[0].pitch))
+                .clamp(-MAX_INTERVAL, MAX_INTERVAL);
+            self.intervals[(step + MAX_INTERVAL) as usize] += 1;
+        }
+    }
 }
 
 fn shares(counts: &[usize]) -> Vec<f64> {
@@ -404,6 +447,8 @@ pub struct Song {
     pub metric: Option<meter::Metric>,
     /// Whether it is in a minor mode (asked of the model, or recorded), when known.
     pub minor: Option<bool>,
+    /// Its style (collection), asked of the model or recorded, when known.
+    pub style: Option<String>,
 }
 
 /// Statistics of `melodies` and their copying measures against `index`.
@@ -411,28 +456,19 @@ pub fn statistics(
     melodies: &[Song],
     index: &TrainingIndex,
 ) -> (SetStatistics, Vec<MelodyJudgement>) {
-    let mut pitch_classes = [0usize; 12];
+    let mut histograms = Histograms::new();
     let mut in_scale = 0usize;
-    let mut intervals = vec![0usize; (2 * MAX_INTERVAL + 1) as usize];
-    let mut durations = vec![0usize; MAX_DURATION];
     let mut tonic_endings = 0;
     let mut judged = Vec::with_capacity(melodies.len());
     for melody in melodies {
         let notes = notes(&melody.tokens);
-        for &(pitch, length) in &notes {
-            pitch_classes[usize::from(pitch % 12)] += 1;
-            durations[length.clamp(1, MAX_DURATION) - 1] += 1;
-            if melody.tonality.is_some_and(|t| t.in_scale(pitch % 12)) {
-                in_scale += 1;
-            }
-        }
-        for pair in notes.windows(2) {
-            let step =
-                (i32::from(pair[1].0) - i32::from(pair[0].0)).clamp(-MAX_INTERVAL, MAX_INTERVAL);
-            intervals[(step + MAX_INTERVAL) as usize] += 1;
-        }
-        if let (Some((pitch, _)), Some(tonality)) = (notes.last(), melody.tonality)
-            && tonality.is_tonic(pitch % 12)
+        histograms.add(&notes);
+        in_scale += notes
+            .iter()
+            .filter(|n| melody.tonality.is_some_and(|t| t.in_scale(n.pitch % 12)))
+            .count();
+        if let (Some(last), Some(tonality)) = (notes.last(), melody.tonality)
+            && tonality.is_tonic(last.pitch % 12)
         {
             tonic_endings += 1;
         }
@@ -447,13 +483,13 @@ pub fn statistics(
         });
     }
     let count = melodies.len().max(1) as f64;
-    let note_total: usize = pitch_classes.iter().sum();
+    let note_total: usize = histograms.pitch_classes.iter().sum();
     let statistics = SetStatistics {
         melodies: melodies.len(),
         notes: note_total,
-        pitch_classes: shares(&pitch_classes),
-        intervals: shares(&intervals),
-        durations: shares(&durations),
+        pitch_classes: shares(&histograms.pitch_classes),
+        intervals: shares(&histograms.intervals),
+        durations: shares(&histograms.durations),
         in_scale: if note_total == 0 {
             0.0
         } else {
@@ -487,6 +523,9 @@ pub struct Judgement {
     /// How often the key finder finds the mode asked (or recorded).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub modes: Vec<meter::ModeComparison>,
+    /// How often the style classifier finds the style asked (or recorded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub styles: Vec<style::StyleComparison>,
     pub melodies: Vec<MelodyJudgement>,
 }
 
@@ -500,11 +539,13 @@ pub fn total_variation(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Judges `samples` against the held-out songs `test`, with copying measured
-/// against `train`. `samples_name` and `data_name` say where they came from.
+/// against `train` and styles told apart by `classifier` (when the corpus has
+/// several). `samples_name` and `data_name` say where they came from.
 pub fn judge(
     samples: &[Song],
     test: &[Song],
     train: &[Vec<Token>],
+    classifier: Option<&style::StyleClassifier>,
     samples_name: &str,
     data_name: &str,
 ) -> Judgement {
@@ -529,6 +570,7 @@ pub fn judge(
     Judgement {
         meters: meter::compare_meters(samples, held_out, LONG_NOTE_STEPS),
         modes: meter::compare_modes(samples, held_out),
+        styles: classifier.map_or_else(Vec::new, |c| style::compare_styles(c, samples, held_out)),
         samples: samples_name.to_owned(),
         data: data_name.to_owned(),
         train_songs: train.len(),
@@ -602,6 +644,16 @@ pub fn table(j: &Judgement) -> String {
             pct(t.ending_at_bar_end),
             m.profile_distance,
             m.long_note_profile_distance
+        );
+    }
+    for m in &j.styles {
+        out += &format!(
+            "\nasked style {}: the style classifier finds {} of {} generated in it, {} of {} test songs",
+            m.style,
+            pct(m.generated_found),
+            m.generated,
+            pct(m.test_found),
+            m.test
         );
     }
     for m in &j.modes {
@@ -879,6 +931,7 @@ mod tests {
             tonality: Some(tonality),
             metric: None,
             minor: None,
+            style: None,
         };
         let g_major = Tonality::Key("G".parse().unwrap());
         let (s, judged) = statistics(&[song("66 _ 65 _ 67 _", g_major)], &index);
@@ -908,6 +961,7 @@ mod tests {
             tonality: Some(Tonality::ReferenceKeys),
             metric: None,
             minor: None,
+            style: None,
         };
         let (s, judged) = statistics(&[song], &index);
         assert_eq!(s.notes, 5);

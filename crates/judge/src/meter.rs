@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 
 use esac_parse::Meter;
-use grid_codec::Token;
 use serde::Serialize;
 
-use crate::{Song, find_key, total_variation};
+use crate::{Song, find_key, notes, total_variation};
 
 /// How a melody sits in its bars: a regular meter of `bar_steps` grid steps
 /// and an upbeat of `pickup` steps (0: it starts on the downbeat).
@@ -39,28 +38,6 @@ pub struct MeterMeasures {
     pub closed: f64,
 }
 
-/// Each note's onset step and length in steps.
-fn notes(tokens: &[Token]) -> Vec<(usize, usize)> {
-    let mut notes: Vec<(usize, usize)> = Vec::new();
-    let mut sounding = false;
-    for (step, token) in tokens.iter().enumerate() {
-        match token {
-            Token::Note(_) => {
-                notes.push((step, 1));
-                sounding = true;
-            }
-            Token::Hold if sounding => {
-                if let Some(last) = notes.last_mut() {
-                    last.1 += 1;
-                }
-            }
-            Token::Rest => sounding = false,
-            _ => {}
-        }
-    }
-    notes
-}
-
 /// The measures of `melodies`, all of one meter, for notes of `long_steps`
 /// or longer in the long-note profile.
 pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterMeasures {
@@ -71,13 +48,13 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
     for (song, metric) in melodies {
         // Where step 0 falls in its bar.
         let offset = (bar - metric.pickup % bar) % bar;
-        for (onset, length) in notes(&song.tokens) {
-            let position = (onset + offset) % bar;
+        for note in notes(&song.tokens) {
+            let position = (note.onset + offset) % bar;
             onsets[position] += 1.0;
-            if length >= long_steps {
+            if note.length >= long_steps {
                 long[position] += 1.0;
             }
-            crossing += usize::from(position + length > bar);
+            crossing += usize::from(position + note.length > bar);
             count += 1;
         }
         let steps = song.tokens.len();
@@ -213,6 +190,7 @@ mod tests {
             tonality: None,
             metric: None,
             minor: None,
+            style: None,
         }
     }
 

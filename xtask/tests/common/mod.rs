@@ -1,0 +1,75 @@
+//! Helpers the end-to-end tests share: running the CLI, reading JSON, and a
+//! small copy of the real ERK songs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the CLI from the repository root.
+pub fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs the CLI, expects success and returns what it printed.
+pub fn succeeds(args: &[&str]) -> String {
+    let output = xtask(args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?}\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A JSON file's contents.
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The first 100 erk songs copied into `dir/songs`.
+pub fn songs(dir: &Path) -> PathBuf {
+    let erk =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/essen/deutschl/erk");
+    let data = dir.join("songs");
+    std::fs::create_dir(&data).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&erk)
+        .unwrap_or_else(|e| panic!("the Essen data is expected at {}: {e}", erk.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|e| e == "krn"))
+        .collect();
+    files.sort();
+    for file in files.iter().take(100) {
+        std::fs::copy(file, data.join(file.file_name().unwrap())).unwrap();
+    }
+    data
+}
+
+/// A few updates of a tiny model, with `extra` flags.
+pub fn train_tiny(data: &Path, runs: &Path, name: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+        "--name",
+        name,
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "30",
+        "--eval-every",
+        "30",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    succeeds(&args)
+}
