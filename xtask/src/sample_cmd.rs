@@ -77,7 +77,8 @@ pub struct SampleArgs {
     #[arg(long)]
     pub style: Option<String>,
     /// Grid steps of an upbeat before the first full bar, e.g. 4 for a quarter
-    /// upbeat on the 1/16 grid [default: 0, the melody starts on the downbeat].
+    /// upbeat on the 1/16 grid; 0 starts on the downbeat [default: drawn from
+    /// the training songs with the meter, mode and style with --condition, else 0].
     #[arg(long, value_name = "STEPS")]
     pub pickup: Option<u32>,
     /// Write the score, MIDI and WAV in this key: C, G, Bb, F# (lower case for

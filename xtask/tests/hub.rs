@@ -416,6 +416,8 @@ fn publish_then_download_gives_identical_bytes() {
     let output = xtask(
         &[
             "sample",
+            "--model",
+            "assets/erk",
             "--seed",
             "5",
             "--out",

@@ -181,19 +181,23 @@ pub struct Conditioning {
     /// Training songs with each number of full bars (upbeat bar aside), of
     /// the songs whose bars are known.
     pub bar_counts: BTreeMap<u32, usize>,
-    /// Training songs of each meter, mode and style together, so that what a
+    /// Training songs of each meter, mode, style and upbeat together, so that what a
     /// request leaves open is drawn to go with what it asks (empty in models
     /// trained before it was kept: each is then drawn on its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub combinations: Vec<Combination>,
 }
 
-/// A meter value, mode value and style that training songs share, and how many.
+/// A meter value, mode value, style and upbeat that training songs share, and
+/// how many.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Combination {
     pub meter: String,
     pub mode: String,
     pub style: String,
+    /// Grid steps of the upbeat (0: none, or bars unknown).
+    #[serde(default)]
+    pub pickup: u32,
     pub songs: usize,
 }
 
@@ -205,7 +209,7 @@ pub struct Request {
     pub mode: Option<Mode>,
     pub style: Option<String>,
     pub bars: Option<u32>,
-    /// Grid steps of the upbeat (0: start on the downbeat) [default: 0].
+    /// Grid steps of the upbeat (0: start on the downbeat).
     pub pickup: Option<u32>,
 }
 
@@ -237,7 +241,7 @@ impl Conditioning {
         let mut style_counts = BTreeMap::<String, usize>::new();
         let mut mode_songs = BTreeMap::<String, usize>::new();
         let mut bar_counts = BTreeMap::<u32, usize>::new();
-        let mut together = BTreeMap::<(String, String, String), usize>::new();
+        let mut together = BTreeMap::<(String, String, String, u32), usize>::new();
         let songs: Vec<&SongConditions> = songs.into_iter().collect();
         for song in &songs {
             *meter_counts.entry(meter_text(song.meter)).or_default() += 1;
@@ -279,7 +283,12 @@ impl Conditioning {
             } else {
                 song.style.clone()
             };
-            *together.entry((meter, mode, style)).or_default() += 1;
+            let pickup = song
+                .layout
+                .as_ref()
+                .filter(|layout| layout.upbeat > 0)
+                .map_or(0, |layout| layout.bars[0]);
+            *together.entry((meter, mode, style, pickup)).or_default() += 1;
         }
         Conditioning {
             meters,
@@ -290,10 +299,11 @@ impl Conditioning {
             bar_counts,
             combinations: together
                 .into_iter()
-                .map(|((meter, mode, style), songs)| Combination {
+                .map(|((meter, mode, style, pickup), songs)| Combination {
                     meter,
                     mode,
                     style,
+                    pickup,
                     songs,
                 })
                 .collect(),
@@ -316,8 +326,9 @@ impl Conditioning {
             let weights = WeightedIndex::new(counts.iter().map(|(_, n)| *n)).ok()?;
             Some(counts[weights.sample(&mut rng)].0.clone())
         };
-        // A meter, mode and style that training songs have together, matching
-        // what is asked; each drawn alone below when none does.
+        // A meter, mode, style and upbeat that training songs have together,
+        // matching what is asked; each drawn alone below when none does (the
+        // upbeat then none).
         let asked_mode = request
             .mode
             .map(|mode| MODES[mode_value(Some(mode))].to_owned());
@@ -328,6 +339,7 @@ impl Conditioning {
                 && request.meter.is_none_or(|m| c.meter == m.to_string())
                 && asked_mode.as_ref().is_none_or(|m| c.mode == *m)
                 && request.style.as_ref().is_none_or(|s| c.style == *s)
+                && request.pickup.is_none_or(|p| c.pickup == p)
         };
         let fitting: Vec<(String, usize)> = self
             .combinations
@@ -356,6 +368,9 @@ impl Conditioning {
                 .style
                 .clone()
                 .or_else(|| together.as_ref().map(|c| c.style.clone())),
+            pickup: request
+                .pickup
+                .or_else(|| together.as_ref().map(|c| c.pickup)),
             ..request.clone()
         };
         let meter = match request.meter {
@@ -604,6 +619,39 @@ mod tests {
     }
 
     #[test]
+    fn the_upbeat_is_drawn_with_the_meter() {
+        let upbeat = SongConditions {
+            meter: Some("3/4".parse().unwrap()),
+            key: Some("C major".parse().unwrap()),
+            style: "a".into(),
+            layout: BarLayout::of(&upbeat_song(), sixteenth()),
+        };
+        let plain = SongConditions {
+            meter: Some("2/4".parse().unwrap()),
+            layout: Some(BarLayout::regular(8, 0, 4)),
+            ..upbeat.clone()
+        };
+        let mut songs = vec![upbeat; MIN_SONGS_PER_METER];
+        songs.extend(vec![plain; MIN_SONGS_PER_METER]);
+        let conditioning = Conditioning::from_songs(&songs);
+        for seed in 0..10 {
+            let asked = |meter: &str| {
+                conditioning
+                    .draw(
+                        &Request {
+                            meter: Some(meter.parse().unwrap()),
+                            ..Request::default()
+                        },
+                        seed,
+                    )
+                    .unwrap()
+            };
+            assert_eq!(asked("3/4").pickup, 4);
+            assert_eq!(asked("2/4").pickup, 0);
+        }
+    }
+
+    #[test]
     fn rare_meters_share_other() {
         let song = |meter: &str, style: &str| SongConditions {
             meter: Some(meter.parse().unwrap()),
@@ -635,12 +683,14 @@ mod tests {
                     meter: "3/4".into(),
                     mode: "minor".into(),
                     style: "a".into(),
+                    pickup: 0,
                     songs: 20
                 },
                 Combination {
                     meter: "other".into(),
                     mode: "minor".into(),
                     style: "b".into(),
+                    pickup: 0,
                     songs: 1
                 }
             ]
