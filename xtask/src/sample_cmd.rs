@@ -72,8 +72,8 @@ pub struct SampleArgs {
     #[arg(long)]
     pub mode: Option<Mode>,
     /// Style asked of a model trained with --condition: a collection it was
-    /// trained on, such as erk, kinder or china [default: drawn from the
-    /// training songs].
+    /// trained on, by its whole name (deutschl/kinder) or, where only one ends
+    /// so, its last part (kinder, china) [default: drawn from the training songs].
     #[arg(long)]
     pub style: Option<String>,
     /// Grid steps of an upbeat before the first full bar, e.g. 4 for a quarter

@@ -230,6 +230,8 @@ pub const CONDITIONING_FILE: &str = "conditioning.json";
 pub enum ConditionError {
     #[error("the model knows no style `{asked}`; it knows {known}")]
     UnknownStyle { asked: String, known: String },
+    #[error("style `{asked}` could be {matches}: write the whole name")]
+    AmbiguousStyle { asked: String, matches: String },
     #[error("the model knows no meter {asked}; it knows {known}")]
     UnknownMeter { asked: String, known: String },
 }
@@ -318,9 +320,15 @@ impl Conditioning {
         if let Some(meter) = request.meter {
             self.check_meter(meter)?;
         }
-        if let Some(style) = &request.style {
-            self.check_style(style)?;
-        }
+        let style = request
+            .style
+            .as_deref()
+            .map(|style| self.style_named(style))
+            .transpose()?;
+        let request = &Request {
+            style,
+            ..request.clone()
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut pick = |counts: Vec<(String, usize)>| -> Option<String> {
             let weights = WeightedIndex::new(counts.iter().map(|(_, n)| *n)).ok()?;
@@ -494,9 +502,30 @@ impl Conditioning {
     }
 
     /// Refuses a style the model was not trained on.
-    pub fn check_style(&self, style: &str) -> Result<(), ConditionError> {
+    /// The style a name means: a style's whole name (`deutschl/kinder`) or,
+    /// when only one style ends so, its last part (`kinder`).
+    pub fn style_named(&self, style: &str) -> Result<String, ConditionError> {
         if self.style_songs.contains_key(style) {
-            return Ok(());
+            return Ok(style.to_owned());
+        }
+        let ending: Vec<&String> = self
+            .style_songs
+            .keys()
+            .filter(|known| known.rsplit('/').next() == Some(style))
+            .collect();
+        match ending.as_slice() {
+            [one] => return Ok((*one).clone()),
+            [] => {}
+            several => {
+                return Err(ConditionError::AmbiguousStyle {
+                    asked: style.to_owned(),
+                    matches: several
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                });
+            }
         }
         Err(ConditionError::UnknownStyle {
             asked: style.to_owned(),
@@ -652,6 +681,33 @@ mod tests {
     }
 
     #[test]
+    fn a_style_is_named_whole_or_by_its_last_part() {
+        let songs: Vec<SongConditions> = ["deutschl/erk", "esac/erk", "deutschl/kinder"]
+            .into_iter()
+            .map(|style| SongConditions {
+                meter: None,
+                key: None,
+                style: style.into(),
+                layout: None,
+            })
+            .collect();
+        let conditioning = Conditioning::from_songs(&songs);
+        assert_eq!(
+            conditioning.style_named("kinder").unwrap(),
+            "deutschl/kinder"
+        );
+        assert_eq!(conditioning.style_named("esac/erk").unwrap(), "esac/erk");
+        assert_eq!(
+            conditioning.style_named("erk").unwrap_err().to_string(),
+            "style `erk` could be deutschl/erk or esac/erk: write the whole name"
+        );
+        assert_eq!(
+            conditioning.style_named("china").unwrap_err().to_string(),
+            "the model knows no style `china`; it knows deutschl/erk, deutschl/kinder, esac/erk"
+        );
+    }
+
+    #[test]
     fn rare_meters_share_other() {
         let song = |meter: &str, style: &str| SongConditions {
             meter: Some(meter.parse().unwrap()),
@@ -670,8 +726,8 @@ mod tests {
         assert_eq!(conditioning.values(&songs[20], 0)[2], [2]);
         assert!(conditioning.check_meter("3/4".parse().unwrap()).is_ok());
         assert!(conditioning.check_meter("5/4".parse().unwrap()).is_err());
-        assert!(conditioning.check_style("b").is_ok());
-        assert!(conditioning.check_style("c").is_err());
+        assert_eq!(conditioning.style_named("b").unwrap(), "b");
+        assert!(conditioning.style_named("c").is_err());
         // What is left open is drawn with what is asked: asking for 3/4 draws
         // style a and minor, whatever the seed. Style b's only song is in a
         // rare meter, which cannot be asked for, so for b each is drawn alone
