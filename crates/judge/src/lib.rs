@@ -529,6 +529,55 @@ pub struct Judgement {
     pub melodies: Vec<MelodyJudgement>,
 }
 
+/// How often melodies of one kind (asked of the model, or recorded for a
+/// held-out song) are found to be of it, by the key finder or the style
+/// classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Found {
+    pub generated: usize,
+    /// Share of those generated melodies found to be of the kind.
+    pub generated_found: f64,
+    pub test: usize,
+    pub test_found: f64,
+}
+
+impl Found {
+    /// Counts, in each set, the melodies `of_kind` and the share of them that
+    /// `found` finds; `None` when no generated melody is of the kind.
+    fn count(
+        generated: &[Song],
+        test: &[Song],
+        of_kind: impl Fn(&Song) -> bool,
+        found: impl Fn(&Song) -> bool,
+    ) -> Option<Found> {
+        let share = |melodies: &[Song]| {
+            let of: Vec<&Song> = melodies.iter().filter(|song| of_kind(song)).collect();
+            let hits = of.iter().filter(|song| found(song)).count();
+            (of.len(), hits as f64 / of.len().max(1) as f64)
+        };
+        let (generated, generated_found) = share(generated);
+        let (test, test_found) = share(test);
+        (generated > 0).then_some(Found {
+            generated,
+            generated_found,
+            test,
+            test_found,
+        })
+    }
+
+    /// The table's line for it: "asked {asked}: the {finder} finds ... generated in {kind}, ...".
+    fn line(&self, asked: &str, finder: &str, kind: &str) -> String {
+        let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+        format!(
+            "\nasked {asked}: the {finder} finds {} of {} generated in {kind}, {} of {} test songs",
+            pct(self.generated_found),
+            self.generated,
+            pct(self.test_found),
+            self.test
+        )
+    }
+}
+
 /// Notes of this many grid steps or more count as long in the metric profile:
 /// a quarter note on the 1/16 grid.
 pub const LONG_NOTE_STEPS: usize = 4;
@@ -647,24 +696,12 @@ pub fn table(j: &Judgement) -> String {
         );
     }
     for m in &j.styles {
-        out += &format!(
-            "\nasked style {}: the style classifier finds {} of {} generated in it, {} of {} test songs",
-            m.style,
-            pct(m.generated_found),
-            m.generated,
-            pct(m.test_found),
-            m.test
-        );
+        out += &m
+            .found
+            .line(&format!("style {}", m.style), "style classifier", "it");
     }
     for m in &j.modes {
-        out += &format!(
-            "\nasked {}: the key finder finds {} of {} generated in {0}, {} of {} test songs",
-            m.mode,
-            pct(m.generated_found),
-            m.generated,
-            pct(m.test_found),
-            m.test
-        );
+        out += &m.found.line(m.mode, "key finder", m.mode);
     }
     out
 }

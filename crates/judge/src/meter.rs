@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use esac_parse::Meter;
 use serde::Serialize;
 
-use crate::{Song, find_key, notes, total_variation};
+use crate::{Found, Song, find_key, notes, total_variation};
 
 /// How a melody sits in its bars: a regular meter of `bar_steps` grid steps
 /// and an upbeat of `pickup` steps (0: it starts on the downbeat).
@@ -139,40 +139,22 @@ pub fn compare_meters(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModeComparison {
     pub mode: &'static str,
-    pub generated: usize,
-    /// Share of the generated melodies whose key the key finder finds in this mode.
-    pub generated_found: f64,
-    pub test: usize,
-    pub test_found: f64,
+    #[serde(flatten)]
+    pub found: Found,
 }
 
 /// Per mode (major, minor): the share of each set found in it.
 pub fn compare_modes(generated: &[Song], test: &[Song]) -> Vec<ModeComparison> {
-    let found = |melodies: &[Song], minor: bool| {
-        let asked: Vec<&Song> = melodies
-            .iter()
-            .filter(|song| song.minor == Some(minor))
-            .collect();
-        let hits = asked
-            .iter()
-            .filter(|song| {
-                find_key(&song.tokens).is_some_and(|k| k.key.mode.is_minor_like() == minor)
-            })
-            .count();
-        (asked.len(), hits as f64 / asked.len().max(1) as f64)
-    };
     [("major", false), ("minor", true)]
         .into_iter()
         .filter_map(|(mode, minor)| {
-            let (generated_count, generated_found) = found(generated, minor);
-            let (test_count, test_found) = found(test, minor);
-            (generated_count > 0).then_some(ModeComparison {
-                mode,
-                generated: generated_count,
-                generated_found,
-                test: test_count,
-                test_found,
-            })
+            let found = Found::count(
+                generated,
+                test,
+                |song| song.minor == Some(minor),
+                |song| find_key(&song.tokens).is_some_and(|k| k.key.mode.is_minor_like() == minor),
+            )?;
+            Some(ModeComparison { mode, found })
         })
         .collect()
 }
@@ -268,8 +250,14 @@ mod tests {
         assert!((meters[0].profile_distance - 1.0 / 14.0).abs() < 1e-12);
         let modes = compare_modes(&[a, b.clone()], &[b]);
         assert_eq!(modes.len(), 2);
-        assert_eq!((modes[0].mode, modes[0].generated_found), ("major", 1.0));
-        assert_eq!((modes[1].mode, modes[1].generated_found), ("minor", 1.0));
-        assert_eq!((modes[1].test, modes[1].test_found), (1, 1.0));
+        assert_eq!(
+            (modes[0].mode, modes[0].found.generated_found),
+            ("major", 1.0)
+        );
+        assert_eq!(
+            (modes[1].mode, modes[1].found.generated_found),
+            ("minor", 1.0)
+        );
+        assert_eq!((modes[1].found.test, modes[1].found.test_found), (1, 1.0));
     }
 }

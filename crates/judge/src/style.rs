@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use grid_codec::Token;
 use serde::Serialize;
 
-use crate::{Histograms, Song, notes, shares};
+use crate::{Found, Histograms, Song, notes, shares};
 
 /// A melody's features: its pitch-class, interval and note-length shares, one
 /// after the other.
@@ -81,10 +81,8 @@ impl StyleClassifier {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StyleComparison {
     pub style: String,
-    pub generated: usize,
-    pub generated_found: f64,
-    pub test: usize,
-    pub test_found: f64,
+    #[serde(flatten)]
+    pub found: Found,
 }
 
 /// Per style the generated melodies were asked for.
@@ -93,28 +91,18 @@ pub fn compare_styles(
     generated: &[Song],
     test: &[Song],
 ) -> Vec<StyleComparison> {
-    let found = |melodies: &[Song], style: &str| {
-        let of_style: Vec<&Song> = melodies
-            .iter()
-            .filter(|song| song.style.as_deref() == Some(style))
-            .collect();
-        let hits = of_style
-            .iter()
-            .filter(|song| classifier.classify(&song.tokens) == style)
-            .count();
-        (of_style.len(), hits as f64 / of_style.len().max(1) as f64)
-    };
     classifier
         .styles()
         .filter_map(|style| {
-            let (generated_count, generated_found) = found(generated, style);
-            let (test_count, test_found) = found(test, style);
-            (generated_count > 0).then(|| StyleComparison {
+            let found = Found::count(
+                generated,
+                test,
+                |song| song.style.as_deref() == Some(style),
+                |song| classifier.classify(&song.tokens) == style,
+            )?;
+            Some(StyleComparison {
                 style: style.to_owned(),
-                generated: generated_count,
-                generated_found,
-                test: test_count,
-                test_found,
+                found,
             })
         })
         .collect()
@@ -170,10 +158,12 @@ mod tests {
             styles,
             [StyleComparison {
                 style: "steps".into(),
-                generated: 2,
-                generated_found: 0.5,
-                test: 1,
-                test_found: 1.0,
+                found: Found {
+                    generated: 2,
+                    generated_found: 0.5,
+                    test: 1,
+                    test_found: 1.0,
+                },
             }]
         );
     }
