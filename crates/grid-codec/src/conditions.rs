@@ -152,8 +152,8 @@ fn steps_of(length: Duration, step: Duration) -> Option<u32> {
         .flatten()
 }
 
-/// What is known of one song for conditioning.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What is known of one song for conditioning (by default nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SongConditions {
     /// `None` when the source names no meter.
     pub meter: Option<Meter>,

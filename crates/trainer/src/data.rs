@@ -46,12 +46,7 @@ impl Song {
         Self {
             ids,
             side: Vec::new(),
-            conditions: SongConditions {
-                meter: None,
-                key: None,
-                style: String::new(),
-                layout: None,
-            },
+            conditions: SongConditions::default(),
         }
     }
 }
@@ -68,8 +63,6 @@ pub struct Dataset {
     pub test: Vec<Song>,
     /// The side input values, once [`Dataset::condition`] has given them.
     pub conditioning: Option<Conditioning>,
-    /// The collection of each test song (empty names when only one was prepared).
-    pub test_collections: Vec<String>,
     /// SHA-256 of `songs.jsonl` and `tokenizer.json`: which data a model saw.
     pub fingerprint: String,
 }
@@ -109,7 +102,6 @@ impl Dataset {
             val: Vec::new(),
             test: Vec::new(),
             conditioning: None,
-            test_collections: Vec::new(),
             fingerprint,
         };
         for song in songs {
@@ -122,7 +114,6 @@ impl Dataset {
                     message: e.to_string(),
                 })?;
             let split = song.split;
-            let collection = song.collection.clone();
             let ids = Song {
                 ids,
                 side: Vec::new(),
@@ -131,10 +122,7 @@ impl Dataset {
             match split {
                 Split::Train => dataset.train.push(ids),
                 Split::Val => dataset.val.push(ids),
-                Split::Test => {
-                    dataset.test.push(ids);
-                    dataset.test_collections.push(collection);
-                }
+                Split::Test => dataset.test.push(ids),
             }
         }
         for (split, name) in [
@@ -166,8 +154,10 @@ impl Dataset {
     /// The test songs of each collection, when there are several.
     pub fn test_by_collection(&self) -> std::collections::BTreeMap<&str, Vec<Song>> {
         let mut by = std::collections::BTreeMap::<&str, Vec<Song>>::new();
-        for (song, name) in self.test.iter().zip(&self.test_collections) {
-            by.entry(name.as_str()).or_default().push(song.clone());
+        for song in &self.test {
+            by.entry(song.conditions.style.as_str())
+                .or_default()
+                .push(song.clone());
         }
         if by.len() < 2 {
             by.clear();
