@@ -121,7 +121,7 @@ impl BarAccidentals<'_> {
 /// The beat a meter is beamed by: a dotted quarter in compound meters (6/8,
 /// 9/8, 12/8), else the meter's unit.
 fn beat_length(beats: u32, unit: u32) -> Duration {
-    if unit == 8 && beats % 3 == 0 && beats > 3 {
+    if unit == 8 && beats.is_multiple_of(3) && beats > 3 {
         Duration::new(3, 8)
     } else {
         Duration::new(1, u64::from(unit))
