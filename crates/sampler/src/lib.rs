@@ -229,9 +229,15 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
-    /// Next-token probabilities of every row at a temperature.
-    fn probabilities(&self, temperature: f64) -> Result<Vec<Vec<f32>>, SampleError> {
-        let scaled = (&self.logits / temperature)?;
+    /// Next-token probabilities of every row, each at its own temperature.
+    fn probabilities(&self, temperatures: &[f64]) -> Result<Vec<Vec<f32>>, SampleError> {
+        let temperatures: Vec<f32> = temperatures.iter().map(|&t| t as f32).collect();
+        let temperatures =
+            Tensor::from_vec(temperatures, (self.rows.len(), 1), self.model.device())?;
+        let scaled = self
+            .logits
+            .to_dtype(candle_core::DType::F32)?
+            .broadcast_div(&temperatures)?;
         let probs = softmax(&scaled)?;
         Ok(probs.to_vec2()?)
     }
@@ -279,10 +285,20 @@ fn pick(probs: &mut [f32], config: &SamplingConfig, rng: &mut ChaCha8Rng) -> usi
     order[0]
 }
 
+/// One melody to generate: how its tokens are picked (with its own seed)
+/// and its side values, `[input][step]` as in [`SideValues`] (empty for a
+/// model without side inputs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MelodyPlan {
+    pub config: SamplingConfig,
+    pub side: Vec<Vec<u32>>,
+}
+
 /// Generates `count` melodies continuing `primer` (which may be empty: every
 /// melody starts after `.`, as songs do in training), each with its side
-/// values. Returns each melody's tokens after the primer, without the closing
-/// `.`, and whether it closed.
+/// values; melody `i` is drawn with seed `config.seed + i`. Returns each
+/// melody's tokens after the primer, without the closing `.`, and whether it
+/// closed.
 pub fn generate(
     model: &MelodyModel,
     vocabulary: &Vocabulary,
@@ -291,7 +307,40 @@ pub fn generate(
     config: &SamplingConfig,
     side: SideValues,
 ) -> Result<Vec<(Vec<Token>, bool)>, SampleError> {
-    config.validate()?;
+    let inputs = model.config.side_inputs.len();
+    if inputs > 0 && side.rows.len() != count {
+        return Err(SampleError::SideValues {
+            inputs,
+            rows: count,
+            given: side.rows.len(),
+        });
+    }
+    let mut sides = side.rows.into_iter();
+    let plans: Vec<MelodyPlan> = (0..count)
+        .map(|index| MelodyPlan {
+            config: SamplingConfig {
+                seed: config.seed.wrapping_add(index as u64),
+                ..*config
+            },
+            side: sides.next().unwrap_or_default(),
+        })
+        .collect();
+    generate_each(model, vocabulary, primer, &plans)
+}
+
+/// Generates one melody per plan, all continuing `primer`, as one batch.
+/// Each melody depends only on its own plan, not on the others in the batch,
+/// so a melody comes out the same alone or beside others.
+pub fn generate_each(
+    model: &MelodyModel,
+    vocabulary: &Vocabulary,
+    primer: &[Token],
+    plans: &[MelodyPlan],
+) -> Result<Vec<(Vec<Token>, bool)>, SampleError> {
+    for plan in plans {
+        plan.config.validate()?;
+    }
+    let count = plans.len();
     if count == 0 {
         return Err(SampleError::NoMelodies);
     }
@@ -313,8 +362,18 @@ pub fn generate(
     let hold = vocabulary.id(Token::Hold);
     let mut ids = vec![end];
     ids.extend(vocabulary.ids(&primer)?);
+    let side = SideValues {
+        rows: if model.config.side_inputs.is_empty() {
+            Vec::new()
+        } else {
+            plans.iter().map(|plan| plan.side.clone()).collect()
+        },
+    };
     let mut session = Session::start(model, &ids, count, side)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut rngs: Vec<ChaCha8Rng> = plans
+        .iter()
+        .map(|plan| ChaCha8Rng::seed_from_u64(plan.config.seed))
+        .collect();
     let mut melodies: Vec<(Vec<Token>, bool)> = vec![(Vec::new(), false); count];
     // Per row: has a note or rest started (so `_` may follow), has a note sounded
     // (so `.` may end it). Kept as flags so that each step costs the same.
@@ -327,13 +386,34 @@ pub fn generate(
     let mut sounded = vec![primer.iter().any(|t| matches!(t, Token::Note(_))); count];
     // Batch rows of the melodies still going; a finished melody leaves the
     // batch, so the long tail of a batch costs only its own rows.
-    let mut active: Vec<usize> = (0..count).collect();
-    for _ in 0..config.max_len {
-        let mut probabilities = session.probabilities(config.temperature)?;
+    let mut active: Vec<usize> = (0..count)
+        .filter(|&row| plans[row].config.max_len > 0)
+        .collect();
+    if active.is_empty() {
+        return Ok(melodies);
+    }
+    if active.len() < count {
+        session.keep_rows(&active)?;
+    }
+    let longest = plans
+        .iter()
+        .map(|plan| plan.config.max_len)
+        .max()
+        .unwrap_or(0);
+    for length in 0..longest {
+        if active.is_empty() {
+            break;
+        }
+        let temperatures: Vec<f64> = active
+            .iter()
+            .map(|&row| plans[row].config.temperature)
+            .collect();
+        let mut probabilities = session.probabilities(&temperatures)?;
         let mut next = Vec::with_capacity(active.len());
         let mut still_active = Vec::with_capacity(active.len());
         for (batch_row, probs) in probabilities.iter_mut().enumerate() {
             let row = active[batch_row];
+            let config = &plans[row].config;
             let (tokens, closed) = &mut melodies[row];
             if config.grammar {
                 if let (false, Some(hold)) = (started[row], hold) {
@@ -343,7 +423,7 @@ pub fn generate(
                     probs[end as usize] = 0.0;
                 }
             }
-            let id = pick(probs, config, &mut rng) as u32;
+            let id = pick(probs, config, &mut rngs[row]) as u32;
             if id == end {
                 *closed = true;
                 continue;
@@ -352,13 +432,15 @@ pub fn generate(
             started[row] |= matches!(token, Token::Note(_) | Token::Rest);
             sounded[row] |= matches!(token, Token::Note(_));
             tokens.push(token);
-            next.push(id);
-            still_active.push(batch_row);
-        }
-        if still_active.is_empty() {
-            break;
+            if length + 1 < config.max_len {
+                next.push(id);
+                still_active.push(batch_row);
+            }
         }
         if still_active.len() < active.len() {
+            if still_active.is_empty() {
+                break;
+            }
             session.keep_rows(&still_active)?;
             active = still_active.iter().map(|&b| active[b]).collect();
         }
@@ -412,6 +494,43 @@ mod tests {
         )
         .unwrap();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_melody_is_the_same_alone_or_in_a_batch() {
+        let (model, vocabulary) = setup();
+        let plan = |seed, temperature, max_len| MelodyPlan {
+            config: SamplingConfig {
+                seed,
+                temperature,
+                max_len,
+                ..Default::default()
+            },
+            side: Vec::new(),
+        };
+        let plans = [
+            plan(7, 1.0, 40),
+            plan(3, 0.5, 10),
+            plan(7, 2.0, 25),
+            plan(9, 1.0, 0),
+        ];
+        let together = generate_each(&model, &vocabulary, &[], &plans).unwrap();
+        for (plan, melody) in plans.iter().zip(&together) {
+            let alone =
+                generate_each(&model, &vocabulary, &[], std::slice::from_ref(plan)).unwrap();
+            assert_eq!(&alone[0], melody, "{plan:?}");
+            assert!(melody.0.len() <= plan.config.max_len);
+        }
+        assert_eq!(together[3], (Vec::new(), false));
+        // `generate` draws melody i with seed + i.
+        let config = SamplingConfig {
+            seed: 3,
+            max_len: 10,
+            temperature: 0.5,
+            ..Default::default()
+        };
+        let batch = generate(&model, &vocabulary, &[], 2, &config, SideValues::default()).unwrap();
+        assert_eq!(batch[0], together[1]);
     }
 
     #[test]
