@@ -1,20 +1,16 @@
-//! `cargo xtask sample`: new melodies as tokens, MIDI, MusicXML, WAV and a
-//! piano-roll PNG.
+//! `cargo xtask sample`: new melodies as tokens, MIDI, MusicXML, ABC, WAV and
+//! a piano-roll PNG.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use esac_parse::{Duration, Key, Meter, Mode, Spelling};
-use grid_codec::conditions::{Asked, Request};
-use grid_codec::{
-    DecodeOptions, Encoding, Token, decode, parse_tokens, tokens_to_string, transpose,
-};
-use melody_formats::audio::{SoundFont, SynthOptions, write_wav, write_wav_soundfont};
-use melody_formats::midi::{MidiOptions, to_midi};
+use composer::{Artifact, Composed, Settings};
+use esac_parse::{Key, Meter, Mode};
+use grid_codec::{parse_tokens, tokens_to_string};
+use melody_formats::audio::SoundFont;
 use model_folder::{ModelFolder, ModelRef};
-use sampler::{SamplingConfig, SideValues};
 
 use crate::judge_cmd::{self, Sample, SampleRecord};
 use crate::source;
@@ -110,133 +106,31 @@ pub struct SampleArgs {
     pub device: DeviceArg,
 }
 
-/// Tokens to generate so that primer and melody fill `bars` bars of `meter`
-/// on a grid of `step`.
-fn generated_tokens_for_bars(
-    bars: usize,
-    meter: Meter,
-    step: Duration,
-    primer: usize,
-) -> Result<usize> {
-    if bars == 0 {
-        bail!("--bars must be at least 1");
+impl SampleArgs {
+    /// The settings of melody 1 (melody `i` is drawn with seed + i - 1).
+    fn settings(&self) -> Result<Settings> {
+        Ok(Settings {
+            prime: parse_tokens(&self.prime).context("--prime")?,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            max_len: self.max_len,
+            bars: self.bars,
+            seed: self.seed,
+            grammar: !self.no_grammar,
+            meter: self.meter,
+            mode: self.mode,
+            style: self.style.clone(),
+            pickup: self.pickup,
+            key: self.key,
+            tempo: self.tempo,
+        })
     }
-    let bar = meter
-        .bar_length()
-        .context("--bars needs a regular --meter such as 3/4")?;
-    let steps = bar / step;
-    if !steps.is_integer() {
-        bail!("a bar of {meter} is not a whole number of {step} grid steps");
-    }
-    let total = bars * steps.to_integer() as usize;
-    if total <= primer {
-        bail!(
-            "--bars {bars} of {meter} ({total} grid steps) leaves no room after a primer of {primer} tokens"
-        );
-    }
-    Ok(total - primer)
-}
-
-/// The sampling settings: the model's defaults with the flags given on top.
-fn sampling_config(
-    args: &SampleArgs,
-    folder: &ModelFolder,
-    primer: usize,
-) -> Result<SamplingConfig> {
-    let mut config = SamplingConfig::from_generation(&folder.generation, args.seed);
-    if let Some(temperature) = args.temperature {
-        config.temperature = temperature;
-    }
-    if args.top_k.is_some() {
-        config.top_k = args.top_k;
-    }
-    if args.top_p.is_some() {
-        config.top_p = args.top_p;
-    }
-    if let Some(max_len) = args.max_len {
-        config.max_len = max_len;
-    }
-    if let (Some(bars), None) = (args.bars, &folder.conditioning) {
-        let meter = args.meter.unwrap_or(DEFAULT_METER);
-        config.max_len = generated_tokens_for_bars(bars, meter, folder.encoding.step, primer)?;
-    }
-    if args.no_grammar {
-        config.grammar = false;
-    }
-    config.validate()?;
-    Ok(config)
-}
-
-/// The meter a score is written in when neither the user nor the model says.
-const DEFAULT_METER: Meter = Meter::Regular { beats: 4, unit: 4 };
-
-/// What each melody is asked to be (the flags, the rest drawn per melody),
-/// and the side values that tell the model; `None` for a model without
-/// conditions, which refuses the flags only such a model reads.
-fn ask(
-    args: &SampleArgs,
-    folder: &ModelFolder,
-    primer: usize,
-    config: &mut SamplingConfig,
-) -> Result<Option<(Vec<Asked>, SideValues)>> {
-    let Some(conditioning) = &folder.conditioning else {
-        if args.mode.is_some() || args.style.is_some() {
-            bail!(
-                "{} was not trained with --condition, so it cannot be asked for a mode or style (train with --condition)",
-                args.model
-            );
-        }
-        return Ok(None);
-    };
-    let request = Request {
-        meter: args.meter,
-        mode: args.mode,
-        style: args.style.clone(),
-        bars: args.bars.map(|b| b as u32),
-        pickup: args.pickup,
-    };
-    let step = folder.encoding.step;
-    let mut asked = Vec::with_capacity(args.num);
-    let mut side = SideValues::default();
-    let mut longest = 0;
-    for index in 0..args.num {
-        let melody = conditioning.draw(&request, args.seed.wrapping_add(index as u64))?;
-        // The primer must leave room in the bars asked for.
-        generated_tokens_for_bars(
-            melody.bars as usize,
-            melody.meter,
-            step,
-            primer.saturating_sub(melody.pickup as usize),
-        )?;
-        let bar = melody
-            .meter
-            .bar_length()
-            .context("--meter needs a time signature")?;
-        let bar_steps = (bar / step).to_integer() as usize;
-        // Room for two bars more than asked, so that the model ends by itself.
-        let steps = (melody.bars as usize + 2) * bar_steps + melody.pickup as usize;
-        let values = conditioning
-            .schedule(&melody, step, steps)
-            .with_context(|| {
-                format!(
-                    "a bar of {} is not a whole number of {step} grid steps",
-                    melody.meter
-                )
-            })?;
-        longest = longest.max(steps);
-        side.rows.push(values);
-        asked.push(melody);
-    }
-    if args.max_len.is_none() {
-        config.max_len = longest.saturating_sub(primer);
-    }
-    Ok(Some((asked, side)))
 }
 
 pub fn sample(args: &SampleArgs) -> Result<()> {
-    if args.meter == Some(Meter::Free) {
-        bail!("--meter free: the score needs bars; write a time signature such as 3/4 or 6/8");
-    }
+    let settings = args.settings()?;
+    settings.validate()?;
     let folder = ModelFolder::open(&args.model, &args.device.device()?)?;
     if !folder.encoding_stated {
         tracing::info!(
@@ -245,9 +139,6 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
             folder.encoding
         );
     }
-    let primer = parse_tokens(&args.prime).context("--prime")?;
-    let mut config = sampling_config(args, &folder, primer.len())?;
-    let asked = ask(args, &folder, primer.len(), &mut config)?;
     let soundfont = args
         .soundfont
         .as_deref()
@@ -258,31 +149,19 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
                 .with_context(|| format!("--soundfont {}", path.display()))
         })
         .transpose()?;
-    let melodies = sampler::generate(
-        &folder.model,
-        &folder.vocabulary,
-        &primer,
-        args.num,
-        &config,
-        asked
-            .as_ref()
-            .map(|(_, side)| side.clone())
-            .unwrap_or_default(),
-    )?;
-    let asked: Vec<Option<Asked>> = match asked {
-        Some((asked, _)) => asked.into_iter().map(Some).collect(),
-        None => vec![None; args.num],
-    };
+    if args.num == 0 {
+        bail!("--num must be at least 1");
+    }
+    let melodies = composer::compose(&folder, &settings, args.num)?;
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let record = SampleRecord {
         model: args.model.to_string(),
         encoding: folder.encoding,
         data: folder.data_dir(),
-        asked: asked
+        asked: melodies
             .iter()
-            .enumerate()
-            .filter_map(|(i, a)| Some((format!("melody-{}", i + 1), a.clone()?)))
+            .filter_map(|m| Some((m.name.clone(), m.asked.clone()?)))
             .collect(),
     };
     trainer::write_atomic(
@@ -291,32 +170,9 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     )
     .with_context(|| format!("cannot write into {}", args.out.display()))?;
     let mut written = Vec::with_capacity(melodies.len());
-    for (index, ((generated, closed), asked)) in melodies.into_iter().zip(asked).enumerate() {
-        let mut tokens = primer.clone();
-        tokens.extend(generated);
-        let name = format!("melody-{}", index + 1);
-        let style = Style {
-            encoding: folder.encoding,
-            meter: asked
-                .as_ref()
-                .map_or(args.meter.unwrap_or(DEFAULT_METER), |a| a.meter),
-            pickup: asked
-                .as_ref()
-                .map_or(args.pickup.unwrap_or(0), |a| a.pickup),
-            key: args.key.or_else(|| {
-                // A minor melody of the reference encoding is written in A minor.
-                asked.as_ref().filter(|a| a.minor).map(|_| Key {
-                    tonic: Spelling {
-                        letter: 'A',
-                        alter: 0,
-                    },
-                    mode: Mode::Minor,
-                })
-            }),
-            tempo: args.tempo,
-            soundfont: soundfont.as_ref(),
-        };
-        if let Some(asked) = &asked {
+    for composed in melodies {
+        let name = &composed.name;
+        if let Some(asked) = &composed.asked {
             println!(
                 "{name} asked for: {} bars of {}{}, {}, style {}",
                 asked.bars,
@@ -330,24 +186,25 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
                 asked.style
             );
         }
-        let key = write_outputs(&args.out, &name, &tokens, closed, &style)?;
-        let ending = if closed {
+        write_outputs(&args.out, &composed, soundfont.as_ref())?;
+        let ending = if composed.closed {
             "ended by the model"
         } else {
             "stopped at the length limit"
         };
         println!(
-            "{name} ({} tokens, {ending}; written in {key}):\n  {}",
-            tokens.len(),
-            tokens_to_string(&tokens)
+            "{name} ({} tokens, {ending}; written in {}):\n  {}",
+            composed.tokens.len(),
+            composed.key,
+            tokens_to_string(&composed.tokens)
         );
-        for ext in ["txt", "mid", "musicxml", "wav", "png"] {
+        for ext in OUTPUTS {
             println!("  {}", args.out.join(format!("{name}.{ext}")).display());
         }
         written.push(Sample {
-            name,
-            tokens,
-            closed,
+            name: composed.name,
+            tokens: composed.tokens,
+            closed: composed.closed,
         });
     }
     if args.judge {
@@ -363,88 +220,25 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
-/// How every melody of a run is written out.
-struct Style<'a> {
-    encoding: Encoding,
-    meter: Meter,
-    /// Grid steps of the upbeat.
-    pickup: u32,
-    key: Option<Key>,
-    tempo: f64,
-    soundfont: Option<&'a SoundFont>,
-}
+/// The files written for each melody, by extension.
+const OUTPUTS: [&str; 6] = ["txt", "mid", "musicxml", "abc", "wav", "png"];
 
-/// The key the tokens are in: C major or A minor (as `wanted` asks) for the
-/// reference encoding, else the key found in the notes.
-fn tokens_key(tokens: &[Token], encoding: &Encoding, wanted: Option<Key>) -> Key {
-    let reference = |minor: bool| Key {
-        tonic: Spelling {
-            letter: if minor { 'A' } else { 'C' },
-            alter: 0,
-        },
-        mode: if minor { Mode::Minor } else { Mode::Major },
-    };
-    if encoding.in_reference_keys() {
-        return reference(wanted.is_some_and(|k| k.mode.is_minor_like()));
+/// Tokens, MIDI, MusicXML, ABC, WAV and piano roll for one melody. The `.txt`
+/// ends with `.` when the model ended the melody, so `judge` can tell.
+fn write_outputs(dir: &Path, composed: &Composed, soundfont: Option<&SoundFont>) -> Result<()> {
+    let path = |ext: &str| dir.join(format!("{}.{ext}", composed.name));
+    for artifact in [
+        Artifact::Tokens,
+        Artifact::Midi,
+        Artifact::MusicXml,
+        Artifact::Abc,
+        Artifact::Wav,
+    ] {
+        let file = path(artifact.extension());
+        fs::write(&file, composer::render(composed, artifact, soundfont)?)
+            .with_context(|| format!("cannot write {}", file.display()))?;
     }
-    judge::find_key(tokens).map_or_else(|| reference(false), |found| found.key)
-}
-
-/// Tokens, MIDI, MusicXML, WAV and piano roll for one melody; returns the key
-/// it was written in. The `.txt` ends with `.` when the model ended the
-/// melody, so `judge` can tell.
-fn write_outputs(
-    dir: &Path,
-    name: &str,
-    tokens: &[Token],
-    closed: bool,
-    style: &Style,
-) -> Result<Key> {
-    let path = |ext: &str| dir.join(format!("{name}.{ext}"));
-    let end = if closed { " ." } else { "" };
-    fs::write(path("txt"), format!("{}{end}\n", tokens_to_string(tokens)))?;
-    let source_key = tokens_key(tokens, &style.encoding, style.key);
-    let mut melody = decode(
-        tokens,
-        &DecodeOptions {
-            step: style.encoding.step,
-            meter: Some(style.meter),
-            pickup: style.encoding.step * Duration::from_integer(u64::from(style.pickup)),
-            key: Some(Key {
-                mode: style.key.map_or(source_key.mode, |k| k.mode),
-                ..source_key
-            }),
-            id: name.to_owned(),
-            title: name.to_owned(),
-        },
-    )?;
-    let key = match style.key {
-        Some(key) => {
-            // The nearest way to the key: at most a tritone up or down.
-            let by = (i32::from(key.tonic.pitch_class())
-                - i32::from(source_key.tonic.pitch_class())
-                + 6)
-            .rem_euclid(12)
-                - 6;
-            melody = transpose(&melody, by)?;
-            melody.key = Some(key);
-            melody.key_signature = i8::try_from(key.signature_fifths()).ok();
-            key
-        }
-        None => source_key,
-    };
-    melody.tempo_qpm = Some(style.tempo);
-    fs::write(path("mid"), to_midi(&melody, &MidiOptions::default())?)?;
-    fs::write(
-        path("musicxml"),
-        melody_formats::musicxml::to_musicxml(&melody)?,
-    )?;
-    let wav = std::io::BufWriter::new(fs::File::create(path("wav"))?);
-    match style.soundfont {
-        Some(font) => write_wav_soundfont(&melody, font, &SynthOptions::default(), wav)?,
-        None => write_wav(&melody, &SynthOptions::default(), wav)?,
-    }
-    melody_formats::piano_roll::piano_roll(&melody, name, &path("png"))
+    melody_formats::piano_roll::piano_roll(&composed.melody, &composed.name, &path("png"))
         .map_err(anyhow::Error::msg)?;
-    Ok(key)
+    Ok(())
 }

@@ -69,6 +69,12 @@ fn samples_from_the_shipped_model_read_back() {
             xml_notes >= notes,
             "every onset is written (ties add pieces)"
         );
+        let abc = std::fs::read_to_string(name("abc")).unwrap();
+        assert!(abc.starts_with("X:1\n"), "{abc}");
+        assert!(
+            abc.contains("\nM:") && abc.contains("\nK:") && abc.trim_end().ends_with("|]"),
+            "{abc}"
+        );
         let png = std::fs::read(name("png")).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let wav = hound::WavReader::open(name("wav")).unwrap();

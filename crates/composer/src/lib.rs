@@ -1,0 +1,581 @@
+//! From a user's settings to written melodies: what is not asked is drawn, the sampler writes, the score is made.
+//!
+//! `cargo xtask sample` and the composer page both go through here, so the
+//! same settings and seed give the same melody in either: [`Settings`] are
+//! checked by one set of rules ([`ComposeError::Setting`] names the setting),
+//! [`plan`] turns them into a [`MelodyPlan`] for the sampler (drawing meter,
+//! mode, style, bars and upbeat from the training songs where the model is
+//! conditioned and they are not given), and [`notate`] makes the score
+//! ([`Melody`]) in the asked key and meter, which [`render`] writes out.
+
+use std::fmt;
+
+use esac_parse::{Duration, Key, Melody, Meter, Mode, Spelling};
+use grid_codec::conditions::{Asked, ConditionError, Request};
+use grid_codec::{DecodeOptions, Encoding, Token, decode, transpose};
+use melody_formats::audio::{SoundFont, SynthOptions, write_wav, write_wav_soundfont};
+use melody_formats::midi::{MidiOptions, to_midi};
+use model_folder::ModelFolder;
+use sampler::{MelodyPlan, SampleError, SamplingConfig};
+use serde::Serialize;
+use thiserror::Error;
+
+/// The most bars a melody may be asked for.
+pub const MAX_BARS: usize = 64;
+/// The most grid steps a melody may be asked for with `max_len`.
+pub const MAX_LENGTH: usize = 4096;
+/// Slowest and fastest tempo, in quarter notes per minute.
+pub const TEMPO_RANGE: (f64, f64) = (20.0, 400.0);
+/// The meter a score is written in when neither the user nor the model says.
+pub const DEFAULT_METER: Meter = Meter::Regular { beats: 4, unit: 4 };
+
+/// A setting a user gives; shown as the command line's flag (`--top-k`) and
+/// known to the web API by its snake-case name (`top_k`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Prime,
+    Temperature,
+    TopK,
+    TopP,
+    MaxLen,
+    Bars,
+    Meter,
+    Mode,
+    Style,
+    Pickup,
+    Key,
+    Tempo,
+}
+
+impl Field {
+    /// The name in the web API and in URLs.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Field::Prime => "prime",
+            Field::Temperature => "temperature",
+            Field::TopK => "top_k",
+            Field::TopP => "top_p",
+            Field::MaxLen => "max_len",
+            Field::Bars => "bars",
+            Field::Meter => "meter",
+            Field::Mode => "mode",
+            Field::Style => "style",
+            Field::Pickup => "pickup",
+            Field::Key => "key",
+            Field::Tempo => "tempo",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "--{}", self.api_name().replace('_', "-"))
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ComposeError {
+    /// A setting out of its range, or one the model cannot take.
+    #[error("{field}: {message}")]
+    Setting { field: Field, message: String },
+    #[error(transparent)]
+    Sample(#[from] SampleError),
+    #[error(transparent)]
+    Decode(#[from] grid_codec::DecodeError),
+    /// The asked key takes a note out of MIDI's range.
+    #[error(transparent)]
+    Transpose(#[from] grid_codec::FilterReason),
+    #[error(transparent)]
+    Notation(#[from] melody_formats::NotationError),
+    #[error(transparent)]
+    Midi(#[from] melody_formats::midi::MidiError),
+    #[error("cannot write the WAV: {0}")]
+    Wav(String),
+}
+
+impl ComposeError {
+    fn setting(field: Field, message: impl Into<String>) -> Self {
+        ComposeError::Setting {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The setting at fault, where one is.
+    pub fn field(&self) -> Option<Field> {
+        match self {
+            ComposeError::Setting { field, .. } => Some(*field),
+            ComposeError::Sample(SampleError::Temperature(_)) => Some(Field::Temperature),
+            ComposeError::Sample(SampleError::TopP(_)) => Some(Field::TopP),
+            ComposeError::Sample(SampleError::TopK) => Some(Field::TopK),
+            ComposeError::Sample(
+                SampleError::PrimerStartsWithHold | SampleError::Vocabulary(_),
+            ) => Some(Field::Prime),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a user can ask of one melody; `None` takes the model's default
+/// (its `generation_config.json`) or, for a conditioned model, a value drawn
+/// from its training songs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Tokens the melody starts with (may be empty).
+    pub prime: Vec<Token>,
+    pub temperature: Option<f64>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f64>,
+    /// Grid steps to generate at most after the primer.
+    pub max_len: Option<usize>,
+    /// Bars of the meter, primer included, upbeat aside.
+    pub bars: Option<usize>,
+    pub seed: u64,
+    /// Keep the token grammar (no hold before a note, no empty melody).
+    pub grammar: bool,
+    pub meter: Option<Meter>,
+    pub mode: Option<Mode>,
+    pub style: Option<String>,
+    /// Grid steps of an upbeat before the first full bar.
+    pub pickup: Option<u32>,
+    /// The key the score, MIDI and WAV are written in.
+    pub key: Option<Key>,
+    /// Quarter notes per minute.
+    pub tempo: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            prime: Vec::new(),
+            temperature: None,
+            top_k: None,
+            top_p: None,
+            max_len: None,
+            bars: None,
+            seed: 0,
+            grammar: true,
+            meter: None,
+            mode: None,
+            style: None,
+            pickup: None,
+            key: None,
+            tempo: 100.0,
+        }
+    }
+}
+
+impl Settings {
+    /// The checks that need no model.
+    pub fn validate(&self) -> Result<(), ComposeError> {
+        let (slowest, fastest) = TEMPO_RANGE;
+        if !(self.tempo >= slowest && self.tempo <= fastest) {
+            return Err(ComposeError::setting(
+                Field::Tempo,
+                format!(
+                    "{} is out of range: quarter notes per minute from {slowest} to {fastest}",
+                    self.tempo
+                ),
+            ));
+        }
+        if let Some(bars) = self.bars
+            && !(1..=MAX_BARS).contains(&bars)
+        {
+            return Err(ComposeError::setting(
+                Field::Bars,
+                format!("{bars} is out of range: from 1 to {MAX_BARS}"),
+            ));
+        }
+        if let Some(length) = self.max_len
+            && !(1..=MAX_LENGTH).contains(&length)
+        {
+            return Err(ComposeError::setting(
+                Field::MaxLen,
+                format!("{length} is out of range: from 1 to {MAX_LENGTH} grid steps"),
+            ));
+        }
+        if self.bars.is_some() && self.max_len.is_some() {
+            return Err(ComposeError::setting(
+                Field::MaxLen,
+                "cannot be given with --bars: give one length",
+            ));
+        }
+        if self.meter == Some(Meter::Free) {
+            return Err(ComposeError::setting(
+                Field::Meter,
+                "free: the score needs bars; write a time signature such as 3/4 or 6/8",
+            ));
+        }
+        if self.prime.first() == Some(&Token::Hold) {
+            return Err(SampleError::PrimerStartsWithHold.into());
+        }
+        Ok(())
+    }
+}
+
+/// Grid steps of one bar of `meter` on a grid of `step`.
+fn bar_steps(meter: Meter, step: Duration) -> Result<usize, ComposeError> {
+    let bar = meter.bar_length().ok_or_else(|| {
+        ComposeError::setting(Field::Meter, "--bars needs a regular meter such as 3/4")
+    })?;
+    let steps = bar / step;
+    if !steps.is_integer() {
+        return Err(ComposeError::setting(
+            Field::Meter,
+            format!("a bar of {meter} is not a whole number of {step} grid steps"),
+        ));
+    }
+    Ok(steps.to_integer() as usize)
+}
+
+/// Tokens to generate so that primer and melody fill `bars` bars of `meter`
+/// on a grid of `step`.
+fn generated_tokens_for_bars(
+    bars: usize,
+    meter: Meter,
+    step: Duration,
+    primer: usize,
+) -> Result<usize, ComposeError> {
+    let total = bars * bar_steps(meter, step)?;
+    if total <= primer {
+        return Err(ComposeError::setting(
+            Field::Bars,
+            format!(
+                "{bars} of {meter} ({total} grid steps) leaves no room after a primer of {primer} tokens"
+            ),
+        ));
+    }
+    Ok(total - primer)
+}
+
+/// One melody, ready for the sampler: how to pick its tokens, its side values,
+/// and (for a conditioned model) what it was asked to be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub sampling: MelodyPlan,
+    pub asked: Option<Asked>,
+}
+
+/// Plans melody `index` of a request: its seed is `settings.seed + index`,
+/// and so are the draws of whatever the settings leave open.
+pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<Plan, ComposeError> {
+    settings.validate()?;
+    let seed = settings.seed.wrapping_add(index as u64);
+    let mut config = SamplingConfig::from_generation(&folder.generation, seed);
+    if let Some(temperature) = settings.temperature {
+        config.temperature = temperature;
+    }
+    if settings.top_k.is_some() {
+        config.top_k = settings.top_k;
+    }
+    if settings.top_p.is_some() {
+        config.top_p = settings.top_p;
+    }
+    if let Some(max_len) = settings.max_len {
+        config.max_len = max_len;
+    }
+    config.grammar = settings.grammar;
+    config.validate()?;
+    let primer = settings.prime.iter().filter(|t| **t != Token::End).count();
+    let step = folder.encoding.step;
+    let Some(conditioning) = &folder.conditioning else {
+        for (given, field) in [
+            (settings.mode.is_some(), Field::Mode),
+            (settings.style.is_some(), Field::Style),
+        ] {
+            if given {
+                return Err(ComposeError::setting(
+                    field,
+                    "the model was not trained with --condition, so it cannot be asked for a mode or style (train with --condition)",
+                ));
+            }
+        }
+        if let Some(bars) = settings.bars {
+            let meter = settings.meter.unwrap_or(DEFAULT_METER);
+            config.max_len = generated_tokens_for_bars(bars, meter, step, primer)?;
+        }
+        return Ok(Plan {
+            sampling: MelodyPlan {
+                config,
+                side: Vec::new(),
+            },
+            asked: None,
+        });
+    };
+    let request = Request {
+        meter: settings.meter,
+        mode: settings.mode,
+        style: settings.style.clone(),
+        bars: settings.bars.map(|b| b as u32),
+        pickup: settings.pickup,
+    };
+    let asked = conditioning.draw(&request, seed).map_err(|error| {
+        let field = match error {
+            ConditionError::UnknownStyle { .. } | ConditionError::AmbiguousStyle { .. } => {
+                Field::Style
+            }
+            ConditionError::UnknownMeter { .. } => Field::Meter,
+        };
+        ComposeError::setting(field, error.to_string())
+    })?;
+    let bar = bar_steps(asked.meter, step)?;
+    if asked.pickup as usize >= bar {
+        return Err(ComposeError::setting(
+            Field::Pickup,
+            format!(
+                "{} is out of range: an upbeat in {} is shorter than a bar, from 0 to {} grid steps",
+                asked.pickup,
+                asked.meter,
+                bar - 1
+            ),
+        ));
+    }
+    // The primer must leave room in the bars asked for.
+    generated_tokens_for_bars(
+        asked.bars as usize,
+        asked.meter,
+        step,
+        primer.saturating_sub(asked.pickup as usize),
+    )?;
+    // Room for two bars more than asked, so that the model ends by itself.
+    let steps = (asked.bars as usize + 2) * bar + asked.pickup as usize;
+    let side = conditioning.schedule(&asked, step, steps).ok_or_else(|| {
+        ComposeError::setting(
+            Field::Meter,
+            format!(
+                "a bar of {} is not a whole number of {step} grid steps",
+                asked.meter
+            ),
+        )
+    })?;
+    if settings.max_len.is_none() {
+        config.max_len = steps.saturating_sub(primer);
+    }
+    Ok(Plan {
+        sampling: MelodyPlan { config, side },
+        asked: Some(asked),
+    })
+}
+
+/// Plans and generates `count` melodies in one batch (melody `i` with seed
+/// `settings.seed + i`), and notates each.
+pub fn compose(
+    folder: &ModelFolder,
+    settings: &Settings,
+    count: usize,
+) -> Result<Vec<Composed>, ComposeError> {
+    let plans = (0..count)
+        .map(|index| plan(folder, settings, index))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sampling: Vec<MelodyPlan> = plans.iter().map(|p| p.sampling.clone()).collect();
+    let melodies = sampler::generate_each(
+        &folder.model,
+        &folder.vocabulary,
+        &settings.prime,
+        &sampling,
+    )?;
+    melodies
+        .into_iter()
+        .zip(plans)
+        .enumerate()
+        .map(|(index, ((generated, closed), plan))| {
+            let mut tokens: Vec<Token> = settings
+                .prime
+                .iter()
+                .copied()
+                .filter(|t| *t != Token::End)
+                .collect();
+            tokens.extend(generated);
+            notate(
+                &folder.encoding,
+                settings,
+                &format!("melody-{}", index + 1),
+                tokens,
+                closed,
+                plan.asked,
+            )
+        })
+        .collect()
+}
+
+/// A generated melody: its tokens (primer included, in the model's key), how
+/// it ended, what it was asked to be, and its score.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub name: String,
+    pub tokens: Vec<Token>,
+    /// Ended by the model (`.`), not stopped at the length limit.
+    pub closed: bool,
+    pub asked: Option<Asked>,
+    /// In the key it is written in, with meter, upbeat and tempo.
+    pub melody: Melody,
+    pub key: Key,
+    pub meter: Meter,
+}
+
+/// The key the tokens are in: C major or A minor (as `wanted` asks) for the
+/// reference encoding, else the key found in the notes.
+fn tokens_key(tokens: &[Token], encoding: &Encoding, wanted: Option<Key>) -> Key {
+    let reference = |minor: bool| Key {
+        tonic: Spelling {
+            letter: if minor { 'A' } else { 'C' },
+            alter: 0,
+        },
+        mode: if minor { Mode::Minor } else { Mode::Major },
+    };
+    if encoding.in_reference_keys() {
+        return reference(wanted.is_some_and(|k| k.mode.is_minor_like()));
+    }
+    judge::find_key(tokens).map_or_else(|| reference(false), |found| found.key)
+}
+
+/// Makes the score of generated tokens: in the asked meter and upbeat (or
+/// the settings' or 4/4), in the settings' key (a minor melody of the
+/// reference encoding in A minor), at the settings' tempo.
+pub fn notate(
+    encoding: &Encoding,
+    settings: &Settings,
+    name: &str,
+    tokens: Vec<Token>,
+    closed: bool,
+    asked: Option<Asked>,
+) -> Result<Composed, ComposeError> {
+    let meter = asked
+        .as_ref()
+        .map_or(settings.meter.unwrap_or(DEFAULT_METER), |a| a.meter);
+    let pickup = asked
+        .as_ref()
+        .map_or(settings.pickup.unwrap_or(0), |a| a.pickup);
+    let wanted = settings.key.or_else(|| {
+        asked.as_ref().filter(|a| a.minor).map(|_| Key {
+            tonic: Spelling {
+                letter: 'A',
+                alter: 0,
+            },
+            mode: Mode::Minor,
+        })
+    });
+    let source_key = tokens_key(&tokens, encoding, wanted);
+    let mut melody = decode(
+        &tokens,
+        &DecodeOptions {
+            step: encoding.step,
+            meter: Some(meter),
+            pickup: encoding.step * Duration::from_integer(u64::from(pickup)),
+            key: Some(Key {
+                mode: wanted.map_or(source_key.mode, |k| k.mode),
+                ..source_key
+            }),
+            id: name.to_owned(),
+            title: name.to_owned(),
+        },
+    )?;
+    let key = match wanted {
+        Some(key) => {
+            // The nearest way to the key: at most a tritone up or down.
+            let by = (i32::from(key.tonic.pitch_class())
+                - i32::from(source_key.tonic.pitch_class())
+                + 6)
+            .rem_euclid(12)
+                - 6;
+            melody = transpose(&melody, by)?;
+            melody.key = Some(key);
+            melody.key_signature = i8::try_from(key.signature_fifths()).ok();
+            key
+        }
+        None => source_key,
+    };
+    melody.tempo_qpm = Some(settings.tempo);
+    Ok(Composed {
+        name: name.to_owned(),
+        tokens,
+        closed,
+        asked,
+        melody,
+        key,
+        meter,
+    })
+}
+
+/// A written form of a melody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Artifact {
+    /// The tokens, ending with ` .` where the model ended the melody.
+    Tokens,
+    Midi,
+    MusicXml,
+    Abc,
+    Kern,
+    Wav,
+}
+
+impl Artifact {
+    pub const ALL: [Artifact; 6] = [
+        Artifact::Tokens,
+        Artifact::Midi,
+        Artifact::MusicXml,
+        Artifact::Abc,
+        Artifact::Kern,
+        Artifact::Wav,
+    ];
+
+    /// The file name extension, which also names it in URLs.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Artifact::Tokens => "txt",
+            Artifact::Midi => "mid",
+            Artifact::MusicXml => "musicxml",
+            Artifact::Abc => "abc",
+            Artifact::Kern => "krn",
+            Artifact::Wav => "wav",
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Artifact::Tokens | Artifact::Kern => "text/plain; charset=utf-8",
+            Artifact::Midi => "audio/midi",
+            Artifact::MusicXml => "application/vnd.recordare.musicxml+xml",
+            Artifact::Abc => "text/vnd.abc; charset=utf-8",
+            Artifact::Wav => "audio/wav",
+        }
+    }
+
+    pub fn from_extension(extension: &str) -> Option<Artifact> {
+        Artifact::ALL
+            .into_iter()
+            .find(|a| a.extension() == extension)
+    }
+}
+
+/// Writes one artifact of a melody; the WAV through `soundfont` when given,
+/// else the built-in synthesizer.
+pub fn render(
+    composed: &Composed,
+    artifact: Artifact,
+    soundfont: Option<&SoundFont>,
+) -> Result<Vec<u8>, ComposeError> {
+    let melody = &composed.melody;
+    Ok(match artifact {
+        Artifact::Tokens => {
+            let end = if composed.closed { " ." } else { "" };
+            format!("{}{end}\n", grid_codec::tokens_to_string(&composed.tokens)).into_bytes()
+        }
+        Artifact::Midi => to_midi(melody, &MidiOptions::default())?,
+        Artifact::MusicXml => melody_formats::musicxml::to_musicxml(melody)?.into_bytes(),
+        Artifact::Abc => melody_formats::abc::to_abc(melody)?.into_bytes(),
+        Artifact::Kern => melody_formats::kern::to_kern(melody)?.into_bytes(),
+        Artifact::Wav => {
+            let mut wav = std::io::Cursor::new(Vec::new());
+            let options = SynthOptions::default();
+            match soundfont {
+                Some(font) => write_wav_soundfont(melody, font, &options, &mut wav)
+                    .map_err(|e| ComposeError::Wav(e.to_string()))?,
+                None => write_wav(melody, &options, &mut wav)
+                    .map_err(|e| ComposeError::Wav(e.to_string()))?,
+            }
+            wav.into_inner()
+        }
+    })
+}
