@@ -11,5 +11,6 @@ pub mod download;
 pub mod judge_cmd;
 pub mod loss_plot;
 pub mod sample_cmd;
+pub mod serve_cmd;
 pub mod source;
 pub mod train_cmd;

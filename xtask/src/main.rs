@@ -12,6 +12,7 @@ use model_folder::{HubRef, ModelFolder, ModelRef, hub};
 use trainer::{PrepareOptions, Split};
 use xtask::judge_cmd::{self, SampleRecord};
 use xtask::sample_cmd::{self, SampleArgs};
+use xtask::serve_cmd::{self, ServeArgs};
 use xtask::train_cmd::{self, DeviceArg, TrainArgs};
 use xtask::{bench, download, source};
 
@@ -86,6 +87,11 @@ enum Command {
         after_help = "Examples:\n  cargo xtask sample --prime \"55 _ _ _\"\n  cargo xtask sample --num 4 --temperature 0.8 --top-p 0.95 --key G --meter 3/4\n  cargo xtask sample --meter 6/8 --mode minor --style kinder --bars 8 --num 4\n  cargo xtask sample --model runs/erk --seed 7 --out samples/mine"
     )]
     Sample(Box<SampleArgs>),
+    /// Start the composer page: choose settings, see the score, play it, download it.
+    #[command(
+        after_help = "Examples:\n  cargo xtask serve\n  cargo xtask serve --port 9000 --model runs/erk\n  cargo xtask serve --data data/essen --soundfont /usr/share/sounds/sf2/TimGM6mb.sf2"
+    )]
+    Serve(Box<ServeArgs>),
     /// Musical statistics of generated melodies against the test songs, and how much they copy.
     #[command(
         after_help = "Examples:\n  cargo xtask judge --samples samples\n  cargo xtask judge --samples samples --data ../shared/data/essen/deutschl/erk"
@@ -449,6 +455,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(args) => train_cmd::train(&args)?,
         Command::Sample(args) => sample_cmd::sample(&args)?,
+        Command::Serve(args) => serve_cmd::serve(&args)?,
         Command::Judge { samples, data } => {
             let melodies = judge_cmd::read_samples(&samples)?;
             let record = SampleRecord::read(&samples)?;

@@ -130,6 +130,7 @@ pub fn write_wav<W: Write + Seek>(
 }
 
 /// A loaded General MIDI SoundFont (SF2).
+#[derive(Clone)]
 pub struct SoundFont(Arc<rustysynth::SoundFont>);
 
 impl SoundFont {

@@ -12,7 +12,7 @@ mod font;
 pub mod kern;
 pub mod midi;
 pub mod musicxml;
-mod notation;
+pub mod notation;
 pub mod piano_roll;
 
 pub use font::font_available;

@@ -1,0 +1,195 @@
+//! The models a server offers: the shipped ones and the runs, by name only,
+//! each loaded once when first asked for, with its held-out and training
+//! songs where it knows its data.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use candle_core::Device;
+use grid_codec::{Token, parse_tokens};
+use judge::TrainingIndex;
+use model_folder::ModelFolder;
+use serde::Serialize;
+use trainer::prepare::{SONGS_FILE, SongRecord, Split};
+
+use crate::ServerError;
+
+/// Where a named model lives.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub name: String,
+    /// `shipped` (under `assets/`) or `run` (under `runs/`).
+    pub kind: &'static str,
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// A held-out song a melody can start like.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldOut {
+    pub id: String,
+    pub title: String,
+    pub collection: String,
+    #[serde(skip)]
+    pub tokens: Vec<Token>,
+    /// Steps of its opening (pickup) bar and of a full bar, when known.
+    #[serde(skip)]
+    pub bars: Option<(u32, u32)>,
+    #[serde(skip)]
+    pub meter: Option<esac_parse::Meter>,
+}
+
+/// A loaded model with what the page needs beside it.
+pub struct Loaded {
+    pub name: String,
+    pub folder: ModelFolder,
+    pub held_out: Vec<HeldOut>,
+    /// The training songs, for the longest copy; `None` when the data is unknown.
+    pub training: Option<TrainingIndex>,
+}
+
+/// True for a name that can only be a listed model's: letters, digits and
+/// `.`, `-`, `_`, `:`, never a path.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.contains("..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+}
+
+pub struct Catalog {
+    assets: PathBuf,
+    runs: PathBuf,
+    /// A model given on the command line, listed first.
+    extra: Option<PathBuf>,
+    /// Prepared songs to judge against and start from, for models without their own.
+    data: Option<PathBuf>,
+    device: Device,
+    loaded: Mutex<BTreeMap<String, Arc<Loaded>>>,
+}
+
+fn is_model_dir(dir: &Path) -> bool {
+    dir.join("model.safetensors").is_file()
+}
+
+impl Catalog {
+    pub fn new(
+        assets: PathBuf,
+        runs: PathBuf,
+        extra: Option<PathBuf>,
+        data: Option<PathBuf>,
+        device: Device,
+    ) -> Self {
+        Self {
+            assets,
+            runs,
+            extra,
+            data,
+            device,
+            loaded: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Every model it offers, read afresh (a run trained meanwhile appears):
+    /// the `--model` one, then `assets/` (the default `essen` first), then
+    /// `runs/` as `run:NAME`.
+    pub fn list(&self) -> Vec<Listed> {
+        let mut listed = Vec::new();
+        if let Some(dir) = &self.extra {
+            listed.push(Listed {
+                name: "given".into(),
+                kind: "given",
+                dir: dir.clone(),
+            });
+        }
+        for (root, kind, prefix) in [(&self.assets, "shipped", ""), (&self.runs, "run", "run:")] {
+            let Ok(entries) = std::fs::read_dir(root) else {
+                continue;
+            };
+            let mut found: Vec<Listed> = entries
+                .filter_map(Result::ok)
+                .filter(|e| is_model_dir(&e.path()))
+                .filter_map(|e| {
+                    let name = format!("{prefix}{}", e.file_name().to_str()?);
+                    is_plain_name(&name).then(|| Listed {
+                        name,
+                        kind,
+                        dir: e.path(),
+                    })
+                })
+                .collect();
+            found.sort_by_key(|l| (l.name != "essen", l.name.clone()));
+            listed.extend(found);
+        }
+        listed
+    }
+
+    /// The model of that name, loaded on first use.
+    pub fn get(&self, name: &str) -> Result<Arc<Loaded>, ServerError> {
+        if !is_plain_name(name) {
+            return Err(ServerError::BadModelName(name.to_owned()));
+        }
+        if let Some(loaded) = self.loaded.lock().expect("not poisoned").get(name) {
+            return Ok(loaded.clone());
+        }
+        let listed = self
+            .list()
+            .into_iter()
+            .find(|l| l.name == name)
+            .ok_or_else(|| ServerError::UnknownModel(name.to_owned()))?;
+        let folder = ModelFolder::load(&listed.dir, &self.device)
+            .map_err(|e| ServerError::Model(format!("{name}: {e}")))?;
+        let data = folder.data_dir().or_else(|| self.data.clone());
+        let (held_out, training) = match data.as_deref().map(read_songs) {
+            Some(Ok((held_out, train))) => (held_out, Some(TrainingIndex::new(&train))),
+            Some(Err(error)) => {
+                tracing::warn!("{name}: no held-out songs: {error}");
+                (Vec::new(), None)
+            }
+            None => (Vec::new(), None),
+        };
+        let loaded = Arc::new(Loaded {
+            name: name.to_owned(),
+            folder,
+            held_out,
+            training,
+        });
+        self.loaded
+            .lock()
+            .expect("not poisoned")
+            .insert(name.to_owned(), loaded.clone());
+        Ok(loaded)
+    }
+}
+
+/// The held-out and training songs of a prepared folder.
+fn read_songs(data: &Path) -> Result<(Vec<HeldOut>, Vec<Vec<Token>>), String> {
+    let path = data.join(SONGS_FILE);
+    let records: Vec<SongRecord> =
+        trainer::read_songs(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut held_out = Vec::new();
+    let mut train = Vec::new();
+    for record in records {
+        let tokens =
+            parse_tokens(&record.tokens).map_err(|e| format!("song {}: {e}", record.id))?;
+        match record.split {
+            Split::Train => train.push(tokens),
+            Split::Test => held_out.push(HeldOut {
+                bars: record
+                    .bars
+                    .as_ref()
+                    .and_then(|b| Some((*b.bars.first()?, b.bar_steps))),
+                meter: record.meter,
+                id: record.id,
+                title: record.title,
+                collection: record.collection,
+                tokens,
+            }),
+            Split::Val => {}
+        }
+    }
+    Ok((held_out, train))
+}
