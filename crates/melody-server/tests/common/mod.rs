@@ -1,0 +1,73 @@
+//! A server over the shipped models on a free loopback port, and a client.
+
+use std::path::PathBuf;
+
+use melody_server::{Config, Running};
+use serde_json::Value;
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A server offering the shipped models (and no runs).
+pub fn server() -> Running {
+    let runs = std::env::temp_dir().join("melody-server-tests-no-runs");
+    melody_server::start(Config {
+        host: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        allow_remote: false,
+        assets: workspace().join("assets"),
+        runs,
+        model: None,
+        data: None,
+        soundfont: None,
+        device: candle_core::Device::Cpu,
+    })
+    .expect("the server starts")
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Status and body of a GET.
+pub fn get(server: &Running, path: &str) -> (u16, Vec<u8>) {
+    let mut response = agent()
+        .get(&format!("http://{}{path}", server.addr))
+        .call()
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap();
+    (status, body)
+}
+
+/// Status and JSON body of a GET.
+pub fn get_json(server: &Running, path: &str) -> (u16, Value) {
+    let (status, body) = get(server, path);
+    (
+        status,
+        serde_json::from_slice(&body).expect("a JSON answer"),
+    )
+}
+
+/// Status and body of a POST.
+pub fn post(server: &Running, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut response = agent()
+        .post(&format!("http://{}{path}", server.addr))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_to_vec().unwrap_or_default(),
+    )
+}
