@@ -96,7 +96,8 @@ async function generate(push) {
 }
 
 function show(melody) {
-  state.tune = ABCJS.renderAbc("score", melody.abc, { add_classes: true, responsive: "resize" })[0];
+  const width = Math.max(300, Math.min(900, $("score").clientWidth - 40));
+  state.tune = ABCJS.renderAbc("score", melody.abc, { add_classes: true, staffwidth: width })[0];
   state.timing = new ABCJS.TimingCallbacks(state.tune, {
     eventCallback: (event) => {
       if (!event) return;
@@ -112,11 +113,11 @@ function show(melody) {
   const rows = [
     ["Notes", s.notes],
     ["Grid steps", s.grid_steps],
-    ["Bars written", melody.score.bars],
+    ["Bars written (upbeat included)", melody.score.bars],
     ["Notes in the scale", `${(100 * s.in_scale).toFixed(0)}%`],
     ["Range", s.range_semitones === null ? "" : `${s.range_semitones} semitones`],
     ["Ends on the tonic", s.ends_on_tonic ? "yes" : "no"],
-    ["Key found", s.key_found || ""],
+    ["Key the notes suggest (Krumhansl-Kessler)", s.key_found || ""],
     ["Longest copy from a training song", s.longest_copy === null ? "(training songs not known)" : `${s.longest_copy} grid steps`],
   ];
   $("stats").replaceChildren(...rows.map(([k, v]) => {
