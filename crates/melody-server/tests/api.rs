@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{get, get_json, post, server};
+use common::{agent, get, get_json, server};
 use composer::Settings;
+use melody_server::Running;
 use model_folder::ModelFolder;
 use proptest::prelude::*;
 
@@ -234,4 +235,18 @@ proptest! {
 fn shared_server() -> &'static melody_server::Running {
     static SERVER: std::sync::OnceLock<melody_server::Running> = std::sync::OnceLock::new();
     SERVER.get_or_init(server)
+}
+
+/// Status and body of a POST.
+fn post(server: &Running, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut response = agent()
+        .post(&format!("http://{}{path}", server.addr))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_to_vec().unwrap_or_default(),
+    )
 }

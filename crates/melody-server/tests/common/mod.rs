@@ -57,17 +57,3 @@ pub fn get_json(server: &Running, path: &str) -> (u16, Value) {
         serde_json::from_slice(&body).expect("a JSON answer"),
     )
 }
-
-/// Status and body of a POST.
-pub fn post(server: &Running, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut response = agent()
-        .post(&format!("http://{}{path}", server.addr))
-        .header("Content-Type", "application/json")
-        .send(body)
-        .expect("the server answers");
-    let status = response.status().as_u16();
-    (
-        status,
-        response.body_mut().read_to_vec().unwrap_or_default(),
-    )
-}
