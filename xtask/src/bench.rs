@@ -255,3 +255,120 @@ pub fn prefix(model_dir: &Path, prefix: usize) -> Result<PrefixBench> {
         refeed_ms: median_ms(refeed),
     })
 }
+
+/// One run of `bench serve`: latencies of melodies asked of a loopback
+/// server by `clients` clients at once.
+#[derive(Debug, Serialize)]
+pub struct ServeBench {
+    pub bench: &'static str,
+    pub clients: usize,
+    pub requests: usize,
+    pub bars: usize,
+    pub melodies_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Answers that were not the melody the same seed gives alone.
+    pub wrong: usize,
+    /// Requests with no answer or an error status.
+    pub lost: usize,
+}
+
+/// The `p` quantile (0..=1) of sorted milliseconds.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(rank).copied().unwrap_or(f64::NAN)
+}
+
+/// `requests` melodies of `bars` bars from the shipped model, asked by one
+/// client after another (the reference, whose answers are the expected
+/// melodies), then by `clients` clients at once with the same seeds.
+pub fn serve(clients: usize, requests: usize, bars: usize) -> Result<Vec<ServeBench>> {
+    let server = melody_server::start(melody_server::Config {
+        host: "127.0.0.1".parse()?,
+        port: 0,
+        allow_remote: false,
+        assets: "assets".into(),
+        runs: "runs".into(),
+        model: None,
+        data: None,
+        soundfont: None,
+        device: candle_core::Device::Cpu,
+    })?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    // The tempo differs between the runs so that no answer comes from the cache.
+    let ask = |seed: usize, tempo: usize| -> Option<(String, f64)> {
+        let url = format!(
+            "http://{}/api/generate?seed={seed}&bars={bars}&tempo={tempo}",
+            server.addr
+        );
+        let start = Instant::now();
+        let mut response = agent.get(&url).call().ok()?;
+        let body: serde_json::Value =
+            serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()?;
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        (response.status() == 200)
+            .then(|| (body["tokens"].as_str().unwrap_or_default().to_owned(), ms))
+    };
+    ask(requests, 99); // loads the model
+    let run = |clients: usize, tempo: usize, expected: Option<&[Option<String>]>| {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let start = Instant::now();
+        let answers: Vec<(usize, Option<(String, f64)>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..clients)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut answers = Vec::new();
+                        loop {
+                            let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if seed >= requests {
+                                return answers;
+                            }
+                            answers.push((seed, ask(seed, tempo)));
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a client thread"))
+                .collect()
+        });
+        let seconds = start.elapsed().as_secs_f64();
+        let mut tokens = vec![None; requests];
+        let mut ms: Vec<f64> = Vec::with_capacity(requests);
+        for (seed, answer) in answers {
+            if let Some((t, latency)) = answer {
+                tokens[seed] = Some(t);
+                ms.push(latency);
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        let wrong = expected.map_or(0, |expected| {
+            tokens
+                .iter()
+                .zip(expected)
+                .filter(|(got, want)| got.is_some() && got != want)
+                .count()
+        });
+        let result = ServeBench {
+            bench: "serve",
+            clients,
+            requests,
+            bars,
+            melodies_per_s: ms.len() as f64 / seconds,
+            p50_ms: quantile(&ms, 0.5),
+            p99_ms: quantile(&ms, 0.99),
+            max_ms: ms.last().copied().unwrap_or(f64::NAN),
+            wrong,
+            lost: requests - ms.len(),
+        };
+        (result, tokens)
+    };
+    let (alone, expected) = run(1, 100, None);
+    let (together, _) = run(clients, 101, Some(&expected));
+    Ok(vec![alone, together])
+}

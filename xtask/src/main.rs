@@ -233,6 +233,19 @@ enum BenchCommand {
         #[arg(long, default_value = "assets/erk")]
         model: PathBuf,
     },
+    /// Latency of the composer page's API: one client after another, then
+    /// many at once, asking the shipped model for melodies (the target: p99
+    /// under 250 ms for 32 clients asking for 8 bars).
+    #[command(after_help = "Example:\n  cargo xtask bench serve --clients 32 --requests 320")]
+    Serve {
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Melodies asked for in each run (each with its own seed).
+        #[arg(long, default_value_t = 320)]
+        requests: usize,
+        #[arg(long, default_value_t = 8)]
+        bars: usize,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -450,6 +463,18 @@ fn run(cli: Cli) -> Result<()> {
             }
             for prefix in [10, 1000] {
                 let result = bench::prefix(&model, prefix)?;
+                println!("{}", serde_json::to_string(&result)?);
+            }
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Serve {
+                    clients,
+                    requests,
+                    bars,
+                },
+        } => {
+            for result in bench::serve(clients, requests, bars)? {
                 println!("{}", serde_json::to_string(&result)?);
             }
         }
