@@ -56,7 +56,7 @@ PY
 
 step 'cargo xtask sample --prime "55 _ _ _"'
 run sample-shipped cargo xtask sample --prime "55 _ _ _"
-for ext in txt mid musicxml wav png; do
+for ext in txt mid musicxml abc wav png; do
   test -s "samples/melody-1.$ext" || fail "samples/melody-1.$ext is missing"
 done
 grep -q '^55 _ _ _' samples/melody-1.txt || fail "the primer does not start the melody"
@@ -74,6 +74,22 @@ step "cargo xtask export --run runs/erk --out export/erk"
 run export cargo xtask export --run runs/erk --out export/erk
 run inspect cargo xtask inspect export/erk
 run publish cargo xtask publish export/erk --repo me/erk-lstm --dry-run
+
+step "cargo xtask serve (the page answers, and generates the run's melodies)"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cargo xtask serve --port "$port" > "$logs/serve" 2>&1 &
+server=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$port/api/health" > /dev/null && break
+  sleep 0.2
+done
+grep -q "http://127.0.0.1:$port/" "$logs/serve" || { kill $server; fail "serve did not print its address"; }
+curl -sf "http://127.0.0.1:$port/" | grep -q "esac-melody composer" || { kill $server; fail "no page"; }
+curl -sf "http://127.0.0.1:$port/api/generate?model=run:erk&seed=3&bars=8&meter=3/4" > "$logs/generate" ||
+  { kill $server; fail "the API did not generate from runs/erk"; }
+kill $server
+grep -q '"abc":"X:1' "$logs/generate" || fail "no ABC in the answer"
+grep -q '"longest_copy":[0-9]' "$logs/generate" || fail "a run's own songs give no longest copy"
 
 step "a second cargo xtask train keeps the first run"
 cargo xtask train --max-steps 20 --quiet 2> "$logs/second" > /dev/null
