@@ -139,16 +139,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
             folder.encoding
         );
     }
-    let soundfont = args
-        .soundfont
-        .as_deref()
-        .map(|path| {
-            let mut file = fs::File::open(path)
-                .with_context(|| format!("--soundfont: cannot open {}", path.display()))?;
-            SoundFont::read(&mut std::io::BufReader::new(&mut file))
-                .with_context(|| format!("--soundfont {}", path.display()))
-        })
-        .transpose()?;
+    let soundfont = args.soundfont.as_deref().map(read_soundfont).transpose()?;
     if args.num == 0 {
         bail!("--num must be at least 1");
     }
@@ -218,6 +209,14 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         judge_cmd::print(&judgement, &args.out);
     }
     Ok(())
+}
+
+/// A `--soundfont` file, read with errors that name it.
+pub fn read_soundfont(path: &Path) -> Result<SoundFont> {
+    let mut file = fs::File::open(path)
+        .with_context(|| format!("--soundfont: cannot open {}", path.display()))?;
+    SoundFont::read(&mut std::io::BufReader::new(&mut file))
+        .with_context(|| format!("--soundfont {}", path.display()))
 }
 
 /// The files written for each melody, by extension.

@@ -3,11 +3,11 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use melody_formats::audio::SoundFont;
 use melody_server::Config;
 
+use crate::sample_cmd::read_soundfont;
 use crate::train_cmd::DeviceArg;
 
 #[derive(Debug, Args)]
@@ -43,13 +43,6 @@ pub struct ServeArgs {
 
 /// The SoundFont Debian's timgm6mb-soundfont installs.
 const SYSTEM_SOUNDFONT: &str = "/usr/share/sounds/sf2/TimGM6mb.sf2";
-
-fn read_soundfont(path: &std::path::Path) -> Result<SoundFont> {
-    let mut file = std::fs::File::open(path)
-        .with_context(|| format!("--soundfont: cannot open {}", path.display()))?;
-    SoundFont::read(&mut std::io::BufReader::new(&mut file))
-        .with_context(|| format!("--soundfont {}", path.display()))
-}
 
 pub fn serve(args: &ServeArgs) -> Result<()> {
     let soundfont = match &args.soundfont {

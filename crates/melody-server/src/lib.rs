@@ -262,27 +262,24 @@ async fn health(State(state): State<Shared>) -> Response {
     axum::Json(json!({ "status": "ok", "models": state.catalog.list().len() })).into_response()
 }
 
-async fn models(State(state): State<Shared>) -> Result<Response, ServerError> {
-    let state2 = state.clone();
-    let listed = state.catalog.list();
-    let mut models = Vec::with_capacity(listed.len());
-    for entry in listed {
-        let state = state2.clone();
-        let name = entry.name.clone();
-        let loaded = tokio::task::spawn_blocking(move || state.catalog.get(&name))
-            .await
-            .map_err(|e| ServerError::Model(e.to_string()))?;
+async fn models(State(state): State<Shared>) -> Response {
+    let mut models = Vec::new();
+    for entry in state.catalog.list() {
         let mut model = json!({ "name": entry.name, "kind": entry.kind });
-        match loaded {
-            Ok(loaded) => model
-                .as_object_mut()
-                .expect("object")
-                .extend(describe(&loaded).as_object().expect("object").clone()),
+        match load(&state, &entry.name).await {
+            Ok(loaded) => {
+                let described = describe(&loaded);
+                let fields = described.as_object().expect("an object");
+                model
+                    .as_object_mut()
+                    .expect("an object")
+                    .extend(fields.clone());
+            }
             Err(error) => model["error"] = json!(error.to_string()),
         }
         models.push(model);
     }
-    Ok(axum::Json(json!({ "models": models })).into_response())
+    axum::Json(json!({ "models": models })).into_response()
 }
 
 /// What the page's controls offer for a model: its defaults and, when it is
