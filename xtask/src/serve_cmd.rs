@@ -3,11 +3,13 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use melody_server::Config;
+use trainer::PrepareOptions;
 
 use crate::sample_cmd::read_soundfont;
+use crate::source;
 use crate::train_cmd::DeviceArg;
 
 #[derive(Debug, Args)]
@@ -26,10 +28,12 @@ pub struct ServeArgs {
     /// models in assets/ and the runs in runs/.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Prepared songs (a folder written by `prepare`) for models that carry
-    /// none: their held-out songs to start like, and their training songs for
-    /// the longest copy [default: a run's own data].
-    #[arg(long, value_name = "DIR")]
+    /// Songs for models that carry none (the shipped ones): their held-out
+    /// songs to start like, and their training songs for the longest copy.
+    /// Songs as `train --data` takes them (a folder, zip, Essen tree or name
+    /// such as `essen`, prepared as `train` does, so the split is the model's)
+    /// or a folder written by `prepare` [default: a run's own data, else none].
+    #[arg(long, value_name = "DIR|ZIP|NAME")]
     pub data: Option<PathBuf>,
     /// Render the WAV through this General MIDI SoundFont (.sf2) [default:
     /// /usr/share/sounds/sf2/TimGM6mb.sf2 when installed, else the built-in
@@ -61,6 +65,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             args.host
         );
     }
+    let data = args.data.clone().map(prepared_data).transpose()?;
     let server = melody_server::start(Config {
         host: args.host,
         port: args.port,
@@ -68,11 +73,34 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         assets: PathBuf::from("assets"),
         runs: PathBuf::from("runs"),
         model: args.model.clone(),
-        data: args.data.clone(),
+        data,
         soundfont,
         device: args.device.device()?,
     })?;
     println!("The composer page is at {} (Ctrl-C stops it)", server.url());
     server.wait();
     Ok(())
+}
+
+/// A prepared folder as it is; songs prepared as `train` prepares them, into
+/// a scratch folder.
+fn prepared_data(data: PathBuf) -> Result<PathBuf> {
+    if trainer::is_prepared_folder(&data) {
+        return Ok(data);
+    }
+    let paths = source::data_or_cached_erk(vec![data], "--data")?;
+    let prepared = source::prepare_paths(&paths, &PrepareOptions::default())?;
+    let dir = std::env::temp_dir().join(format!("esac-melody-serve-{}", std::process::id()));
+    trainer::write_prepared(&prepared, &dir)
+        .with_context(|| format!("cannot write the prepared songs into {}", dir.display()))?;
+    eprintln!(
+        "{} held-out songs from {} to start like",
+        prepared
+            .songs
+            .iter()
+            .filter(|s| s.split == trainer::Split::Test)
+            .count(),
+        source::describe(&paths)
+    );
+    Ok(dir)
 }

@@ -38,6 +38,8 @@ pub struct HeldOut {
     pub bars: Option<(u32, u32)>,
     #[serde(skip)]
     pub meter: Option<esac_parse::Meter>,
+    #[serde(skip)]
+    pub mode: Option<esac_parse::Mode>,
 }
 
 /// A loaded model with what the page needs beside it.
@@ -183,6 +185,13 @@ fn read_songs(data: &Path) -> Result<(Vec<HeldOut>, Vec<Vec<Token>>), String> {
                     .as_ref()
                     .and_then(|b| Some((*b.bars.first()?, b.bar_steps))),
                 meter: record.meter,
+                mode: record.key.map(|k| {
+                    if k.mode.is_minor_like() {
+                        esac_parse::Mode::Minor
+                    } else {
+                        esac_parse::Mode::Major
+                    }
+                }),
                 id: record.id,
                 title: record.title,
                 collection: record.collection,

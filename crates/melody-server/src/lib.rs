@@ -564,8 +564,8 @@ async fn compose(
 }
 
 /// Starts like a held-out song: its opening bar (and the bar after an
-/// upbeat) becomes the primer, and its meter and upbeat are asked for unless
-/// given.
+/// upbeat) becomes the primer, and its upbeat (and, of a conditioned model,
+/// its meter, mode and collection) are asked for unless given.
 fn start_like(loaded: &Loaded, id: &str, settings: &mut Settings) -> Result<(), ServerError> {
     let song = loaded.held_out.iter().find(|s| s.id == id).ok_or_else(|| {
         ServerError::setting(
@@ -588,8 +588,12 @@ fn start_like(loaded: &Loaded, id: &str, settings: &mut Settings) -> Result<(), 
     let pickup = if opening < bar { opening } else { 0 };
     let steps = (pickup + bar) as usize;
     settings.prime = song.tokens[..steps.min(song.tokens.len())].to_vec();
-    if settings.meter.is_none() && loaded.folder.conditioning.is_some() {
-        settings.meter = song.meter;
+    if loaded.folder.conditioning.is_some() {
+        settings.meter = settings.meter.or(song.meter);
+        settings.mode = settings.mode.or(song.mode);
+        if settings.style.is_none() && !song.collection.is_empty() {
+            settings.style = Some(song.collection.clone());
+        }
     }
     settings.pickup.get_or_insert(pickup);
     Ok(())

@@ -106,6 +106,38 @@ fn concurrent_requests_are_each_the_melody_they_would_be_alone() {
 }
 
 #[test]
+fn a_melody_can_start_like_a_held_out_song() {
+    // ERK E0003 as `prepare` writes it: 2/4 with an eighth-note upbeat.
+    let data =
+        std::env::temp_dir().join(format!("melody-server-start-like-{}", std::process::id()));
+    std::fs::create_dir_all(&data).unwrap();
+    let test = r#"{"id":"E0003","collection":"deutschl/erk","file":"deut0585.krn","title":"ES WAR A MOL A MADEL","split":"test","transposed_by":0,"key":"C major","meter":"2/4","bars":{"bar_steps":8,"upbeat":6,"bars":[2,8,8,8,8,8,8,8,6]},"tokens":"55 _ 60 _ 59 _ 60 _ 62 _ 60 _ 59 _ 59 _ 55 _ 60 _ 59 _ 60 _ 63 _ 62 _ _ _ r _ 62 _ 63 _ 62 _ 63 _ 65 _ 63 _ 62 _ 62 _ 59 _ 60 62 63 _ 62 60 59 _ 60 _ _ _ r _"}"#;
+    let train = r#"{"id":"T1","collection":"deutschl/erk","file":"t.krn","title":"T","split":"train","transposed_by":0,"tokens":"55 _ 60 _ 59 _ 60 _ 62 _ 60 _ 59 _ 59 _ 55 _ 60 _"}"#;
+    std::fs::write(data.join("songs.jsonl"), format!("{test}\n{train}\n")).unwrap();
+    let server = common::server_with_data(Some(data.clone()));
+    let (status, songs) = get_json(&server, "/api/models/essen/songs");
+    assert_eq!(status, 200);
+    assert_eq!(songs["songs"][0]["id"], "E0003");
+    let (status, melody) = get_json(&server, "/api/generate?start_like=E0003&seed=2&bars=8");
+    assert_eq!(status, 200, "{melody}");
+    let tokens = melody["tokens"].as_str().unwrap();
+    assert!(tokens.starts_with("55 _ 60 _ 59 _ 60 _ 62 _"), "{tokens}");
+    assert_eq!(melody["asked"]["meter"], "2/4");
+    assert_eq!(melody["asked"]["pickup"], 2);
+    assert_eq!(melody["asked"]["style"], "deutschl/erk");
+    assert_eq!(melody["asked"]["mode"], "major");
+    // The primer (10 grid steps) is also the opening of the training song.
+    assert!(
+        melody["statistics"]["longest_copy"].as_u64().unwrap() >= 10,
+        "{melody}"
+    );
+    let (status, body) = get_json(&server, "/api/generate?start_like=E0003&prime=60");
+    assert_eq!(status, 400);
+    assert_eq!(body["field"], "start_like");
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
 fn bad_settings_are_refused_naming_the_field() {
     let server = server();
     let cases = [

@@ -11,6 +11,11 @@ pub fn workspace() -> PathBuf {
 
 /// A server offering the shipped models (and no runs).
 pub fn server() -> Running {
+    server_with_data(None)
+}
+
+/// The same, with prepared songs for the shipped models.
+pub fn server_with_data(data: Option<PathBuf>) -> Running {
     let runs = std::env::temp_dir().join("melody-server-tests-no-runs");
     melody_server::start(Config {
         host: "127.0.0.1".parse().unwrap(),
@@ -19,7 +24,7 @@ pub fn server() -> Running {
         assets: workspace().join("assets"),
         runs,
         model: None,
-        data: None,
+        data,
         soundfont: None,
         device: candle_core::Device::Cpu,
     })
