@@ -292,3 +292,64 @@ fn soundfont_wav_when_a_soundfont_is_installed() {
     assert_eq!(reader.spec().channels, 2);
     assert_eq!(reader.spec().sample_rate, 44_100);
 }
+
+#[test]
+fn the_composer_page_gives_the_command_lines_melodies() {
+    let out = tempfile::tempdir().unwrap();
+    let output = xtask(&[
+        "sample",
+        "--seed",
+        "7",
+        "--num",
+        "2",
+        "--bars",
+        "8",
+        "--meter",
+        "6/8",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let server = melody_server::start(melody_server::Config {
+        host: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        allow_remote: false,
+        assets: root.join("assets"),
+        runs: out.path().join("no-runs"),
+        model: None,
+        data: None,
+        soundfont: None,
+        device: candle_core::Device::Cpu,
+    })
+    .unwrap();
+    // Melody N of the command line is drawn with seed 7 + N - 1.
+    for (melody, seed) in [(1, 7), (2, 8)] {
+        let written =
+            std::fs::read_to_string(out.path().join(format!("melody-{melody}.txt"))).unwrap();
+        let url = format!(
+            "http://{}/api/generate?seed={seed}&bars=8&meter=6/8",
+            server.addr
+        );
+        let answer: serde_json::Value = serde_json::from_str(
+            &ureq::get(&url)
+                .call()
+                .unwrap()
+                .body_mut()
+                .read_to_string()
+                .unwrap(),
+        )
+        .unwrap();
+        let tokens = answer["tokens"].as_str().unwrap();
+        let end = if answer["closed"] == true { " ." } else { "" };
+        assert_eq!(
+            written.trim_end(),
+            format!("{tokens}{end}"),
+            "melody {melody}"
+        );
+    }
+}

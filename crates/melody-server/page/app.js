@@ -50,17 +50,20 @@ async function chooseModel(name) {
   setOptions($("start_like"), songs.map((s) => [`${s.id} ${s.title}`.slice(0, 40), s.id]), "(nothing)");
 }
 
+// The checkbox says the opposite of the API's `grammar` (on by default).
 function query() {
   const params = new URLSearchParams();
   for (const id of SETTINGS) {
     const value = $(id).disabled ? "" : $(id).value.trim();
     if (value !== "") params.set(id, value);
   }
+  if ($("grammar").checked) params.set("grammar", "false");
   return params;
 }
 
 function fillFrom(params) {
   for (const id of SETTINGS) if (params.has(id)) $(id).value = params.get(id);
+  $("grammar").checked = params.get("grammar") === "false";
 }
 
 function stop() {
