@@ -28,23 +28,52 @@ impl DeviceArg {
     pub fn device(self) -> Result<Device> {
         Ok(match self {
             DeviceArg::Cpu => Device::Cpu,
-            DeviceArg::Cuda => {
-                Device::new_cuda(0).context("--device cuda (build with --features cuda)")?
-            }
-            DeviceArg::Metal => {
-                Device::new_metal(0).context("--device metal (build with --features metal)")?
-            }
+            DeviceArg::Cuda => cuda().map_err(anyhow::Error::msg)?,
+            DeviceArg::Metal => metal().map_err(anyhow::Error::msg)?,
+            // The best that works: a GPU build on a machine without a usable
+            // GPU runs on the CPU and says why.
             DeviceArg::Auto => {
-                if candle_core::utils::cuda_is_available() {
-                    Device::new_cuda(0)?
+                let gpu = if candle_core::utils::cuda_is_available() {
+                    Some(cuda())
                 } else if candle_core::utils::metal_is_available() {
-                    Device::new_metal(0)?
+                    Some(metal())
                 } else {
-                    Device::Cpu
+                    None
+                };
+                match gpu {
+                    Some(Ok(device)) => device,
+                    Some(Err(why)) => {
+                        tracing::info!("{why}; running on the CPU");
+                        Device::Cpu
+                    }
+                    None => Device::Cpu,
                 }
             }
         })
     }
+}
+
+/// The first CUDA GPU, or what is missing: the feature in this build, or a
+/// GPU and driver on this machine.
+fn cuda() -> std::result::Result<Device, String> {
+    if !candle_core::utils::cuda_is_available() {
+        return Err("--device cuda: this build has no CUDA support; build with `--features cuda` (see the README's GPU section)".into());
+    }
+    Device::new_cuda(0).map_err(|e| {
+        format!(
+            "--device cuda: no usable CUDA GPU ({e}); check that `nvidia-smi` lists one and that CUDA_VISIBLE_DEVICES does not hide it"
+        )
+    })
+}
+
+/// The Metal GPU, or what is missing.
+fn metal() -> std::result::Result<Device, String> {
+    if !candle_core::utils::metal_is_available() {
+        return Err(
+            "--device metal: this build has no Metal support; build with `--features metal` on macOS".into(),
+        );
+    }
+    Device::new_metal(0).map_err(|e| format!("--device metal: no usable Metal GPU ({e})"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

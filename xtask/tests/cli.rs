@@ -134,3 +134,26 @@ fn negative_numbers_reach_the_validator() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_gpu_device_without_gpu_support_says_what_is_missing() {
+    for (device, feature) in [("cuda", "--features cuda"), ("metal", "--features metal")] {
+        let output = xtask(&["sample", "--device", device, "--out", "/tmp/unused"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if cfg!(feature = "cuda") && device == "cuda" {
+            // A CUDA build: what is missing is a GPU, unless there is one.
+            assert!(
+                output.status.success() || stderr.contains("no usable CUDA GPU"),
+                "{stderr}"
+            );
+            continue;
+        }
+        assert!(!output.status.success());
+        assert!(
+            stderr.contains(&format!("--device {device}: this build has no"))
+                && stderr.contains(feature),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
