@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -55,6 +56,9 @@ pub enum ServerError {
     Model(String),
     #[error("{0}")]
     Generate(String),
+    /// A body that could not be read, such as one over the size limit.
+    #[error("{1}")]
+    Body(StatusCode, String),
     #[error(
         "refusing to listen on {0}: it is not a loopback address, so anyone on the network could use the server; pass --allow-remote to mean it"
     )]
@@ -75,6 +79,7 @@ impl ServerError {
         match self {
             ServerError::Setting { .. } | ServerError::BadModelName(_) => StatusCode::BAD_REQUEST,
             ServerError::UnknownModel(_) => StatusCode::NOT_FOUND,
+            ServerError::Body(status, _) => *status,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -502,7 +507,12 @@ async fn generate_get(
     generate(&state, request).await
 }
 
-async fn generate_post(State(state): State<Shared>, body: Bytes) -> Result<Response, ServerError> {
+async fn generate_post(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServerError> {
+    let body =
+        body.map_err(|rejection| ServerError::Body(rejection.status(), rejection.body_text()))?;
     let request = parse_request(body_pairs(&body)?)?;
     generate(&state, request).await
 }

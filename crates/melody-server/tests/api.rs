@@ -183,12 +183,14 @@ fn bad_settings_are_refused_naming_the_field() {
     assert_eq!(status, 404);
     let (status, _) = get(&server, "/api/models/..%2F..%2Fetc/songs");
     assert_eq!(status, 400);
-    let (status, _) = post(
+    let (status, body) = post(
         &server,
         "/api/generate",
         &vec![b' '; melody_server::BODY_LIMIT + 1],
     );
     assert_eq!(status, 413);
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON error");
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
     let (status, body) = post(&server, "/api/generate", b"{\"bars\": [8]}");
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
 }
