@@ -284,17 +284,10 @@ fn quantile(sorted: &[f64], p: f64) -> f64 {
 /// client after another (the reference, whose answers are the expected
 /// melodies), then by `clients` clients at once with the same seeds.
 pub fn serve(clients: usize, requests: usize, bars: usize) -> Result<Vec<ServeBench>> {
-    let server = melody_server::start(melody_server::Config {
-        host: "127.0.0.1".parse()?,
-        port: 0,
-        allow_remote: false,
-        assets: "assets".into(),
-        runs: "runs".into(),
-        model: None,
-        data: None,
-        soundfont: None,
-        device: candle_core::Device::Cpu,
-    })?;
+    let server = melody_server::start(melody_server::Config::loopback(
+        "assets".into(),
+        "runs".into(),
+    ))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()

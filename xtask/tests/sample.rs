@@ -315,17 +315,10 @@ fn the_composer_page_gives_the_command_lines_melodies() {
         String::from_utf8_lossy(&output.stderr)
     );
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let server = melody_server::start(melody_server::Config {
-        host: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        allow_remote: false,
-        assets: root.join("assets"),
-        runs: out.path().join("no-runs"),
-        model: None,
-        data: None,
-        soundfont: None,
-        device: candle_core::Device::Cpu,
-    })
+    let server = melody_server::start(melody_server::Config::loopback(
+        root.join("assets"),
+        out.path().join("no-runs"),
+    ))
     .unwrap();
     // Melody N of the command line is drawn with seed 7 + N - 1.
     for (melody, seed) in [(1, 7), (2, 8)] {

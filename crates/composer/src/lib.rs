@@ -167,6 +167,15 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The primer the melody continues: `prime` without any `.`.
+    pub fn primer(&self) -> Vec<Token> {
+        self.prime
+            .iter()
+            .copied()
+            .filter(|t| *t != Token::End)
+            .collect()
+    }
+
     /// The checks that need no model.
     pub fn validate(&self) -> Result<(), ComposeError> {
         let (slowest, fastest) = TEMPO_RANGE;
@@ -277,7 +286,7 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
     }
     config.grammar = settings.grammar;
     config.validate()?;
-    let primer = settings.prime.iter().filter(|t| **t != Token::End).count();
+    let primer = settings.primer().len();
     let step = folder.encoding.step;
     let Some(conditioning) = &folder.conditioning else {
         for (given, field) in [
@@ -380,12 +389,7 @@ pub fn compose(
         .zip(plans)
         .enumerate()
         .map(|(index, ((generated, closed), plan))| {
-            let mut tokens: Vec<Token> = settings
-                .prime
-                .iter()
-                .copied()
-                .filter(|t| *t != Token::End)
-                .collect();
+            let mut tokens = settings.primer();
             tokens.extend(generated);
             notate(
                 &folder.encoding,

@@ -25,7 +25,7 @@ use axum::routing::get;
 use candle_core::Device;
 use composer::{Artifact, ComposeError, Composed, Settings};
 use esac_parse::{Key, Meter, Mode};
-use grid_codec::{Token, parse_tokens, tokens_to_string};
+use grid_codec::{parse_tokens, tokens_to_string};
 use judge::{Song, Tonality, TrainingIndex};
 use melody_formats::audio::SoundFont;
 use serde_json::{Value, json};
@@ -123,6 +123,24 @@ pub struct Config {
     pub data: Option<PathBuf>,
     pub soundfont: Option<SoundFont>,
     pub device: Device,
+}
+
+impl Config {
+    /// A server on a free loopback port over the models of `assets` and
+    /// `runs`, on the CPU, with nothing else given.
+    pub fn loopback(assets: PathBuf, runs: PathBuf) -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            allow_remote: false,
+            assets,
+            runs,
+            model: None,
+            data: None,
+            soundfont: None,
+            device: Device::Cpu,
+        }
+    }
 }
 
 struct AppState {
@@ -543,12 +561,7 @@ async fn compose(
         start_like(&loaded, id, &mut settings)?;
     }
     let plan = composer::plan(&loaded.folder, &settings, 0)?;
-    let primer: Vec<Token> = settings
-        .prime
-        .iter()
-        .copied()
-        .filter(|t| *t != Token::End)
-        .collect();
+    let primer = settings.primer();
     let (generated, closed) = state
         .batcher
         .generate(loaded.clone(), primer.clone(), plan.sampling)

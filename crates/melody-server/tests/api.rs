@@ -199,14 +199,7 @@ fn bad_settings_are_refused_naming_the_field() {
 fn only_loopback_unless_asked() {
     let refused = melody_server::start(melody_server::Config {
         host: "0.0.0.0".parse().unwrap(),
-        port: 0,
-        allow_remote: false,
-        assets: common::workspace().join("assets"),
-        runs: std::env::temp_dir(),
-        model: None,
-        data: None,
-        soundfont: None,
-        device: candle_core::Device::Cpu,
+        ..melody_server::Config::loopback(common::workspace().join("assets"), std::env::temp_dir())
     });
     let error = refused.err().expect("refused").to_string();
     assert!(error.contains("--allow-remote"), "{error}");

@@ -18,15 +18,8 @@ pub fn server() -> Running {
 pub fn server_with_data(data: Option<PathBuf>) -> Running {
     let runs = std::env::temp_dir().join("melody-server-tests-no-runs");
     melody_server::start(Config {
-        host: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        allow_remote: false,
-        assets: workspace().join("assets"),
-        runs,
-        model: None,
         data,
-        soundfont: None,
-        device: candle_core::Device::Cpu,
+        ..Config::loopback(workspace().join("assets"), runs)
     })
     .expect("the server starts")
 }
