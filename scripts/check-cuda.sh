@@ -8,9 +8,11 @@
 #
 #   scripts/check-cuda.sh            # venv in ~/.cache/esac-melody/cuda-venv
 #   CUDA_COMPUTE_CAP=80 scripts/check-cuda.sh
+#   ESAC_MELODY_CUDA_TARGET=target scripts/check-cuda.sh   # as CI runs it
 #
-# Not in CI: a cold build compiles candle-kernels' CUDA kernels (about 20
-# minutes on 2 busy cores; see the README's GPU section).
+# CI runs it after the CPU builds, in their target folder: cargo keeps both
+# feature sets side by side, so only Candle and what uses it are built again.
+# Most of the time is nvcc compiling candle-kernels' kernels (README, "GPU").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${ESAC_MELODY_CUDA_VENV:-$HOME/.cache/esac-melody/cuda-venv}
@@ -22,6 +24,8 @@ fi
 cuda=$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')
 export PATH="$cuda/bin:$PATH" CUDA_ROOT="$cuda" CUDA_PATH="$cuda"
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
+# nvcc runs one file at a time unless told otherwise.
+export CUDAFORGE_THREADS=${CUDAFORGE_THREADS:-$(nproc)}
 # Its own target folder: the CUDA build of candle is kept apart from the CPU one.
 export CARGO_TARGET_DIR=${ESAC_MELODY_CUDA_TARGET:-target/cuda}
 nvcc --version | tail -1

@@ -67,6 +67,8 @@ pub fn parse(data: &Path, iterations: usize) -> Result<ParseBench> {
 #[derive(Debug, Serialize)]
 pub struct TrainBench {
     pub bench: &'static str,
+    /// Where it ran, as Candle names it (`Cpu`, `Cuda(..)`).
+    pub device: String,
     pub hidden: usize,
     pub layers: usize,
     pub vocab: usize,
@@ -74,36 +76,49 @@ pub struct TrainBench {
     pub seq_len: usize,
     pub steps: usize,
     pub threads: usize,
-    /// `fused` (the CPU recurrence op) or `step-by-step` (Candle operations).
+    /// `fused` (the recurrence op, on the CPU or CUDA) or `step-by-step`
+    /// (Candle operations).
     pub recurrence: &'static str,
     pub median_step_ms: f64,
     pub tokens_per_s: f64,
 }
 
+/// The model size and batch of a training benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainShape {
+    pub hidden: usize,
+    pub layers: usize,
+    /// Windows of 64 tokens per update.
+    pub batch: usize,
+}
+
 /// Times `steps` training updates (after two warm-up steps) of the melody model
 /// on random token windows: forward, all-position loss, backward, Adam.
 pub fn train(
-    hidden: usize,
-    layers: usize,
+    device: &candle_core::Device,
+    TrainShape {
+        hidden,
+        layers,
+        batch,
+    }: TrainShape,
     steps: usize,
     threads: usize,
     step_by_step: bool,
 ) -> Result<TrainBench> {
-    use candle_core::{DType, Device};
+    use candle_core::DType;
     use lstm_candle::{MelodyModel, ModelConfig};
     use rand::{Rng, SeedableRng};
     use trainer::data::{Track, TrainBatch};
     use trainer::optim::{Adam, AdamConfig};
     use trainer::train::batch_gradients;
 
-    let (vocab, batch, seq_len) = (38, 64, 64);
+    let (vocab, seq_len) = (38, 64);
     let config = ModelConfig {
         hidden_size: hidden,
         num_layers: layers,
         ..ModelConfig::reference(vocab)
     };
-    let device = Device::Cpu;
-    let mut model = MelodyModel::new(config, &device, DType::F32, 0)?;
+    let mut model = MelodyModel::new(config, device, DType::F32, 0)?;
     model.set_step_by_step(step_by_step);
     let mut adam = Adam::new(model.parameters(), AdamConfig::default())?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
@@ -127,6 +142,8 @@ pub fn train(
         let batch = TrainBatch::from_windows(&windows, seq_len, false);
         let (_, grads, _) = batch_gradients(&model, &batch, None, step as u64, threads)?;
         adam.step(&grads, 1e-3, 1.0)?;
+        // A GPU queues its work: the step ends when the device has done it.
+        device.synchronize()?;
         if step >= 2 {
             times.push(start.elapsed());
         }
@@ -135,6 +152,7 @@ pub fn train(
     let median = times[times.len() / 2].as_secs_f64();
     Ok(TrainBench {
         bench: "train-step",
+        device: format!("{:?}", device.location()),
         hidden,
         layers,
         vocab,
@@ -157,6 +175,7 @@ pub fn train(
 pub struct SampleBench {
     pub bench: &'static str,
     pub model: String,
+    pub device: String,
     pub melodies: usize,
     /// Tokens generated, the closing `.` included.
     pub tokens: usize,
@@ -166,10 +185,14 @@ pub struct SampleBench {
 
 /// Generates `melodies` melodies at once from `model` (up to 1,000 tokens each,
 /// temperature 1) after one warm-up run, and counts the tokens produced.
-pub fn sample(model_dir: &Path, melodies: usize) -> Result<SampleBench> {
+pub fn sample(
+    model_dir: &Path,
+    device: &candle_core::Device,
+    melodies: usize,
+) -> Result<SampleBench> {
     let ModelFolder {
         model, vocabulary, ..
-    } = ModelFolder::load(model_dir, &candle_core::Device::Cpu)?;
+    } = ModelFolder::load(model_dir, device)?;
     let config = sampler::SamplingConfig {
         max_len: 1000,
         ..Default::default()
@@ -196,6 +219,7 @@ pub fn sample(model_dir: &Path, melodies: usize) -> Result<SampleBench> {
     Ok(SampleBench {
         bench: "sample",
         model: model_dir.display().to_string(),
+        device: format!("{:?}", device.location()),
         melodies,
         tokens,
         seconds,
@@ -207,6 +231,7 @@ pub fn sample(model_dir: &Path, melodies: usize) -> Result<SampleBench> {
 #[derive(Debug, Serialize)]
 pub struct PrefixBench {
     pub bench: &'static str,
+    pub device: String,
     pub prefix: usize,
     /// One step carrying (h, c), as `sampler` does (median of 200).
     pub stateful_ms: f64,
@@ -216,11 +241,15 @@ pub struct PrefixBench {
 }
 
 /// Per-token time of one melody at a prefix length, both ways.
-pub fn prefix(model_dir: &Path, prefix: usize) -> Result<PrefixBench> {
+pub fn prefix(
+    model_dir: &Path,
+    device: &candle_core::Device,
+    prefix: usize,
+) -> Result<PrefixBench> {
     use rand::{Rng, SeedableRng};
     let ModelFolder {
         model, vocabulary, ..
-    } = ModelFolder::load(model_dir, &candle_core::Device::Cpu)?;
+    } = ModelFolder::load(model_dir, device)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(prefix as u64);
     let ids: Vec<u32> = (0..prefix)
         .map(|_| rng.random_range(0..vocabulary.len() as u32))
@@ -250,6 +279,7 @@ pub fn prefix(model_dir: &Path, prefix: usize) -> Result<PrefixBench> {
     };
     Ok(PrefixBench {
         bench: "sample-prefix",
+        device: format!("{:?}", device.location()),
         prefix,
         stateful_ms: median_ms(stateful),
         refeed_ms: median_ms(refeed),

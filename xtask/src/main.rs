@@ -208,14 +208,21 @@ enum BenchCommand {
     },
     /// Training tokens/s (forward + backward + Adam) at the default size and at 2 x 256.
     #[command(
-        after_help = "Examples:\n  cargo xtask bench train --steps 20\n  cargo xtask bench train --size default --threads 1 --fused-only"
+        after_help = "Examples:\n  cargo xtask bench train --steps 20\n  cargo xtask bench train --size default --threads 1 --fused-only\n  cargo xtask bench train --device cuda --size all --batch 512 --threads 1"
     )]
     Train {
         #[arg(long, default_value_t = 10)]
         steps: usize,
-        /// Model sizes to time: hidden 128 x 1 layer, hidden 256 x 2 layers, or both.
+        /// Model sizes to time: hidden 128 x 1 layer, hidden 256 x 2 layers,
+        /// both, hidden 512 x 3 layers, or all three.
         #[arg(long, value_enum, default_value = "both")]
         size: BenchSize,
+        /// Windows of 64 tokens per update.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Where to train: auto, cpu, cuda, metal.
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
         /// Thread count to time (default: 1 and every available core).
         #[arg(long)]
         threads: Option<usize>,
@@ -232,6 +239,9 @@ enum BenchCommand {
         /// Model folder.
         #[arg(long, default_value = "assets/erk")]
         model: PathBuf,
+        /// Where to sample: auto, cpu, cuda, metal.
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
     },
     /// Latency of the composer page's API: one client after another, then
     /// many at once, asking the shipped model for melodies (the target: p99
@@ -254,7 +264,25 @@ enum BenchSize {
     Default,
     /// Hidden 256, 2 layers.
     Large,
+    /// Default and large.
     Both,
+    /// Hidden 512, 3 layers.
+    Huge,
+    /// All three.
+    All,
+}
+
+impl BenchSize {
+    /// (hidden, layers) of every size this one asks for.
+    fn shapes(self) -> Vec<(usize, usize)> {
+        match self {
+            BenchSize::Default => vec![(128, 1)],
+            BenchSize::Large => vec![(256, 2)],
+            BenchSize::Both => vec![(128, 1), (256, 2)],
+            BenchSize::Huge => vec![(512, 3)],
+            BenchSize::All => vec![(128, 1), (256, 2), (512, 3)],
+        }
+    }
 }
 
 /// Precision of exported weights.
@@ -429,18 +457,17 @@ fn run(cli: Cli) -> Result<()> {
                 BenchCommand::Train {
                     steps,
                     size,
+                    batch,
+                    device,
                     threads,
                     fused_only,
                 },
         } => {
+            let device = device.device()?;
             let cores = train_cmd::available_threads();
             let mut thread_counts = threads.map_or(vec![1, cores], |n| vec![n.max(1)]);
             thread_counts.dedup();
-            let sizes = [(BenchSize::Default, 128, 1), (BenchSize::Large, 256, 2)];
-            for (_, hidden, layers) in sizes
-                .into_iter()
-                .filter(|&(s, ..)| size == BenchSize::Both || s == size)
-            {
+            for (hidden, layers) in size.shapes() {
                 for &threads in &thread_counts {
                     // The step-by-step recurrence is the in-process reference
                     // for the fused one.
@@ -448,21 +475,27 @@ fn run(cli: Cli) -> Result<()> {
                         if step_by_step && fused_only {
                             continue;
                         }
-                        let result = bench::train(hidden, layers, steps, threads, step_by_step)?;
+                        let shape = bench::TrainShape {
+                            hidden,
+                            layers,
+                            batch,
+                        };
+                        let result = bench::train(&device, shape, steps, threads, step_by_step)?;
                         println!("{}", serde_json::to_string(&result)?);
                     }
                 }
             }
         }
         Command::Bench {
-            which: BenchCommand::Sample { model },
+            which: BenchCommand::Sample { model, device },
         } => {
+            let device = device.device()?;
             for melodies in [1, 64] {
-                let result = bench::sample(&model, melodies)?;
+                let result = bench::sample(&model, &device, melodies)?;
                 println!("{}", serde_json::to_string(&result)?);
             }
             for prefix in [10, 1000] {
-                let result = bench::prefix(&model, prefix)?;
+                let result = bench::prefix(&model, &device, prefix)?;
                 println!("{}", serde_json::to_string(&result)?);
             }
         }

@@ -15,6 +15,7 @@
 //! graph nodes around the op: every node over a sequence costs a zero-filled
 //! gradient buffer of its size in Candle's backward pass.
 //! Output `(time + 1, batch, hidden)`: h at every step, then the final c.
+//! With the `cuda` feature the same op runs on CUDA too (`fused_cuda.rs`).
 
 use std::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 use std::sync::Mutex;
@@ -190,9 +191,12 @@ pub(crate) struct Recurrence {
     /// weights are `[W_ih^T; W_hh^T; b_ih + b_hh]` stacked, `(width + hidden + 1,
     /// 4 * hidden)`. None when the input is already projected and the weights
     /// are W_hh^T alone.
-    input_width: Option<usize>,
+    pub(crate) input_width: Option<usize>,
     saved_f32: Mutex<Option<Saved<f32>>>,
     saved_f64: Mutex<Option<Saved<f64>>>,
+    /// What the forward pass on CUDA keeps, on the GPU.
+    #[cfg(feature = "cuda")]
+    pub(crate) kept_on_gpu: Mutex<Option<crate::fused_cuda::KeptOnGpu>>,
 }
 
 impl Recurrence {
@@ -203,6 +207,8 @@ impl Recurrence {
             input_width: None,
             saved_f32: Mutex::new(None),
             saved_f64: Mutex::new(None),
+            #[cfg(feature = "cuda")]
+            kept_on_gpu: Mutex::new(None),
         }
     }
 
@@ -297,7 +303,7 @@ impl Recurrence {
 }
 
 /// Dimensions (time, batch, hidden) of a call.
-type Dims = (usize, usize, usize);
+pub(crate) type Dims = (usize, usize, usize);
 
 /// The four gates' quarters of a row laid out as (i, f, g, o), each `hidden` long.
 #[inline(always)]
@@ -606,7 +612,7 @@ pub(crate) fn cpu_values<'a, R: Real, Guard: std::ops::Deref<Target = Storage>>(
 }
 
 impl Recurrence {
-    fn dims(&self, inputs: &Layout, weights: &Layout, state: &Layout) -> Result<Dims> {
+    pub(crate) fn dims(&self, inputs: &Layout, weights: &Layout, state: &Layout) -> Result<Dims> {
         let (rows, width) = inputs.shape().dims2()?;
         let (weight_rows, weight_width) = weights.shape().dims2()?;
         let (two, batch, hidden) = state.shape().dims3()?;
@@ -714,6 +720,19 @@ impl CustomOp3 for Recurrence {
         }
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        crate::fused_cuda::forward(self, (s1, l1), (s2, l2), (s3, l3))
+    }
+
     fn bwd(
         &self,
         inputs: &Tensor,
@@ -723,6 +742,11 @@ impl CustomOp3 for Recurrence {
         grad_out: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let args = [inputs, weights, state, out, grad_out];
+        #[cfg(feature = "cuda")]
+        if inputs.device().is_cuda() {
+            let [d_inputs, d_weights, d_state] = crate::fused_cuda::gradients(self, args)?;
+            return Ok((Some(d_inputs), Some(d_weights), Some(d_state)));
+        }
         match inputs.dtype() {
             candle_core::DType::F32 => self.gradients(&self.saved_f32, args),
             candle_core::DType::F64 => self.gradients(&self.saved_f64, args),

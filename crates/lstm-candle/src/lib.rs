@@ -16,6 +16,8 @@
 
 pub mod checkpoint;
 mod fused;
+#[cfg(feature = "cuda")]
+mod fused_cuda;
 pub mod lstm;
 pub mod model;
 pub mod names;

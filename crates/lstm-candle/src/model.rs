@@ -591,11 +591,14 @@ impl MelodyModel {
         ))
     }
 
-    /// Whether `lstm_outputs` runs each layer's recurrence as one fused CPU op
-    /// (f32 or f64 on the CPU, unless switched off) or as Candle operations
-    /// step by step (any device; the reference the fused op is tested against).
+    /// Whether `lstm_outputs` runs each layer's recurrence as one fused op (f32
+    /// or f64 on the CPU, and on CUDA in a build with the `cuda` feature, unless
+    /// switched off) or as Candle operations step by step (any device; the
+    /// reference the fused op is tested against).
     fn fused_recurrence(&self) -> bool {
-        !self.step_by_step && self.device.is_cpu() && matches!(self.dtype, DType::F32 | DType::F64)
+        let fused_device =
+            self.device.is_cpu() || (cfg!(feature = "cuda") && self.device.is_cuda());
+        !self.step_by_step && fused_device && matches!(self.dtype, DType::F32 | DType::F64)
     }
 
     /// Runs the recurrence step by step in Candle operations even on the CPU
@@ -710,7 +713,8 @@ impl MelodyModel {
         state: Option<LstmState>,
         dropout: Option<Dropout>,
     ) -> Result<(Tensor, LstmState), ModelError> {
-        if !self.fused_recurrence() {
+        // The fused output layer and loss are written for the CPU only.
+        if !(self.fused_recurrence() && self.device.is_cpu()) {
             let (logits, last) = self.forward(ids, side, state, dropout)?;
             return Ok((Self::masked_nll(&logits, targets, mask)?, last));
         }
