@@ -17,7 +17,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${ESAC_MELODY_CUDA_VENV:-$HOME/.cache/esac-melody/cuda-venv}
 if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
+  # Debian's python3 makes virtual environments only with python3-venv.
+  python3 -m venv "$venv" 2>/dev/null || {
+    rm -rf "$venv"
+    apt-get install -y -q python3-venv >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q python3-venv >/dev/null; }
+    python3 -m venv "$venv"
+  }
 fi
 "$venv/bin/pip" install -q "nvidia-cuda-nvcc==13.0.88" "nvidia-cuda-crt==13.0.88" "nvidia-nvvm==13.0.88" \
   "nvidia-cuda-runtime==13.0.96" "nvidia-cuda-cccl==13.0.85"

@@ -11,8 +11,9 @@
 //! initialisation follows PyTorch's rules, so weights move both ways between this
 //! crate and a PyTorch `LSTMModel`. On the CPU the recurrence of each layer, and
 //! the training objective's output layer and loss, run as fused Candle ops with
-//! their own backward passes; elsewhere, and as the reference they are tested
-//! against, as Candle operations step by step.
+//! their own backward passes; with the `cuda` feature the recurrence's op runs
+//! on CUDA as well; elsewhere, and as the reference they are tested against, as
+//! Candle operations step by step.
 
 pub mod checkpoint;
 mod fused;
