@@ -358,15 +358,18 @@ fn run_forward_at<T: GpuReal>(
         let gates_t = at::<T>(gates_ptr, t * batch * four);
         let (c_new, h_new) = (at::<T>(cells_ptr, t * step), at::<T>(out_ptr, t * step));
         let mut launch = forward.builder();
-        launch.arg(&projected_t);
-        launch.arg(&bias);
-        launch.arg(&recurrent_ptr);
-        launch.arg(&c_prev);
-        launch.arg(&gates_t);
-        launch.arg(&c_new);
-        launch.arg(&h_new);
-        launch.arg(&batch_arg);
-        launch.arg(&hidden_arg);
+        candle_core::builder_arg!(
+            launch,
+            projected_t,
+            bias,
+            recurrent_ptr,
+            c_prev,
+            gates_t,
+            c_new,
+            h_new,
+            batch_arg,
+            hidden_arg
+        );
         unsafe { launch.launch(config) }.w()?;
     }
     let last_c = if time > 0 {
@@ -476,15 +479,10 @@ fn gradients_as<T: GpuReal>(op: &Recurrence, args: [&Tensor; 5]) -> Result<[Tens
         let grad_h = at::<T>(grad_out_ptr, t * step);
         let d_gates_t = at::<T>(d_projected_ptr, t * batch * four);
         let mut launch = backward.builder();
-        launch.arg(&gates_t);
-        launch.arg(&cells_t);
-        launch.arg(&c_prev);
-        launch.arg(&grad_h);
-        launch.arg(&dh_next);
-        launch.arg(&dc_next);
-        launch.arg(&d_gates_t);
-        launch.arg(&batch_arg);
-        launch.arg(&hidden_arg);
+        candle_core::builder_arg!(
+            launch, gates_t, cells_t, c_prev, grad_h, dh_next, dc_next, d_gates_t, batch_arg,
+            hidden_arg
+        );
         unsafe { launch.launch(config) }.w()?;
         // dh_{t-1} = da @ W_hh, with W_hh^T read transposed.
         unsafe {
@@ -570,10 +568,7 @@ fn gradients_as<T: GpuReal>(op: &Recurrence, args: [&Tensor; 5]) -> Result<[Tens
             let d_bias = at::<T>(d_weights_ptr, (width + hidden) * four);
             let (rows_arg, columns_arg) = (rows as i32, four as i32);
             let mut launch = sums.builder();
-            launch.arg(&d_projected_ptr);
-            launch.arg(&d_bias);
-            launch.arg(&rows_arg);
-            launch.arg(&columns_arg);
+            candle_core::builder_arg!(launch, d_projected_ptr, d_bias, rows_arg, columns_arg);
             unsafe { launch.launch(launch_config(four)?) }.w()?;
             (d_inputs, d_weights)
         }

@@ -633,6 +633,25 @@ fn assert_all_close(fused: &[Tensor], reference: &[Tensor], label: &str) {
     }
 }
 
+/// Runs `run` on the model's weights on every test device, then on the CPU's
+/// step-by-step graph, and compares each device's results with the graph's.
+fn assert_fused_equals_step_by_step(
+    model: &mut MelodyModel,
+    label: &str,
+    run: impl Fn(&MelodyModel) -> Vec<Tensor>,
+) {
+    let fused: Vec<_> = devices()
+        .iter()
+        .map(|device| run(&moved(model, device)))
+        .collect();
+    model.set_step_by_step(true);
+    let reference = run(model);
+    for fused in fused {
+        let label = format!("{label} on {:?}", fused[0].device());
+        assert_all_close(&fused, &reference, &label);
+    }
+}
+
 /// The gradients of every parameter, then of every layer's initial h and c.
 fn gradients(
     model: &MelodyModel,
@@ -723,16 +742,11 @@ fn fused_training_loss_equals_the_graph() {
                 found.extend(gradients(model, &grads, &initial));
                 found
             };
-            let fused: Vec<_> = devices()
-                .iter()
-                .map(|device| run(&moved(&model, device)))
-                .collect();
-            model.set_step_by_step(true);
-            let reference = run(&model);
-            for fused in fused {
-                let label = format!("{dtype:?}, {layers} layers on {:?}", fused[0].device());
-                assert_all_close(&fused, &reference, &label);
-            }
+            assert_fused_equals_step_by_step(
+                &mut model,
+                &format!("{dtype:?}, {layers} layers"),
+                run,
+            );
         }
     }
 }
@@ -777,19 +791,7 @@ fn fused_recurrence_equals_step_by_step() {
             found.extend(gradients(model, &grads, &initial));
             found
         };
-        let fused: Vec<_> = devices()
-            .iter()
-            .map(|device| run(&moved(&model, device)))
-            .collect();
-        model.set_step_by_step(true);
-        let reference = run(&model);
-        for fused in fused {
-            assert_all_close(
-                &fused,
-                &reference,
-                &format!("{dtype:?} on {:?}", fused[0].device()),
-            );
-        }
+        assert_fused_equals_step_by_step(&mut model, &format!("{dtype:?}"), run);
     }
 }
 
@@ -834,19 +836,7 @@ fn a_wide_fused_recurrence_equals_step_by_step() {
         found.extend(gradients(model, &grads, &initial));
         found
     };
-    let fused: Vec<_> = devices()
-        .iter()
-        .map(|device| run(&moved(&model, device)))
-        .collect();
-    model.set_step_by_step(true);
-    let reference = run(&model);
-    for fused in fused {
-        assert_all_close(
-            &fused,
-            &reference,
-            &format!("hidden 300 on {:?}", fused[0].device()),
-        );
-    }
+    assert_fused_equals_step_by_step(&mut model, "hidden 300", run);
 }
 
 /// A two-layer model reading two side inputs (of 3 and 4 values).
@@ -895,16 +885,7 @@ fn side_inputs_run_the_same_every_way() {
             found.extend(gradients(model, &grads, &initial));
             found
         };
-        let fused: Vec<_> = devices()
-            .iter()
-            .map(|device| run(&moved(&model, device)))
-            .collect();
-        model.set_step_by_step(true);
-        let reference = run(&model);
-        for fused in fused {
-            let label = format!("side inputs, {dtype:?} on {:?}", fused[0].device());
-            assert_all_close(&fused, &reference, &label);
-        }
+        assert_fused_equals_step_by_step(&mut model, &format!("side inputs, {dtype:?}"), run);
     }
     let model = with_side_inputs(DType::F64);
     let input = model.ids_tensor(&rows).unwrap();
