@@ -34,6 +34,9 @@ pub struct MeterMeasures {
     /// first downbeat (the last bar full) or with the upbeat (the last bar
     /// completing the upbeat's): the two ways songs end on a bar line.
     pub ending_at_bar_end: f64,
+    /// Share whose last note is the tonic, of those with a tonality: the
+    /// same measure as [`crate::SetStatistics::ends_on_tonic`], per meter.
+    pub ends_on_tonic: f64,
     /// Share ended by `.`.
     pub closed: f64,
 }
@@ -45,10 +48,20 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
     let mut onsets = vec![0f64; bar];
     let mut long = vec![0f64; bar];
     let (mut count, mut crossing, mut at_bar_end, mut closed) = (0usize, 0usize, 0usize, 0usize);
+    let (mut with_tonality, mut tonic_endings) = (0usize, 0usize);
     for (song, metric) in melodies {
         // Where step 0 falls in its bar.
         let offset = (bar - metric.pickup % bar) % bar;
-        for note in notes(&song.tokens) {
+        let song_notes = notes(&song.tokens);
+        if let Some(tonality) = song.tonality {
+            with_tonality += 1;
+            tonic_endings += usize::from(
+                song_notes
+                    .last()
+                    .is_some_and(|last| tonality.is_tonic(last.pitch % 12)),
+            );
+        }
+        for note in song_notes {
             let position = (note.onset + offset) % bar;
             onsets[position] += 1.0;
             if note.length >= long_steps {
@@ -78,6 +91,7 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
         long_note_profile: shares(long),
         ties_per_100_notes: 100.0 * crossing as f64 / count.max(1) as f64,
         ending_at_bar_end: share(at_bar_end),
+        ends_on_tonic: tonic_endings as f64 / with_tonality.max(1) as f64,
         closed: share(closed),
     }
 }
@@ -162,6 +176,7 @@ pub fn compare_modes(generated: &[Song], test: &[Song]) -> Vec<ModeComparison> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Tonality;
     use grid_codec::parse_tokens;
 
     fn song(text: &str, closed: bool) -> Song {
@@ -195,6 +210,30 @@ mod tests {
         };
         let measures = meter_measures(&[(&melody, metric)], 8);
         assert_eq!(measures.notes, 6);
+        // Without a tonality no ending is counted; in C major (or the
+        // reference keys, C or A) its last note, A, is not the tonic.
+        assert_eq!(measures.ends_on_tonic, 0.0);
+        let in_c = |tonality| Song {
+            tonality: Some(tonality),
+            ..melody.clone()
+        };
+        let c_major: esac_parse::Key = "C major".parse().unwrap();
+        let found = |songs: &[Song]| {
+            let pairs: Vec<_> = songs.iter().map(|s| (s, metric)).collect();
+            meter_measures(&pairs, 8).ends_on_tonic
+        };
+        assert_eq!(found(&[in_c(Tonality::Key(c_major))]), 0.0);
+        assert_eq!(found(&[in_c(Tonality::ReferenceKeys)]), 1.0);
+        // Two of three with a tonality end on it; the one without is left out.
+        assert_eq!(
+            found(&[
+                in_c(Tonality::ReferenceKeys),
+                in_c(Tonality::Key(c_major)),
+                in_c(Tonality::ReferenceKeys),
+                melody.clone()
+            ]),
+            2.0 / 3.0
+        );
         let mut profile = vec![0.0; 12];
         profile[0] = 2.0 / 6.0;
         profile[4] = 1.0 / 6.0;
