@@ -795,7 +795,7 @@ fn fused_recurrence_equals_step_by_step() {
     }
 }
 
-/// The fused recurrence at a width whose steps fill several GPU thread blocks
+/// The fused recurrence at a width whose steps need more than one GPU thread block
 /// (5 rows of 300 units), with side inputs, a second layer and dropout: logits,
 /// final state and every gradient against the step-by-step graph on the CPU.
 #[test]
