@@ -191,7 +191,7 @@ pub struct TrainArgs {
     /// Where the model trains.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// Threads that share each batch [default: all cores].
+    /// Threads that share each batch [default: all cores on the CPU, 1 on a GPU].
     #[arg(long)]
     pub threads: Option<usize>,
     /// No progress bar.
@@ -283,6 +283,17 @@ impl TrainArgs {
 /// Cores to use when none are given.
 pub fn available_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Threads that share a batch when none are given: every core on the CPU, one
+/// on a GPU, which runs a batch as a whole (more threads would only queue
+/// their shards on the same device).
+fn default_threads(device: &Device) -> usize {
+    if device.is_cpu() {
+        available_threads()
+    } else {
+        1
+    }
 }
 
 /// The run folder: RUNS/NAME, or when no name was given and RUNS/erk already
@@ -450,11 +461,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             &config.model_config(dataset.vocabulary.len(), dataset.conditioning.as_ref())
         )
     );
+    let threads = args.threads.unwrap_or_else(|| default_threads(&device));
     let options = RunOptions {
         resume: args.resume,
         init,
         device,
-        threads: args.threads.unwrap_or_else(available_threads),
+        threads,
     };
     let mut csv = MetricsCsv::new(&run_dir);
     let mut tensorboard = TensorBoard::new(&run_dir);
@@ -547,7 +559,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 /// `cargo xtask eval`: whole-song NLL of a model on the test split of prepared
 /// data (the model's own when it is a run folder).
 pub fn eval(model: &ModelRef, data: Option<&Path>, device: DeviceArg) -> Result<()> {
-    let folder = ModelFolder::open(model, &device.device()?)?;
+    let device = device.device()?;
+    let folder = ModelFolder::open(model, &device)?;
     let data_dir = match (data, folder.data_dir()) {
         (Some(data), _) => data.to_owned(),
         (None, Some(own)) => own,
@@ -581,7 +594,7 @@ pub fn eval(model: &ModelRef, data: Option<&Path>, device: DeviceArg) -> Result<
         dataset.condition(conditioning.clone());
     }
     let (test, per_collection) =
-        trainer::evaluate_test(&folder.model, &dataset, available_threads())?;
+        trainer::evaluate_test(&folder.model, &dataset, default_threads(&device))?;
     if per_collection.is_empty() {
         println!("{}", serde_json::to_string_pretty(&test)?);
     } else {
