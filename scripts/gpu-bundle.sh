@@ -12,14 +12,10 @@
 #
 # BUILT_AT is this checkout's path, which the test binary reads its fixtures
 # from (printed at the end); the skipped test reads ../shared, which does not
-# travel. Uses check-cuda.sh's compiler environment.
+# travel. Uses scripts/cuda-env.sh's compiler environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${ESAC_MELODY_CUDA_VENV:-$HOME/.cache/esac-melody/cuda-venv}
-[ -x "$venv/bin/python" ] || { echo "gpu-bundle: run scripts/check-cuda.sh first (it makes $venv)" >&2; exit 1; }
-cuda=$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')
-export PATH="$cuda/bin:$PATH" CUDA_ROOT="$cuda" CUDA_PATH="$cuda"
-export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} CUDAFORGE_THREADS=${CUDAFORGE_THREADS:-$(nproc)}
+source scripts/cuda-env.sh
 # The stubs: every function name cudarc declares for each library Candle links.
 version=$(grep -A1 '^name = "cudarc"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')
 cudarc=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"cudarc-$version" | head -1)

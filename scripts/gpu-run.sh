@@ -7,22 +7,19 @@
 #
 #   OUT=gpu-figures scripts/gpu-run.sh
 #
-# Needs the NVIDIA driver and nvcc: the CUDA toolkit, or the environment
-# scripts/check-cuda.sh makes (ESAC_MELODY_CUDA_VENV).
+# Needs the NVIDIA driver and nvcc: the CUDA toolkit, or else the environment
+# scripts/cuda-env.sh makes (which needs the package index).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-target/gpu-run}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv | tee "$out/gpu.csv"
-venv=${ESAC_MELODY_CUDA_VENV:-$HOME/.cache/esac-melody/cuda-venv}
-if ! command -v nvcc >/dev/null && [ -x "$venv/bin/python" ]; then
-  cuda=$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')
-  export PATH="$cuda/bin:$PATH" CUDA_ROOT="$cuda" CUDA_PATH="$cuda"
-  export LD_LIBRARY_PATH="$cuda/lib:${LD_LIBRARY_PATH:-}"
-fi
-command -v nvcc >/dev/null || { echo "gpu-run: no nvcc; install the CUDA toolkit or run scripts/check-cuda.sh first" >&2; exit 1; }
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-$cap}
+if ! command -v nvcc >/dev/null; then
+  source scripts/cuda-env.sh
+  export LD_LIBRARY_PATH="$cuda/lib:${LD_LIBRARY_PATH:-}"
+fi
 export CARGO_TARGET_DIR=${ESAC_MELODY_CUDA_TARGET:-target/cuda}
 LSTM_CANDLE_TEST_DEVICE=cuda cargo test --release -p lstm-candle --features cuda --test numerics 2>&1 | tee "$out/numerics.log"
 xtask() { cargo run --release -q -p xtask --features cuda -- "$@"; }

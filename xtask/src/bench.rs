@@ -67,7 +67,7 @@ pub fn parse(data: &Path, iterations: usize) -> Result<ParseBench> {
 #[derive(Debug, Serialize)]
 pub struct TrainBench {
     pub bench: &'static str,
-    /// Where it ran, as Candle names it (`Cpu`, `Cuda(..)`).
+    /// Where it ran ([`device_name`]).
     pub device: String,
     pub hidden: usize,
     pub layers: usize,
@@ -81,6 +81,11 @@ pub struct TrainBench {
     pub recurrence: &'static str,
     pub median_step_ms: f64,
     pub tokens_per_s: f64,
+}
+
+/// Where a benchmark ran, as Candle names it (`Cpu`, `Cuda { gpu_id: 0 }`).
+fn device_name(device: &candle_core::Device) -> String {
+    format!("{:?}", device.location())
 }
 
 /// The model size and batch of a training benchmark.
@@ -152,7 +157,7 @@ pub fn train(
     let median = times[times.len() / 2].as_secs_f64();
     Ok(TrainBench {
         bench: "train-step",
-        device: format!("{:?}", device.location()),
+        device: device_name(device),
         hidden,
         layers,
         vocab,
@@ -219,7 +224,7 @@ pub fn sample(
     Ok(SampleBench {
         bench: "sample",
         model: model_dir.display().to_string(),
-        device: format!("{:?}", device.location()),
+        device: device_name(device),
         melodies,
         tokens,
         seconds,
@@ -279,7 +284,7 @@ pub fn prefix(
     };
     Ok(PrefixBench {
         bench: "sample-prefix",
-        device: format!("{:?}", device.location()),
+        device: device_name(device),
         prefix,
         stateful_ms: median_ms(stateful),
         refeed_ms: median_ms(refeed),
