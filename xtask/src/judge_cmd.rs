@@ -28,6 +28,9 @@ pub struct SampleRecord {
     /// What each melody was asked to be, when the model reads conditions.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub asked: BTreeMap<String, Asked>,
+    /// The weight that guided each melody towards its mode, where one did.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub mode_guidance: BTreeMap<String, f64>,
 }
 
 impl SampleRecord {

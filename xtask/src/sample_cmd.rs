@@ -77,6 +77,12 @@ pub struct SampleArgs {
     /// the training songs with the meter, mode and style with --condition, else 0].
     #[arg(long, value_name = "STEPS")]
     pub pickup: Option<u32>,
+    /// Steer a model trained with --condition towards the asked mode: each
+    /// note's pitch is drawn from its logits pushed away from the other
+    /// mode's by this weight (0: not at all, at most 2); rhythm is untouched
+    /// [default: the model's generation_config.json per mode, else 0].
+    #[arg(long, value_name = "WEIGHT")]
+    pub mode_guidance: Option<f64>,
     /// Write the score, MIDI and WAV in this key: C, G, Bb, F# (lower case for
     /// minor: a, e, f#), or with a mode: "D dorian". The tokens (printed and in
     /// .txt) stay in the model's key, so that `judge` compares them with the
@@ -122,6 +128,7 @@ impl SampleArgs {
             mode: self.mode,
             style: self.style.clone(),
             pickup: self.pickup,
+            mode_guidance: self.mode_guidance,
             key: self.key,
             tempo: self.tempo,
         })
@@ -154,6 +161,11 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
             .iter()
             .filter_map(|m| Some((m.name.clone(), m.asked.clone()?)))
             .collect(),
+        mode_guidance: melodies
+            .iter()
+            .filter(|m| m.mode_guidance > 0.0)
+            .map(|m| (m.name.clone(), m.mode_guidance))
+            .collect(),
     };
     trainer::write_atomic(
         &args.out.join(judge_cmd::SAMPLE_RECORD),
@@ -165,7 +177,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         let name = &composed.name;
         if let Some(asked) = &composed.asked {
             println!(
-                "{name} asked for: {} bars of {}{}, {}, style {}",
+                "{name} asked for: {} bars of {}{}, {}{}, style {}",
                 asked.bars,
                 asked.meter,
                 if asked.pickup > 0 {
@@ -174,6 +186,11 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
                     String::new()
                 },
                 if asked.minor { "minor" } else { "major" },
+                if composed.mode_guidance > 0.0 {
+                    format!(" (guided, weight {})", composed.mode_guidance)
+                } else {
+                    String::new()
+                },
                 asked.style
             );
         }

@@ -89,6 +89,43 @@ fn a_conditioned_model_is_asked_for_meter_mode_length_and_upbeat() {
         "{score}"
     );
 
+    // Guided towards the asked mode: said, and recorded per melody.
+    let guided = dir.path().join("guided");
+    let stdout = succeeds(&[
+        "sample",
+        "--model",
+        run.to_str().unwrap(),
+        "--num",
+        "2",
+        "--mode",
+        "minor",
+        "--mode-guidance",
+        "0.5",
+        "--bars",
+        "2",
+        "--out",
+        guided.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout.contains(", minor (guided, weight 0.5), style"),
+        "{stdout}"
+    );
+    let record = json(&guided.join("sample.json"));
+    assert_eq!(record["mode_guidance"]["melody-2"], 0.5);
+    let error = fails(&[
+        "sample",
+        "--model",
+        run.to_str().unwrap(),
+        "--mode-guidance",
+        "3",
+        "--out",
+        guided.to_str().unwrap(),
+    ]);
+    assert!(
+        error.contains("--mode-guidance: 3 is out of range: from 0 (no guidance) to 2"),
+        "{error}"
+    );
+
     // What the model was not trained on is refused with what it knows (the
     // 100 songs hold at least 20 in 2/4 and in 6/8, no other meter).
     let error = fails(&[
@@ -130,15 +167,54 @@ fn a_conditioned_model_is_asked_for_meter_mode_length_and_upbeat() {
         error.contains("was not trained with --condition"),
         "{error}"
     );
+    let error = fails(&[
+        "sample",
+        "--model",
+        "assets/erk",
+        "--mode-guidance",
+        "0.3",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert!(
+        error.contains("--mode-guidance: the model was not trained with --condition"),
+        "{error}"
+    );
 
     // eval scores the test songs with their own meters, modes and bars.
     let stdout = succeeds(&["eval", "--model", run.to_str().unwrap()]);
     assert!(stdout.contains("nll_per_token"), "{stdout}");
 
-    // Fine-tuning keeps the starting model's conditioning without being told.
-    train_tiny(&songs, &runs, "tuned", &["--init", run.to_str().unwrap()]);
-    assert_eq!(
-        json(&runs.join("tuned/config.json"))["conditioning"],
-        config["conditioning"]
+    // Fine-tuning keeps the starting model's conditioning without being told,
+    // and may withhold mode and style from a share of the songs.
+    train_tiny(
+        &songs,
+        &runs,
+        "tuned",
+        &[
+            "--init",
+            run.to_str().unwrap(),
+            "--condition-dropout",
+            "0.25",
+        ],
+    );
+    let tuned = json(&runs.join("tuned/config.json"));
+    assert_eq!(tuned["conditioning"], config["conditioning"]);
+    assert_eq!(tuned["training"]["condition_dropout"], 0.25);
+    let error = fails(&[
+        "train",
+        "--data",
+        songs.to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+        "--name",
+        "plain",
+        "--condition-dropout",
+        "0.1",
+        "--quiet",
+    ]);
+    assert!(
+        error.contains("--condition-dropout withholds conditions, so it needs --condition"),
+        "{error}"
     );
 }

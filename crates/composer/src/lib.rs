@@ -16,7 +16,7 @@ use grid_codec::{DecodeOptions, Encoding, Token, decode, transpose};
 use melody_formats::audio::{SoundFont, SynthOptions, write_wav, write_wav_soundfont};
 use melody_formats::midi::{MidiOptions, to_midi};
 use model_folder::ModelFolder;
-use sampler::{MelodyPlan, SampleError, SamplingConfig};
+use sampler::{Contrast, MelodyPlan, SampleError, SamplingConfig};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -24,6 +24,9 @@ use thiserror::Error;
 pub const MAX_BARS: usize = 64;
 /// The most grid steps a melody may be asked for with `max_len`.
 pub const MAX_LENGTH: usize = 4096;
+/// The strongest mode guidance a melody may be asked for: beyond 1 the
+/// melodies leave the style of any song.
+pub const MAX_MODE_GUIDANCE: f64 = 2.0;
 /// Slowest and fastest tempo, in quarter notes per minute.
 pub const TEMPO_RANGE: (f64, f64) = (20.0, 400.0);
 /// The meter a score is written in when neither the user nor the model says.
@@ -44,6 +47,7 @@ pub enum Field {
     Mode,
     Style,
     Pickup,
+    ModeGuidance,
     Key,
     Tempo,
 }
@@ -62,6 +66,7 @@ impl Field {
             Field::Mode => "mode",
             Field::Style => "style",
             Field::Pickup => "pickup",
+            Field::ModeGuidance => "mode_guidance",
             Field::Key => "key",
             Field::Tempo => "tempo",
         }
@@ -139,6 +144,9 @@ pub struct Settings {
     pub style: Option<String>,
     /// Grid steps of an upbeat before the first full bar.
     pub pickup: Option<u32>,
+    /// How strongly to steer the melody towards its mode, 0 for not at all
+    /// (see `sampler::Contrast`); `None` takes the model's weight for the mode.
+    pub mode_guidance: Option<f64>,
     /// The key the score, MIDI and WAV are written in.
     pub key: Option<Key>,
     /// Quarter notes per minute.
@@ -160,6 +168,7 @@ impl Default for Settings {
             mode: None,
             style: None,
             pickup: None,
+            mode_guidance: None,
             key: None,
             tempo: 100.0,
         }
@@ -186,6 +195,14 @@ impl Settings {
                     "{} is out of range: quarter notes per minute from {slowest} to {fastest}",
                     self.tempo
                 ),
+            ));
+        }
+        if let Some(weight) = self.mode_guidance
+            && !(0.0..=MAX_MODE_GUIDANCE).contains(&weight)
+        {
+            return Err(ComposeError::setting(
+                Field::ModeGuidance,
+                format!("{weight} is out of range: from 0 (no guidance) to {MAX_MODE_GUIDANCE}"),
             ));
         }
         if let Some(bars) = self.bars
@@ -264,6 +281,8 @@ fn generated_tokens_for_bars(
 pub struct Plan {
     pub sampling: MelodyPlan,
     pub asked: Option<Asked>,
+    /// The weight guiding it towards its asked mode (0: none).
+    pub mode_guidance: f64,
 }
 
 /// Plans melody `index` of a request: its seed is `settings.seed + index`,
@@ -292,11 +311,12 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
         for (given, field) in [
             (settings.mode.is_some(), Field::Mode),
             (settings.style.is_some(), Field::Style),
+            (settings.mode_guidance.is_some(), Field::ModeGuidance),
         ] {
             if given {
                 return Err(ComposeError::setting(
                     field,
-                    "the model was not trained with --condition, so it cannot be asked for a mode or style (train with --condition)",
+                    "the model was not trained with --condition, so it cannot be asked for a mode or style, nor guided towards one (train with --condition)",
                 ));
             }
         }
@@ -308,8 +328,10 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
             sampling: MelodyPlan {
                 config,
                 side: Vec::new(),
+                contrast: None,
             },
             asked: None,
+            mode_guidance: 0.0,
         });
     };
     let request = Request {
@@ -361,9 +383,32 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
     if settings.max_len.is_none() {
         config.max_len = steps.saturating_sub(primer);
     }
+    // Steered towards the asked mode by contrast with the other one.
+    let mode_guidance = settings
+        .mode_guidance
+        .unwrap_or_else(|| folder.generation.mode_guidance.weight(asked.minor));
+    let contrast = if mode_guidance > 0.0 {
+        let other_mode = Asked {
+            minor: !asked.minor,
+            ..asked.clone()
+        };
+        conditioning
+            .schedule(&other_mode, step, steps)
+            .map(|side| Contrast {
+                side,
+                weight: mode_guidance,
+            })
+    } else {
+        None
+    };
     Ok(Plan {
-        sampling: MelodyPlan { config, side },
+        sampling: MelodyPlan {
+            config,
+            side,
+            contrast,
+        },
         asked: Some(asked),
+        mode_guidance,
     })
 }
 
@@ -398,6 +443,7 @@ pub fn compose(
                 tokens,
                 closed,
                 plan.asked,
+                plan.mode_guidance,
             )
         })
         .collect()
@@ -412,6 +458,8 @@ pub struct Composed {
     /// Ended by the model (`.`), not stopped at the length limit.
     pub closed: bool,
     pub asked: Option<Asked>,
+    /// The weight that guided it towards its asked mode (0: none).
+    pub mode_guidance: f64,
     /// In the key it is written in, with meter, upbeat and tempo.
     pub melody: Melody,
     pub key: Key,
@@ -444,6 +492,7 @@ pub fn notate(
     tokens: Vec<Token>,
     closed: bool,
     asked: Option<Asked>,
+    mode_guidance: f64,
 ) -> Result<Composed, ComposeError> {
     let meter = asked
         .as_ref()
@@ -496,6 +545,7 @@ pub fn notate(
         tokens,
         closed,
         asked,
+        mode_guidance,
         melody,
         key,
         meter,

@@ -3,7 +3,7 @@
 // note highlighted. No build step; abcjs is served beside this file.
 "use strict";
 
-const SETTINGS = ["model", "bars", "meter", "mode", "style", "pickup", "prime", "start_like",
+const SETTINGS = ["model", "bars", "meter", "mode", "style", "pickup", "mode_guidance", "prime", "start_like",
   "seed", "temperature", "top_k", "top_p", "max_len", "key", "tempo"];
 const $ = (id) => document.getElementById(id);
 const state = { models: [], melody: null, tune: null, timing: null, playing: [] };
@@ -35,7 +35,7 @@ async function chooseModel(name) {
   const model = state.models.find((m) => m.name === name) || state.models[0];
   if (!model) return;
   const conditioned = Boolean(model.conditioned);
-  for (const id of ["meter", "mode", "style"]) $(id).disabled = !conditioned && id !== "meter";
+  for (const id of ["meter", "mode", "style", "mode_guidance"]) $(id).disabled = !conditioned && id !== "meter";
   if (conditioned) {
     setOptions($("meter"), model.conditions.meters, "drawn");
     setOptions($("style"), model.conditions.styles, "drawn");

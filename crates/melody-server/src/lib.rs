@@ -327,6 +327,7 @@ fn describe(loaded: &Loaded) -> Value {
             "top_k": generation.top_k,
             "top_p": generation.top_p,
             "max_len": generation.max_length,
+            "mode_guidance": generation.mode_guidance,
             "tempo": Settings::default().tempo,
         },
         "limits": {
@@ -362,7 +363,7 @@ struct Request {
     canonical: String,
 }
 
-const KNOWN: [&str; 16] = [
+const KNOWN: [&str; 17] = [
     "model",
     "seed",
     "temperature",
@@ -376,6 +377,7 @@ const KNOWN: [&str; 16] = [
     "mode",
     "style",
     "pickup",
+    "mode_guidance",
     "key",
     "tempo",
     "grammar",
@@ -455,6 +457,7 @@ fn parse_request(pairs: Vec<(String, String)>) -> Result<Request, ServerError> {
             .transpose()?,
         style: params.get("style").cloned(),
         pickup: parse_field(&params, "pickup", "a whole number of grid steps")?,
+        mode_guidance: parse_field(&params, "mode_guidance", "a number from 0 to 2")?,
         key: params
             .get("key")
             .map(|k| k.parse::<Key>().map_err(|e| name_error("key", e)))
@@ -577,6 +580,7 @@ async fn compose(
         tokens,
         closed,
         plan.asked,
+        plan.mode_guidance,
     )?);
     let mut cache = state.cache.lock().expect("not poisoned");
     cache.push_back((key, composed.clone()));
@@ -659,6 +663,7 @@ fn describe_melody(
             "style": a.style,
             "bars": a.bars,
             "pickup": a.pickup,
+            "mode_guidance": composed.mode_guidance,
         })),
         "key": composed.key.to_string(),
         "meter": composed.meter.to_string(),

@@ -52,6 +52,7 @@ fn a_melody_is_the_one_the_composer_gives_the_command_line() {
     );
     assert_eq!(melody["asked"]["meter"], "3/4");
     assert_eq!(melody["asked"]["mode"], "minor");
+    assert_eq!(melody["asked"]["mode_guidance"], 0.0);
     assert_eq!(melody["asked"]["bars"], 8);
     assert_eq!(melody["key"], "A minor");
     let abc = melody["abc"].as_str().unwrap();
@@ -126,6 +127,8 @@ fn a_melody_can_start_like_a_held_out_song() {
     assert_eq!(melody["asked"]["pickup"], 2);
     assert_eq!(melody["asked"]["style"], "deutschl/erk");
     assert_eq!(melody["asked"]["mode"], "major");
+    // The shipped model guides major melodies towards major by default.
+    assert_eq!(melody["asked"]["mode_guidance"], 0.3);
     // The primer (10 grid steps) is also the opening of the training song.
     assert!(
         melody["statistics"]["longest_copy"].as_u64().unwrap() >= 10,
@@ -153,6 +156,24 @@ fn bad_settings_are_refused_naming_the_field() {
         ("mode=sideways", 400, Some("mode"), "mode"),
         ("key=H", 400, Some("key"), "letter"),
         ("pickup=99&meter=2/4", 400, Some("pickup"), "from 0 to 7"),
+        (
+            "mode_guidance=2.5",
+            400,
+            Some("mode_guidance"),
+            "from 0 (no guidance) to 2",
+        ),
+        (
+            "mode_guidance=lots",
+            400,
+            Some("mode_guidance"),
+            "a number from 0 to 2",
+        ),
+        (
+            "model=erk&mode_guidance=0.3",
+            400,
+            Some("mode_guidance"),
+            "--condition",
+        ),
         ("prime=_", 400, Some("prime"), "cannot start with"),
         ("prime=60%20999", 400, Some("prime"), "not a grid token"),
         ("max_len=9999", 400, Some("max_len"), "4096"),

@@ -103,6 +103,31 @@ pub struct GenerationConfig {
     pub temperature: f64,
     pub top_k: Option<usize>,
     pub top_p: Option<f64>,
+    /// For a conditioned model: how strongly each asked mode is guided (see
+    /// `sampler::Contrast`); absent means not at all.
+    #[serde(skip_serializing_if = "ModeGuidance::is_none")]
+    pub mode_guidance: ModeGuidance,
+}
+
+/// Guidance weight towards each asked mode, measured per model: guiding
+/// minor melodies away from major can push them into raised notes that sound
+/// major, so the two get their own weights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModeGuidance {
+    pub major: f64,
+    pub minor: f64,
+}
+
+impl ModeGuidance {
+    fn is_none(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The weight for a melody asked to be minor (or major).
+    pub fn weight(&self, minor: bool) -> f64 {
+        if minor { self.minor } else { self.major }
+    }
 }
 
 impl Default for GenerationConfig {
@@ -116,6 +141,7 @@ impl Default for GenerationConfig {
             temperature: 1.0,
             top_k: None,
             top_p: None,
+            mode_guidance: ModeGuidance::default(),
         }
     }
 }

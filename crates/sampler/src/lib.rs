@@ -42,6 +42,10 @@ pub enum SampleError {
         rows: usize,
         given: usize,
     },
+    #[error("a contrast needs a model with side inputs; this one reads none")]
+    ContrastWithoutSideInputs,
+    #[error("contrast weight {0} must be a finite number, 0 or more")]
+    ContrastWeight(f64),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -176,7 +180,11 @@ impl<'m> Session<'m> {
             .collect();
         let side_tensors = model.side_tensors(&prefix)?;
         let (logits, state) = model.forward(&input, &side_tensors, None, None)?;
-        let last = logits.narrow(1, ids.len() - 1, 1)?.squeeze(1)?;
+        // Contiguous, as the row selections of later steps need.
+        let last = logits
+            .narrow(1, ids.len() - 1, 1)?
+            .squeeze(1)?
+            .contiguous()?;
         Ok(Self {
             model,
             stepper: model.stepper()?,
@@ -229,18 +237,32 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
-    /// Next-token probabilities of every row, each at its own temperature.
-    fn probabilities(&self, temperatures: &[f64]) -> Result<Vec<Vec<f32>>, SampleError> {
-        let temperatures: Vec<f32> = temperatures.iter().map(|&t| t as f32).collect();
-        let temperatures =
-            Tensor::from_vec(temperatures, (self.rows.len(), 1), self.model.device())?;
-        let scaled = self
-            .logits
-            .to_dtype(candle_core::DType::F32)?
-            .broadcast_div(&temperatures)?;
-        let probs = softmax(&scaled)?;
-        Ok(probs.to_vec2()?)
+    /// Keeps only the batch rows that continue the given rows of the side
+    /// values (in that order).
+    fn keep_side_rows(&mut self, side_rows: &[usize]) -> Result<(), SampleError> {
+        let size = self.rows.iter().copied().max().map_or(0, |row| row + 1);
+        let mut position = vec![usize::MAX; size];
+        for (batch_row, &side_row) in self.rows.iter().enumerate() {
+            position[side_row] = batch_row;
+        }
+        let batch_rows: Vec<usize> = side_rows.iter().map(|&r| position[r]).collect();
+        self.keep_rows(&batch_rows)
     }
+}
+
+/// Next-token probabilities of each row of `(rows, vocab)` logits, each at
+/// its own temperature.
+fn probabilities(logits: &Tensor, temperatures: &[f64]) -> Result<Vec<Vec<f32>>, SampleError> {
+    let temperatures: Vec<f32> = temperatures.iter().map(|&t| t as f32).collect();
+    let temperatures = Tensor::from_vec(
+        temperatures.clone(),
+        (temperatures.len(), 1),
+        logits.device(),
+    )?;
+    let scaled = logits
+        .to_dtype(candle_core::DType::F32)?
+        .broadcast_div(&temperatures)?;
+    Ok(softmax(&scaled)?.to_vec2()?)
 }
 
 fn softmax(logits: &Tensor) -> candle_core::Result<Tensor> {
@@ -248,6 +270,74 @@ fn softmax(logits: &Tensor) -> candle_core::Result<Tensor> {
     let max = logits.max_keepdim(D::Minus1)?;
     let exp = logits.broadcast_sub(&max)?.exp()?;
     exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
+}
+
+/// Next-token probabilities of the `active` melodies, from the session's
+/// `logits` (their rows first, then their contrasts' in the same order), each
+/// at its own temperature and guided by its contrast where it has one. The
+/// guidance re-weights only which pitch a new note takes (`is_note` per id):
+/// the chance of a new note, a hold, a rest or the end stays the model's, so
+/// that the melody keeps the model's rhythm.
+fn guided_probabilities(
+    logits: &Tensor,
+    active: &[usize],
+    plans: &[MelodyPlan],
+    temperatures: &[f64],
+    is_note: &[bool],
+) -> Result<Vec<Vec<f32>>, SampleError> {
+    let melodies = active.len();
+    if logits.dim(0)? == melodies {
+        return probabilities(logits, temperatures);
+    }
+    let own = logits.narrow(0, 0, melodies)?;
+    // Each melody's contrast row, or its own row where it has none (a zero
+    // difference).
+    let mut contrasts = 0;
+    let mut index = Vec::with_capacity(melodies);
+    let mut weights = Vec::with_capacity(melodies);
+    for (batch_row, &melody) in active.iter().enumerate() {
+        match &plans[melody].contrast {
+            Some(contrast) => {
+                index.push((melodies + contrasts) as u32);
+                weights.push(contrast.weight as f32);
+                contrasts += 1;
+            }
+            None => {
+                index.push(batch_row as u32);
+                weights.push(0.0);
+            }
+        }
+    }
+    let device = logits.device();
+    let other = logits.index_select(&Tensor::new(index, device)?, 0)?;
+    let weights = Tensor::from_vec(weights, (melodies, 1), device)?.to_dtype(own.dtype())?;
+    let guided = (&own + (&own - other)?.broadcast_mul(&weights)?)?;
+    let mut own = probabilities(&own, temperatures)?;
+    let guided = probabilities(&guided, temperatures)?;
+    for ((row, &melody), guided) in own.iter_mut().zip(active).zip(guided) {
+        if plans[melody].contrast.is_none() {
+            continue;
+        }
+        let notes = |probs: &[f32]| -> f32 {
+            probs
+                .iter()
+                .zip(is_note)
+                .filter(|(_, note)| **note)
+                .map(|(p, _)| p)
+                .sum()
+        };
+        let (own_notes, guided_notes) = (notes(row), notes(&guided));
+        if guided_notes <= 0.0 {
+            continue;
+        }
+        let scale = own_notes / guided_notes;
+        for ((p, g), note) in row.iter_mut().zip(guided).zip(is_note) {
+            if *note {
+                *p = g * scale;
+            }
+        }
+    }
+    Ok(own)
 }
 
 /// Picks an index from `probs` after top-k and top-p filtering.
@@ -285,13 +375,25 @@ fn pick(probs: &mut [f32], config: &SamplingConfig, rng: &mut ChaCha8Rng) -> usi
     order[0]
 }
 
-/// One melody to generate: how its tokens are picked (with its own seed)
-/// and its side values, `[input][step]` as in [`SideValues`] (empty for a
-/// model without side inputs).
+/// One melody to generate: how its tokens are picked (with its own seed),
+/// its side values, `[input][step]` as in [`SideValues`] (empty for a
+/// model without side inputs), and side values to steer away from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MelodyPlan {
     pub config: SamplingConfig,
     pub side: Vec<Vec<u32>>,
+    pub contrast: Option<Contrast>,
+}
+
+/// Guidance by contrast, as classifier-free guidance does with an
+/// unconditioned model: the melody's tokens also run with other side values,
+/// and its next-token logits `l` become `l + weight * (l - l_contrast)`, which
+/// strengthens whatever its own side values say and the contrast's do not.
+/// Weight 0 samples as without a contrast (at the cost of its rows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contrast {
+    pub side: Vec<Vec<u32>>,
+    pub weight: f64,
 }
 
 /// Generates `count` melodies continuing `primer` (which may be empty: every
@@ -323,6 +425,7 @@ pub fn generate(
                 ..*config
             },
             side: sides.next().unwrap_or_default(),
+            contrast: None,
         })
         .collect();
     generate_each(model, vocabulary, primer, &plans)
@@ -339,6 +442,14 @@ pub fn generate_each(
 ) -> Result<Vec<(Vec<Token>, bool)>, SampleError> {
     for plan in plans {
         plan.config.validate()?;
+        if let Some(contrast) = &plan.contrast {
+            if model.config.side_inputs.is_empty() {
+                return Err(SampleError::ContrastWithoutSideInputs);
+            }
+            if !(contrast.weight >= 0.0 && contrast.weight.is_finite()) {
+                return Err(SampleError::ContrastWeight(contrast.weight));
+            }
+        }
     }
     let count = plans.len();
     if count == 0 {
@@ -362,14 +473,36 @@ pub fn generate_each(
     let hold = vocabulary.id(Token::Hold);
     let mut ids = vec![end];
     ids.extend(vocabulary.ids(&primer)?);
-    let side = SideValues {
-        rows: if model.config.side_inputs.is_empty() {
-            Vec::new()
-        } else {
-            plans.iter().map(|plan| plan.side.clone()).collect()
-        },
+    // Rows of side values: each melody's own, then the contrasts'.
+    let mut side_rows: Vec<Vec<Vec<u32>>> = if model.config.side_inputs.is_empty() {
+        Vec::new()
+    } else {
+        plans.iter().map(|plan| plan.side.clone()).collect()
     };
-    let mut session = Session::start(model, &ids, count, side)?;
+    let mut contrast_row = vec![None; count];
+    for (melody, plan) in plans.iter().enumerate() {
+        if let Some(contrast) = &plan.contrast {
+            contrast_row[melody] = Some(side_rows.len());
+            side_rows.push(contrast.side.clone());
+        }
+    }
+    let is_note: Vec<bool> = vocabulary
+        .tokens()
+        .iter()
+        .map(|token| matches!(token, Token::Note(_)))
+        .collect();
+    let mut melody_of: Vec<usize> = (0..count).collect();
+    melody_of.extend((0..count).filter(|&m| contrast_row[m].is_some()));
+    // The session's rows for the melodies still going: theirs, then their
+    // contrasts', so the first `active.len()` rows are the melodies'.
+    let layout = |active: &[usize]| -> Vec<usize> {
+        active
+            .iter()
+            .copied()
+            .chain(active.iter().filter_map(|&m| contrast_row[m]))
+            .collect()
+    };
+    let mut session = Session::start(model, &ids, melody_of.len(), SideValues { rows: side_rows })?;
     let mut rngs: Vec<ChaCha8Rng> = plans
         .iter()
         .map(|plan| ChaCha8Rng::seed_from_u64(plan.config.seed))
@@ -384,32 +517,31 @@ pub fn generate_each(
         count
     ];
     let mut sounded = vec![primer.iter().any(|t| matches!(t, Token::Note(_))); count];
-    // Batch rows of the melodies still going; a finished melody leaves the
-    // batch, so the long tail of a batch costs only its own rows.
+    // The melodies still going; a finished melody leaves the batch, so the
+    // long tail of a batch costs only its own rows.
     let mut active: Vec<usize> = (0..count)
         .filter(|&row| plans[row].config.max_len > 0)
         .collect();
     if active.is_empty() {
         return Ok(melodies);
     }
-    if active.len() < count {
-        session.keep_rows(&active)?;
+    let mut rows = layout(&active);
+    if rows.len() < melody_of.len() {
+        session.keep_side_rows(&rows)?;
     }
     let longest = plans
         .iter()
         .map(|plan| plan.config.max_len)
         .max()
         .unwrap_or(0);
+    let mut next = vec![0u32; count];
     for length in 0..longest {
-        if active.is_empty() {
-            break;
-        }
         let temperatures: Vec<f64> = active
             .iter()
             .map(|&row| plans[row].config.temperature)
             .collect();
-        let mut probabilities = session.probabilities(&temperatures)?;
-        let mut next = Vec::with_capacity(active.len());
+        let mut probabilities =
+            guided_probabilities(&session.logits, &active, plans, &temperatures, &is_note)?;
         let mut still_active = Vec::with_capacity(active.len());
         for (batch_row, probs) in probabilities.iter_mut().enumerate() {
             let row = active[batch_row];
@@ -433,18 +565,20 @@ pub fn generate_each(
             sounded[row] |= matches!(token, Token::Note(_));
             tokens.push(token);
             if length + 1 < config.max_len {
-                next.push(id);
-                still_active.push(batch_row);
+                next[row] = id;
+                still_active.push(row);
             }
+        }
+        if still_active.is_empty() {
+            break;
         }
         if still_active.len() < active.len() {
-            if still_active.is_empty() {
-                break;
-            }
-            session.keep_rows(&still_active)?;
-            active = still_active.iter().map(|&b| active[b]).collect();
+            active = still_active;
+            rows = layout(&active);
+            session.keep_side_rows(&rows)?;
         }
-        session.advance(&next)?;
+        let ids: Vec<u32> = rows.iter().map(|&row| next[melody_of[row]]).collect();
+        session.advance(&ids)?;
     }
     Ok(melodies)
 }
@@ -507,6 +641,7 @@ mod tests {
                 ..Default::default()
             },
             side: Vec::new(),
+            contrast: None,
         };
         let plans = [
             plan(7, 1.0, 40),
@@ -531,6 +666,143 @@ mod tests {
         };
         let batch = generate(&model, &vocabulary, &[], 2, &config, SideValues::default()).unwrap();
         assert_eq!(batch[0], together[1]);
+    }
+
+    /// A model reading one side input of three values, as a mode would be.
+    fn setup_with_side_input() -> (MelodyModel, Vocabulary) {
+        let (model, vocabulary) = setup();
+        let config = ModelConfig {
+            side_inputs: vec![lstm_candle::SideInput {
+                name: "mode".into(),
+                size: 3,
+            }],
+            ..model.config.clone()
+        };
+        (
+            MelodyModel::new(config, &Device::Cpu, DType::F32, 2).unwrap(),
+            vocabulary,
+        )
+    }
+
+    fn guided_plan(seed: u64, max_len: usize, value: u32, contrast: Option<f64>) -> MelodyPlan {
+        MelodyPlan {
+            config: SamplingConfig {
+                seed,
+                max_len,
+                temperature: 1.5,
+                ..Default::default()
+            },
+            side: vec![vec![value]],
+            contrast: contrast.map(|weight| Contrast {
+                side: vec![vec![3 - value]],
+                weight,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_guided_melody_is_the_same_alone_or_in_a_batch() {
+        let (model, vocabulary) = setup_with_side_input();
+        // Melodies of different lengths, with and without contrasts, so that
+        // rows leave the batch while their contrasts' rows must follow. The
+        // weights are large so that a wrong contrast row shows in the tokens
+        // of a small untrained model.
+        let plans = [
+            guided_plan(1, 30, 1, Some(40.0)),
+            guided_plan(2, 5, 2, None),
+            guided_plan(3, 12, 2, Some(30.0)),
+            guided_plan(4, 0, 1, Some(1.0)),
+            guided_plan(6, 40, 2, Some(50.0)),
+            guided_plan(5, 20, 1, None),
+        ];
+        for primer in ["", "60 _ 62"] {
+            let primer = parse_tokens(primer).unwrap();
+            let together = generate_each(&model, &vocabulary, &primer, &plans).unwrap();
+            for (plan, melody) in plans.iter().zip(&together) {
+                let alone = generate_each(&model, &vocabulary, &primer, std::slice::from_ref(plan))
+                    .unwrap();
+                assert_eq!(&alone[0], melody, "{plan:?}");
+            }
+        }
+        // Weight 0 samples exactly as without a contrast; a weight changes
+        // the melody.
+        let unguided = generate_each(&model, &vocabulary, &[], &[guided_plan(1, 30, 1, None)]);
+        let weight_zero = generate_each(
+            &model,
+            &vocabulary,
+            &[],
+            &[guided_plan(1, 30, 1, Some(0.0))],
+        );
+        assert_eq!(unguided.unwrap(), weight_zero.unwrap());
+        let strong = (1..20)
+            .map(|seed| {
+                let plain =
+                    generate_each(&model, &vocabulary, &[], &[guided_plan(seed, 30, 1, None)]);
+                let guided = generate_each(
+                    &model,
+                    &vocabulary,
+                    &[],
+                    &[guided_plan(seed, 30, 1, Some(2.0))],
+                );
+                plain.unwrap() != guided.unwrap()
+            })
+            .filter(|differs| *differs)
+            .count();
+        assert!(strong > 0, "guidance never changed a melody");
+    }
+
+    #[test]
+    fn guidance_reweights_only_which_pitch_a_note_takes() {
+        // Vocabulary `.`, `_`, `r`, 60, 62; one melody, its contrast row second.
+        let is_note = [false, false, false, true, true];
+        let own = [0.0f32, 1.0, 0.5, 2.0, 1.0];
+        let contrast = [3.0f32, 0.0, 0.0, 1.0, 2.0];
+        let logits = Tensor::new(&[own, contrast], &Device::Cpu).unwrap();
+        let plans = [guided_plan(0, 1, 1, Some(1.0))];
+        let got = guided_probabilities(&logits, &[0], &plans, &[1.0], &is_note).unwrap();
+        // By hand: the model's chances of `.`, `_`, `r` and of a note stay;
+        // the note's pitch follows 2 * own - contrast = 3 and 0 for 60 and 62.
+        let exp: Vec<f64> = own.iter().map(|&l| f64::from(l).exp()).collect();
+        let total: f64 = exp.iter().sum();
+        let note = (exp[3] + exp[4]) / total;
+        let e3 = 3f64.exp();
+        let expected = [
+            exp[0] / total,
+            exp[1] / total,
+            exp[2] / total,
+            note * e3 / (e3 + 1.0),
+            note / (e3 + 1.0),
+        ];
+        for (g, e) in got[0].iter().zip(expected) {
+            assert!(
+                (f64::from(*g) - e).abs() < 1e-6,
+                "{:?} vs {expected:?}",
+                got[0]
+            );
+        }
+    }
+
+    #[test]
+    fn contrasts_are_refused_where_they_mean_nothing() {
+        let (model, vocabulary) = setup();
+        let error = generate_each(&model, &vocabulary, &[], &[guided_plan(0, 5, 1, Some(1.0))])
+            .unwrap_err();
+        assert!(
+            matches!(error, SampleError::ContrastWithoutSideInputs),
+            "{error}"
+        );
+        let (model, vocabulary) = setup_with_side_input();
+        for weight in [-0.5, f64::NAN, f64::INFINITY] {
+            let error = generate_each(
+                &model,
+                &vocabulary,
+                &[],
+                &[guided_plan(0, 5, 1, Some(weight))],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("contrast weight"), "{error}");
+        }
     }
 
     #[test]

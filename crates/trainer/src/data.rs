@@ -5,8 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use grid_codec::{Conditioning, Encoding, SongConditions, Vocabulary};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -149,6 +149,32 @@ impl Dataset {
             song.side = conditioning.values(&song.conditions, song.ids.len());
         }
         self.conditioning = Some(conditioning);
+    }
+
+    /// Reads a `share` of the training songs (chosen with `seed`, the same
+    /// songs every epoch) with their mode and style withheld: unknown mode
+    /// and style "other", bars and meter kept (the condition dropout of
+    /// classifier-free guidance). The model then also learns melodies of no
+    /// given mode or style, and leans less on them. Returns how many songs it
+    /// withheld them from.
+    pub fn withhold_conditions(&mut self, share: f64, seed: u64) -> usize {
+        let Some(conditioning) = &self.conditioning else {
+            return 0;
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut withheld = 0;
+        for song in &mut self.train {
+            if rng.random::<f64>() < share {
+                let conditions = SongConditions {
+                    key: None,
+                    style: String::new(),
+                    ..song.conditions.clone()
+                };
+                song.side = conditioning.values(&conditions, song.ids.len());
+                withheld += 1;
+            }
+        }
+        withheld
     }
 
     /// The test songs of each collection, when there are several.
@@ -403,6 +429,67 @@ pub fn song_pairs(song: &[u32]) -> (Vec<u32>, Vec<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn withheld_conditions_hide_mode_and_style_only() {
+        let song = |style: &str, minor: bool| Song {
+            ids: vec![1, 2, 3, 4],
+            side: Vec::new(),
+            conditions: SongConditions {
+                meter: Some("3/4".parse().unwrap()),
+                key: Some(if minor { "a" } else { "C" }.parse().unwrap()),
+                style: style.to_owned(),
+                layout: Some(grid_codec::BarLayout::regular(12, 0, 1)),
+            },
+        };
+        let train: Vec<Song> = (0..200)
+            .map(|i| song(["a", "b"][i % 2], i % 3 == 0))
+            .collect();
+        let mut dataset = Dataset {
+            vocabulary: Vocabulary::build([[].as_slice()]),
+            encoding: Encoding::default(),
+            train: train.clone(),
+            val: vec![song("a", false)],
+            test: vec![song("b", true)],
+            conditioning: None,
+            fingerprint: String::new(),
+        };
+        assert_eq!(
+            dataset.withhold_conditions(0.5, 1),
+            0,
+            "nothing to withhold"
+        );
+        dataset.condition(Conditioning::from_songs(
+            train.iter().map(|s| &s.conditions),
+        ));
+        let given = dataset.clone();
+        let withheld = dataset.withhold_conditions(0.25, 7);
+        assert!((30..=70).contains(&withheld), "{withheld} of 200");
+        let mut again = given.clone();
+        assert_eq!(again.withhold_conditions(0.25, 7), withheld);
+        assert_eq!(
+            again.train, dataset.train,
+            "the same songs for the same seed"
+        );
+        let (mode, style) = (2, 3);
+        let mut changed = 0;
+        for (now, before) in dataset.train.iter().zip(&given.train) {
+            if now.side == before.side {
+                continue;
+            }
+            changed += 1;
+            // Unknown mode (0) and style "other" (0); position, meter and
+            // bars left as given.
+            assert!(now.side[mode].iter().all(|&v| v == 0));
+            assert!(now.side[style].iter().all(|&v| v == 0));
+            for input in [0, 1, 4] {
+                assert_eq!(now.side[input], before.side[input]);
+            }
+            assert_eq!(now.conditions, before.conditions, "the song's record stays");
+        }
+        assert_eq!(changed, withheld);
+        assert_eq!((&dataset.val, &dataset.test), (&given.val, &given.test));
+    }
 
     #[test]
     fn windows_cover_the_stream_and_are_seeded() {

@@ -69,6 +69,14 @@ pub struct TrainConfig {
     /// Stop when validation has not improved for this many evaluations.
     pub patience: Option<usize>,
     pub seed: u64,
+    /// Share of the training songs read with their mode and style withheld
+    /// (see [`crate::Dataset::withhold_conditions`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub condition_dropout: f64,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 impl TrainConfig {
@@ -94,6 +102,7 @@ impl TrainConfig {
             eval_every: 1000,
             patience: None,
             seed: 42,
+            condition_dropout: 0.0,
         }
     }
 
@@ -119,6 +128,12 @@ impl TrainConfig {
             return Err(TrainError::Config(format!(
                 "dropout {} must be in [0, 1)",
                 self.dropout
+            )));
+        }
+        if !(0.0..1.0).contains(&self.condition_dropout) {
+            return Err(TrainError::Config(format!(
+                "condition dropout {} must be in [0, 1)",
+                self.condition_dropout
             )));
         }
         if self.hidden_size == 0 || self.num_layers == 0 || self.embedding_dim == Some(0) {

@@ -57,6 +57,7 @@ fn tiny() -> TrainConfig {
         eval_every: 8,
         patience: None,
         seed: 5,
+        condition_dropout: 0.0,
     }
 }
 
