@@ -149,6 +149,13 @@ async fn drive(server: &melody_server::Running, driver: &Driver) {
         .await
         .unwrap();
     client
+        .find(Locator::Id("mode_guidance"))
+        .await
+        .unwrap()
+        .send_keys("0.5")
+        .await
+        .unwrap();
+    client
         .find(Locator::Id("generate"))
         .await
         .unwrap()
@@ -163,7 +170,7 @@ async fn drive(server: &melody_server::Running, driver: &Driver) {
     .await;
     let query = query.as_str().unwrap();
     assert!(
-        query.contains("seed=5") && query.contains("bars=8"),
+        query.contains("seed=5") && query.contains("bars=8") && query.contains("mode_guidance=0.5"),
         "{query}"
     );
 
@@ -172,6 +179,7 @@ async fn drive(server: &melody_server::Running, driver: &Driver) {
     assert_eq!(status, 200);
     assert_eq!(melody["asked"]["meter"], "3/4");
     assert_eq!(melody["asked"]["bars"], 8);
+    assert_eq!(melody["asked"]["mode_guidance"], 0.5);
     let drawn = client
         .execute(
             "const s = document.getElementById('score');
