@@ -180,6 +180,14 @@ async fn drive(server: &melody_server::Running, driver: &Driver) {
     assert_eq!(melody["asked"]["meter"], "3/4");
     assert_eq!(melody["asked"]["bars"], 8);
     assert_eq!(melody["asked"]["mode_guidance"], 0.5);
+    let asked = client
+        .find(Locator::Id("asked"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(asked.contains("(guided, weight 0.5)"), "{asked}");
     let drawn = client
         .execute(
             "const s = document.getElementById('score');

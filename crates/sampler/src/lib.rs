@@ -1,4 +1,4 @@
-//! Stateful melody generation from a trained model: temperature, top-k, top-p, seeded.
+//! Stateful melody generation from a trained model: temperature, top-k, top-p, guidance, seeded.
 //!
 //! The primer runs through the model once, then each new
 //! token is one step that carries the LSTM state (h, c) of every layer, so a

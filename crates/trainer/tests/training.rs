@@ -221,6 +221,16 @@ fn every_way_of_cutting_windows_is_deterministic_and_thread_independent() {
             .contains("windows cut from the stream of songs"),
         "{err}"
     );
+    let bad = TrainConfig {
+        condition_dropout: 1.5,
+        ..tiny()
+    };
+    let err =
+        train_logged(&dataset, "test", &bad, &dir.path().join("bad"), &options(1)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bad training configuration: condition dropout 1.5 must be in [0, 1)"
+    );
 }
 
 #[test]
