@@ -253,12 +253,9 @@ impl<'m> Session<'m> {
 /// Next-token probabilities of each row of `(rows, vocab)` logits, each at
 /// its own temperature.
 fn probabilities(logits: &Tensor, temperatures: &[f64]) -> Result<Vec<Vec<f32>>, SampleError> {
+    let rows = temperatures.len();
     let temperatures: Vec<f32> = temperatures.iter().map(|&t| t as f32).collect();
-    let temperatures = Tensor::from_vec(
-        temperatures.clone(),
-        (temperatures.len(), 1),
-        logits.device(),
-    )?;
+    let temperatures = Tensor::from_vec(temperatures, (rows, 1), logits.device())?;
     let scaled = logits
         .to_dtype(candle_core::DType::F32)?
         .broadcast_div(&temperatures)?;
@@ -314,18 +311,18 @@ fn guided_probabilities(
     let guided = (&own + (&own - other)?.broadcast_mul(&weights)?)?;
     let mut own = probabilities(&own, temperatures)?;
     let guided = probabilities(&guided, temperatures)?;
+    let notes = |probs: &[f32]| -> f32 {
+        probs
+            .iter()
+            .zip(is_note)
+            .filter(|(_, note)| **note)
+            .map(|(p, _)| p)
+            .sum()
+    };
     for ((row, &melody), guided) in own.iter_mut().zip(active).zip(guided) {
         if plans[melody].contrast.is_none() {
             continue;
         }
-        let notes = |probs: &[f32]| -> f32 {
-            probs
-                .iter()
-                .zip(is_note)
-                .filter(|(_, note)| **note)
-                .map(|(p, _)| p)
-                .sum()
-        };
         let (own_notes, guided_notes) = (notes(row), notes(&guided));
         if guided_notes <= 0.0 {
             continue;
