@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use grid_codec::conditions::Asked;
 use grid_codec::{Encoding, Token, parse_tokens};
 use judge::meter::Metric;
-use judge::style::StyleClassifier;
+use judge::style::{Labelled, MIN_STYLE_SONGS, StyleClassifier};
 use judge::{Judgement, Song, Tonality};
 use serde::{Deserialize, Serialize};
 use trainer::{PrepareOptions, Split};
@@ -120,17 +120,18 @@ impl Corpus {
             test: Vec::new(),
             classifier: None,
         };
-        let mut train_styles = Vec::new();
+        let mut train_labels = Vec::new();
         for record in records {
             let tokens = parse_tokens(&record.tokens)
                 .with_context(|| format!("song {} in {}", record.id, data.display()))?;
             match record.split {
                 Split::Train => {
                     corpus.train.push(tokens);
-                    train_styles.push(record.collection);
+                    train_labels.push((record.collection, record.meter));
                 }
                 Split::Test => corpus.test.push(Song {
                     tonality: Tonality::of(&encoding, record.key, &tokens),
+                    meter: record.meter,
                     metric: record_metric(&record, &encoding),
                     minor: record.key.map(|k| k.mode.is_minor_like()),
                     style: Some(record.collection.clone()).filter(|c| !c.is_empty()),
@@ -142,11 +143,16 @@ impl Corpus {
             }
         }
         corpus.classifier = StyleClassifier::fit(
-            train_styles
+            train_labels
                 .iter()
                 .zip(&corpus.train)
-                .filter(|(style, _)| !style.is_empty())
-                .map(|(style, tokens)| (style.as_str(), tokens.as_slice())),
+                .filter(|((style, _), _)| !style.is_empty())
+                .map(|((style, meter), tokens)| Labelled {
+                    style,
+                    tokens,
+                    meter: *meter,
+                }),
+            MIN_STYLE_SONGS,
         );
         if corpus.train.is_empty() || corpus.test.is_empty() {
             bail!(
@@ -202,6 +208,7 @@ pub fn run(
                 tokens: s.tokens.clone(),
                 closed: s.closed,
                 tonality: Tonality::of(encoding, None, &s.tokens),
+                meter: asked.map(|a| a.meter),
                 metric: asked.and_then(|a| {
                     Some(Metric {
                         meter: a.meter,

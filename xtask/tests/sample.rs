@@ -245,6 +245,54 @@ fn judge_after_sampling_and_on_its_own_agree() {
 }
 
 #[test]
+fn judge_finds_the_asked_style_with_the_whole_collection() {
+    // The shipped model, asked for kinder, judged against the whole Essen
+    // collection prepared as it was trained: the classifier keeps the 13
+    // collections with at least 100 training songs, and reads each held-out
+    // song with its own meter.
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let essen = erk().join("../..");
+    let output = xtask(&[
+        "sample",
+        "--style",
+        "kinder",
+        "--bars",
+        "4",
+        "--num",
+        "6",
+        "--seed",
+        "3",
+        "--out",
+        dir,
+        "--judge",
+        "--data",
+        essen.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("asked style deutschl/kinder: the style classifier finds"),
+        "{stdout}"
+    );
+    let judged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("judge.json")).unwrap())
+            .unwrap();
+    let styles = judged["styles"].as_array().unwrap();
+    assert_eq!(styles.len(), 1, "{styles:?}");
+    assert_eq!(styles[0]["style"], "deutschl/kinder");
+    assert_eq!(styles[0]["generated"], 6);
+    // 14 of kinder's 21 held-out songs are found in it (7 with the 27
+    // collections and no meter, before).
+    assert_eq!(styles[0]["test"], 21);
+    assert!((styles[0]["test_found"].as_f64().unwrap() - 14.0 / 21.0).abs() < 1e-9);
+}
+
+#[test]
 fn judge_explains_an_empty_samples_folder() {
     let out = tempfile::tempdir().unwrap();
     let output = xtask(&[

@@ -443,6 +443,8 @@ pub struct Song {
     pub closed: bool,
     /// Where its scale and tonic are; `None` when it has no notes to find a key in.
     pub tonality: Option<Tonality>,
+    /// Its time signature (or free meter), when known, its bars regular or not.
+    pub meter: Option<esac_parse::Meter>,
     /// Its meter and upbeat, when known and regular.
     pub metric: Option<meter::Metric>,
     /// Whether it is in a minor mode (asked of the model, or recorded), when known.
@@ -968,6 +970,7 @@ mod tests {
             tokens: tokens(text),
             closed: true,
             tonality: Some(tonality),
+            meter: None,
             metric: None,
             minor: None,
             style: None,
@@ -998,6 +1001,7 @@ mod tests {
             tokens: melody,
             closed: true,
             tonality: Some(Tonality::ReferenceKeys),
+            meter: None,
             metric: None,
             minor: None,
             style: None,

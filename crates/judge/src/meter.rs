@@ -185,6 +185,7 @@ mod tests {
             tokens: parse_tokens(text).unwrap(),
             closed,
             tonality: None,
+            meter: None,
             metric: None,
             minor: None,
             style: None,

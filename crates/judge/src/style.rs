@@ -1,70 +1,160 @@
 //! Which collection a melody sounds like: a nearest-centroid classifier over
-//! its pitch-class, interval and note-length histograms, fitted on training
-//! songs, so that a melody asked for a style can be checked for it the way a
-//! held-out song of that style is.
+//! its pitch-class, interval and note-length histograms and its meter, fitted
+//! on training songs, so that a melody asked for a style can be checked for it
+//! the way a held-out song of that style is.
 
 use std::collections::BTreeMap;
 
+use esac_parse::Meter;
 use grid_codec::Token;
 use serde::Serialize;
 
 use crate::{Found, Histograms, Song, notes, shares};
 
-/// A melody's features: its pitch-class, interval and note-length shares, one
-/// after the other.
-pub fn features(tokens: &[Token]) -> Vec<f64> {
+/// Training songs a collection needs for a centroid of its own. A few songs
+/// make a noisy centroid, and Essen's small sets are mostly other renditions
+/// of the big ones (`esac/erk` of `deutschl/erk`), whose songs they would
+/// take: with the 27 collections of the whole collection, held-out ERK songs
+/// were found in ERK 0.6% of the time.
+pub const MIN_STYLE_SONGS: usize = 100;
+
+/// Training songs a meter needs for a feature of its own; rarer meters, free
+/// and unknown ones share one.
+const MIN_METER_SONGS: usize = 20;
+
+/// The least spread a feature is scaled by: 1% of a melody's notes (or of
+/// its songs, for a meter), so that a feature that hardly varies within a
+/// style does not outweigh the rest.
+const MIN_SPREAD: f64 = 0.01;
+
+/// A song to fit the classifier on.
+#[derive(Debug, Clone, Copy)]
+pub struct Labelled<'a> {
+    pub style: &'a str,
+    pub tokens: &'a [Token],
+    pub meter: Option<Meter>,
+}
+
+/// A melody's features: its pitch-class, interval and note-length shares,
+/// then one per meter of `meters` (1 for its own) and one for any other.
+fn features(tokens: &[Token], meter: Option<Meter>, meters: &[Meter]) -> Vec<f64> {
     let mut histograms = Histograms::new();
     histograms.add(&notes(tokens));
+    let own = meters
+        .iter()
+        .position(|m| Some(*m) == meter)
+        .unwrap_or(meters.len());
+    let meter_features = (0..=meters.len()).map(|i| f64::from(u8::from(i == own)));
     [
         shares(&histograms.pitch_classes),
         shares(&histograms.intervals),
         shares(&histograms.durations),
     ]
     .concat()
+    .into_iter()
+    .chain(meter_features)
+    .collect()
 }
 
-fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
-}
-
-/// The mean features of each style's training songs.
+/// The mean features of each style's training songs, and how far apart two
+/// melodies are: the squared difference of each feature over its spread
+/// within the styles (pooled standard deviation), so that the rare intervals
+/// and note lengths that set a style apart count as much as the common ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StyleClassifier {
+    meters: Vec<Meter>,
     centroids: Vec<(String, Vec<f64>)>,
+    weights: Vec<f64>,
 }
 
 impl StyleClassifier {
-    /// Fits on (style, tokens) pairs; `None` with fewer than two styles.
-    pub fn fit<'a>(songs: impl IntoIterator<Item = (&'a str, &'a [Token])>) -> Option<Self> {
-        let mut sums: BTreeMap<&str, (Vec<f64>, usize)> = BTreeMap::new();
-        for (style, tokens) in songs {
-            let features = features(tokens);
-            let (sum, count) = sums
-                .entry(style)
-                .or_insert_with(|| (vec![0.0; features.len()], 0));
-            for (total, value) in sum.iter_mut().zip(&features) {
-                *total += value;
-            }
-            *count += 1;
+    /// Fits on `songs`, one centroid per style with at least `min_songs`
+    /// songs ([`MIN_STYLE_SONGS`] for a corpus); `None` with fewer than two
+    /// such styles.
+    pub fn fit<'a>(
+        songs: impl IntoIterator<Item = Labelled<'a>>,
+        min_songs: usize,
+    ) -> Option<Self> {
+        let mut by_style: BTreeMap<&str, Vec<Labelled>> = BTreeMap::new();
+        for song in songs {
+            by_style.entry(song.style).or_default().push(song);
         }
-        (sums.len() >= 2).then(|| StyleClassifier {
-            centroids: sums
-                .into_iter()
-                .map(|(style, (sum, count))| {
-                    let centroid = sum.into_iter().map(|v| v / count as f64).collect();
-                    (style.to_owned(), centroid)
-                })
-                .collect(),
+        by_style.retain(|_, songs| songs.len() >= min_songs.max(1));
+        if by_style.len() < 2 {
+            return None;
+        }
+        // In the order first met, so that a fit is the same every time.
+        let mut meter_counts: Vec<(Meter, usize)> = Vec::new();
+        for meter in by_style.values().flatten().filter_map(|song| song.meter) {
+            match meter_counts.iter_mut().find(|(m, _)| *m == meter) {
+                Some((_, count)) => *count += 1,
+                None => meter_counts.push((meter, 1)),
+            }
+        }
+        let meters: Vec<Meter> = meter_counts
+            .into_iter()
+            .filter(|&(_, count)| count >= MIN_METER_SONGS)
+            .map(|(meter, _)| meter)
+            .collect();
+        let by_style: Vec<(&str, Vec<Vec<f64>>)> = by_style
+            .into_iter()
+            .map(|(style, songs)| {
+                let features = songs
+                    .iter()
+                    .map(|song| features(song.tokens, song.meter, &meters))
+                    .collect();
+                (style, features)
+            })
+            .collect();
+        let width = by_style[0].1[0].len();
+        let mut centroids = Vec::with_capacity(by_style.len());
+        let mut squares = vec![0.0; width];
+        let mut count = 0usize;
+        for (style, features) in &by_style {
+            let mut centroid = vec![0.0; width];
+            for song in features {
+                for (sum, value) in centroid.iter_mut().zip(song) {
+                    *sum += value;
+                }
+            }
+            centroid
+                .iter_mut()
+                .for_each(|v| *v /= features.len() as f64);
+            for song in features {
+                for ((square, value), mean) in squares.iter_mut().zip(song).zip(&centroid) {
+                    *square += (value - mean) * (value - mean);
+                }
+            }
+            count += features.len();
+            centroids.push((style.to_string(), centroid));
+        }
+        let weights = squares
+            .into_iter()
+            .map(|square| 1.0 / (square / count as f64).sqrt().max(MIN_SPREAD).powi(2))
+            .collect();
+        Some(StyleClassifier {
+            meters,
+            centroids,
+            weights,
         })
     }
 
+    fn distance(&self, a: &[f64], b: &[f64]) -> f64 {
+        a.iter()
+            .zip(b)
+            .zip(&self.weights)
+            .map(|((x, y), weight)| weight * (x - y) * (x - y))
+            .sum()
+    }
+
     /// The style whose centroid is nearest (the first by name on a tie).
-    pub fn classify(&self, tokens: &[Token]) -> &str {
-        let features = features(tokens);
+    pub fn classify(&self, tokens: &[Token], meter: Option<Meter>) -> &str {
+        let features = features(tokens, meter, &self.meters);
         self.centroids
             .iter()
             .min_by(|a, b| {
-                squared_distance(&a.1, &features).total_cmp(&squared_distance(&b.1, &features))
+                self.distance(&a.1, &features)
+                    .total_cmp(&self.distance(&b.1, &features))
             })
             .map(|(style, _)| style.as_str())
             .expect("a classifier has at least two styles")
@@ -98,7 +188,7 @@ pub fn compare_styles(
                 generated,
                 test,
                 |song| song.style.as_deref() == Some(style),
-                |song| classifier.classify(&song.tokens) == style,
+                |song| classifier.classify(&song.tokens, song.meter) == style,
             )?;
             Some(StyleComparison {
                 style: style.to_owned(),
@@ -112,6 +202,14 @@ pub fn compare_styles(
 mod tests {
     use super::*;
     use grid_codec::parse_tokens;
+
+    fn labelled<'a>(style: &'a str, tokens: &'a [Token], meter: Option<Meter>) -> Labelled<'a> {
+        Labelled {
+            style,
+            tokens,
+            meter,
+        }
+    }
 
     #[test]
     fn melodies_go_to_the_nearest_style() {
@@ -127,26 +225,28 @@ mod tests {
             "57 _ 69 _ 64 _ 76 _ 69 _ 57 _ 64 _ 69 _",
         ]
         .map(|t| parse_tokens(t).unwrap());
-        let classifier = StyleClassifier::fit(
+        let songs = || {
             steps
                 .iter()
-                .map(|t| ("steps", t.as_slice()))
-                .chain(leaps.iter().map(|t| ("leaps", t.as_slice()))),
-        )
-        .unwrap();
+                .map(|t| labelled("steps", t, None))
+                .chain(leaps.iter().map(|t| labelled("leaps", t, None)))
+        };
+        let classifier = StyleClassifier::fit(songs(), 2).unwrap();
         assert_eq!(classifier.styles().collect::<Vec<_>>(), ["leaps", "steps"]);
         let new_steps = parse_tokens("62 _ _ _ 64 _ _ _ 65 _ _ _ 64 _ _ _ 62 _ _ _").unwrap();
         let new_leaps = parse_tokens("64 _ 76 _ 69 _ 81 _ 76 _ 69 _").unwrap();
-        assert_eq!(classifier.classify(&new_steps), "steps");
-        assert_eq!(classifier.classify(&new_leaps), "leaps");
-        // One style is no classifier.
-        assert!(StyleClassifier::fit(steps.iter().map(|t| ("steps", t.as_slice()))).is_none());
+        assert_eq!(classifier.classify(&new_steps, None), "steps");
+        assert_eq!(classifier.classify(&new_leaps, None), "leaps");
+        // One style is no classifier, nor two where one has too few songs.
+        assert!(StyleClassifier::fit(songs().take(2), 1).is_none());
+        assert!(StyleClassifier::fit(songs().take(3), 2).is_none());
 
         let song = |tokens: &[Token], style: &str| Song {
             name: "s".into(),
             tokens: tokens.to_vec(),
             closed: true,
             tonality: None,
+            meter: None,
             metric: None,
             minor: None,
             style: Some(style.into()),
@@ -166,5 +266,60 @@ mod tests {
                 },
             }]
         );
+    }
+
+    #[test]
+    fn features_count_by_their_spread_within_the_styles() {
+        // "level": eighths on one note, C or F#; "lengthened": C eighths, the
+        // last one a quarter. The first "level" song is nearer the
+        // "lengthened" centroid in plain shares (0.125: note lengths 3/4 and
+        // 1/4 against 1 and 0; against 0.25 + 0.25 for its pitch class, half
+        // C and half F# in its own style's centroid). But pitch classes vary
+        // within "level" (pooled variance 0.5 / 4 songs, weight 8) and note
+        // lengths never vary (spread floored at 0.01, weight 10,000): scaled,
+        // its own style is 8 x 0.5 = 4 away and "lengthened" 1,250.
+        let level =
+            ["60 _ 60 _ 60 _ 60 _", "66 _ 66 _ 66 _ 66 _"].map(|t| parse_tokens(t).unwrap());
+        let lengthened = parse_tokens("60 _ 60 _ 60 _ 60 _ _ _").unwrap();
+        let classifier = StyleClassifier::fit(
+            level
+                .iter()
+                .map(|t| labelled("level", t, None))
+                .chain([labelled("lengthened", &lengthened, None); 2]),
+            2,
+        )
+        .unwrap();
+        assert_eq!(classifier.classify(&level[0], None), "level");
+        let features = features(&level[0], None, &[]);
+        let [(_, lengthened_centroid), (_, level_centroid)] = &classifier.centroids[..] else {
+            panic!("two styles");
+        };
+        assert!((classifier.distance(level_centroid, &features) - 4.0).abs() < 1e-9);
+        assert!((classifier.distance(lengthened_centroid, &features) - 1250.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn meters_with_enough_songs_tell_styles_apart() {
+        let tune = parse_tokens("60 _ 62 _ 64 _ _ _").unwrap();
+        let [three_four, two_four, six_eight] =
+            ["3/4", "2/4", "6/8"].map(|m| Some(Meter::parse(m).unwrap()));
+        // The same notes, in 3/4 in one style and 2/4 in the other.
+        let fit = |per_meter: usize| {
+            StyleClassifier::fit(
+                std::iter::repeat_n(labelled("waltz", &tune, three_four), per_meter).chain(
+                    std::iter::repeat_n(labelled("march", &tune, two_four), per_meter),
+                ),
+                1,
+            )
+            .unwrap()
+        };
+        let classifier = fit(MIN_METER_SONGS);
+        assert_eq!(classifier.classify(&tune, three_four), "waltz");
+        assert_eq!(classifier.classify(&tune, two_four), "march");
+        // A meter it has no feature for ties: the first style by name.
+        assert_eq!(classifier.classify(&tune, six_eight), "march");
+        // One song fewer, and neither meter has a feature of its own.
+        let classifier = fit(MIN_METER_SONGS - 1);
+        assert_eq!(classifier.classify(&tune, three_four), "march");
     }
 }

@@ -684,6 +684,7 @@ fn statistics(loaded: &Loaded, composed: &Composed) -> Value {
         tokens: composed.tokens.clone(),
         closed: composed.closed,
         tonality: Tonality::of(encoding, None, &composed.tokens),
+        meter: None,
         metric: None,
         minor: None,
         style: None,
