@@ -57,6 +57,12 @@ impl Progress {
 }
 
 impl Observer for Progress {
+    fn conditions_withheld(&mut self, withheld: usize, songs: usize) {
+        self.bar.suspend(|| {
+            eprintln!("mode and style withheld from {withheld} of {songs} training songs")
+        });
+    }
+
     fn start(&mut self, step: usize, total_steps: usize) -> Result<(), trainer::TrainError> {
         self.bar.set_length(total_steps as u64);
         self.bar.set_style(

@@ -454,13 +454,6 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             conditioning.styles.len() - 1
         );
         dataset.condition(conditioning);
-        if config.condition_dropout > 0.0 {
-            let withheld = dataset.withhold_conditions(config.condition_dropout, config.seed);
-            eprintln!(
-                "mode and style withheld from {withheld} of {} training songs",
-                dataset.train.len()
-            );
-        }
     } else if config.condition_dropout > 0.0 {
         bail!("--condition-dropout withholds conditions, so it needs --condition");
     }

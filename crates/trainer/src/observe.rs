@@ -30,6 +30,9 @@ pub const REPORT_EVERY: usize = 10;
 /// Hooks into the training loop; each does nothing unless implemented. An
 /// error ends training (the last checkpoint stays).
 pub trait Observer {
+    /// Before training, when `TrainConfig::condition_dropout` withheld mode
+    /// and style from `withheld` of the `songs` training songs.
+    fn conditions_withheld(&mut self, _withheld: usize, _songs: usize) {}
     /// Before the first update: where training starts and how far it goes.
     fn start(&mut self, _step: usize, _total_steps: usize) -> Result<(), TrainError> {
         Ok(())

@@ -314,6 +314,26 @@ fn run(
     observers: &mut [&mut dyn Observer],
 ) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
+    let withholding;
+    let dataset = if config.condition_dropout > 0.0 {
+        if dataset.conditioning.is_none() {
+            return Err(TrainError::Config(
+                "condition dropout withholds conditions, so the songs need them (Dataset::condition)"
+                    .into(),
+            ));
+        }
+        withholding = {
+            let mut withholding = dataset.clone();
+            let withheld = withholding.withhold_conditions(config.condition_dropout, config.seed);
+            for observer in observers.iter_mut() {
+                observer.conditions_withheld(withheld, withholding.train.len());
+            }
+            withholding
+        };
+        &withholding
+    } else {
+        dataset
+    };
     let model_config = config.model_config(dataset.vocabulary.len(), dataset.conditioning.as_ref());
     let run_config = RunConfig {
         model: model_config.clone(),

@@ -233,6 +233,65 @@ fn every_way_of_cutting_windows_is_deterministic_and_thread_independent() {
     );
 }
 
+/// Counts what the trainer says it withheld.
+#[derive(Default)]
+struct Withheld(Vec<(usize, usize)>);
+
+impl trainer::observe::Observer for Withheld {
+    fn conditions_withheld(&mut self, withheld: usize, songs: usize) {
+        self.0.push((withheld, songs));
+    }
+}
+
+#[test]
+fn condition_dropout_withholds_in_the_trainer_and_says_how_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = small_dataset(&dir.path().join("data"));
+    let config = TrainConfig {
+        condition_dropout: 0.5,
+        max_steps: Some(2),
+        ..tiny()
+    };
+    let mut told = Withheld::default();
+    let err = trainer::train(
+        &plain,
+        "test",
+        &config,
+        &dir.path().join("plain"),
+        &options(1),
+        &mut [&mut told],
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("condition dropout withholds conditions"),
+        "{err}"
+    );
+    assert!(told.0.is_empty());
+
+    let mut conditioned = plain.clone();
+    conditioned.condition(grid_codec::Conditioning::from_songs(
+        plain.train.iter().map(|s| &s.conditions),
+    ));
+    let before = conditioned.train.clone();
+    let expected = conditioned
+        .clone()
+        .withhold_conditions(config.condition_dropout, config.seed);
+    assert!(expected > 0 && expected < conditioned.train.len());
+    trainer::train(
+        &conditioned,
+        "test",
+        &config,
+        &dir.path().join("conditioned"),
+        &options(1),
+        &mut [&mut told],
+    )
+    .unwrap();
+    assert_eq!(told.0, [(expected, conditioned.train.len())]);
+    // Withheld from the songs trained on, not from the caller's dataset.
+    assert_eq!(conditioned.train, before);
+}
+
 #[test]
 fn a_non_finite_loss_stops_and_keeps_the_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
