@@ -9,7 +9,7 @@
 //! key, or for a melody without one the key that Krumhansl-Kessler key finding
 //! ([`find_key`]) gives.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use esac_parse::{Key, Mode, Spelling};
@@ -528,6 +528,10 @@ pub struct Judgement {
     /// How often the style classifier finds the style asked (or recorded).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub styles: Vec<style::StyleComparison>,
+    /// Styles asked of the generated melodies that the classifier has no
+    /// centroid for (too few training songs, or no classifier at all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unclassified_styles: Vec<String>,
     pub melodies: Vec<MelodyJudgement>,
 }
 
@@ -618,10 +622,17 @@ pub fn judge(
             total_variation(&generated.durations, &test.durations),
         ),
     ]);
+    let asked_styles: BTreeSet<&str> = samples.iter().filter_map(|s| s.style.as_deref()).collect();
+    let unclassified_styles = asked_styles
+        .into_iter()
+        .filter(|asked| classifier.is_none_or(|c| !c.styles().any(|known| known == *asked)))
+        .map(str::to_owned)
+        .collect();
     Judgement {
         meters: meter::compare_meters(samples, held_out, LONG_NOTE_STEPS),
         modes: meter::compare_modes(samples, held_out),
         styles: classifier.map_or_else(Vec::new, |c| style::compare_styles(c, samples, held_out)),
+        unclassified_styles,
         samples: samples_name.to_owned(),
         data: data_name.to_owned(),
         train_songs: train.len(),
@@ -703,6 +714,17 @@ pub fn table(j: &Judgement) -> String {
         out += &m
             .found
             .line(&format!("style {}", m.style), "style classifier", "it");
+    }
+    if !j.unclassified_styles.is_empty() {
+        let noun = if j.unclassified_styles.len() == 1 {
+            "style"
+        } else {
+            "styles"
+        };
+        out += &format!(
+            "\nasked {noun} {}: not classified (the style classifier keeps only the collections with enough training songs, in a corpus of several)",
+            j.unclassified_styles.join(", ")
+        );
     }
     for m in &j.modes {
         out += &m.found.line(m.mode, "key finder", m.mode);

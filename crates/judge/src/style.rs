@@ -266,6 +266,29 @@ mod tests {
                 },
             }]
         );
+
+        // A style it has no centroid for is named as such, not left out.
+        let waltz = Song {
+            style: Some("waltz".into()),
+            ..generated[0].clone()
+        };
+        let judged = crate::judge(
+            &[generated[0].clone(), waltz],
+            &test,
+            &[],
+            Some(&classifier),
+            "s",
+            "d",
+        );
+        assert_eq!(judged.styles.len(), 1);
+        assert_eq!(judged.unclassified_styles, ["waltz"]);
+        assert!(
+            crate::table(&judged).contains("\nasked style waltz: not classified"),
+            "{}",
+            crate::table(&judged)
+        );
+        let judged = crate::judge(&generated, &test, &[], None, "s", "d");
+        assert_eq!(judged.unclassified_styles, ["steps"]);
     }
 
     #[test]
