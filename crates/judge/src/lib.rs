@@ -326,6 +326,9 @@ pub struct MelodyJudgement {
     pub key: Option<Key>,
     pub longest_copy: usize,
     pub copied_ngrams: Option<f64>,
+    /// The collection the style classifier finds it nearest, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub style_found: Option<String>,
 }
 
 /// Statistics of a set of melodies. Histograms are shares that sum to 1.
@@ -482,6 +485,7 @@ pub fn statistics(
             key: melody.tonality.and_then(Tonality::key),
             longest_copy: index.longest_copy(&melody.tokens),
             copied_ngrams: index.copied_ngrams(&melody.tokens),
+            style_found: None,
         });
     }
     let count = melodies.len().max(1) as f64;
@@ -606,7 +610,12 @@ pub fn judge(
 ) -> Judgement {
     let index = TrainingIndex::new(train);
     let held_out = test;
-    let (generated, melodies) = statistics(samples, &index);
+    let (generated, mut melodies) = statistics(samples, &index);
+    if let Some(classifier) = classifier {
+        for (judged, song) in melodies.iter_mut().zip(samples) {
+            judged.style_found = Some(classifier.classify(&song.tokens, song.meter).to_owned());
+        }
+    }
     let (test, _) = statistics(held_out, &index);
     let distance = BTreeMap::from([
         (

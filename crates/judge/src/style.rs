@@ -282,6 +282,13 @@ mod tests {
         );
         assert_eq!(judged.styles.len(), 1);
         assert_eq!(judged.unclassified_styles, ["waltz"]);
+        // Each melody says where the classifier put it.
+        let found: Vec<_> = judged
+            .melodies
+            .iter()
+            .map(|m| m.style_found.as_deref())
+            .collect();
+        assert_eq!(found, [Some("steps"), Some("steps")]);
         assert!(
             crate::table(&judged).contains("\nasked style waltz: not classified"),
             "{}",
