@@ -322,14 +322,12 @@ fn run(
                     .into(),
             ));
         }
-        withholding = {
-            let mut withholding = dataset.clone();
-            let withheld = withholding.withhold_conditions(config.condition_dropout, config.seed);
-            for observer in observers.iter_mut() {
-                observer.conditions_withheld(withheld, withholding.train.len());
-            }
-            withholding
-        };
+        let mut copy = dataset.clone();
+        let withheld = copy.withhold_conditions(config.condition_dropout, config.seed);
+        for observer in observers.iter_mut() {
+            observer.conditions_withheld(withheld, copy.train.len());
+        }
+        withholding = copy;
         &withholding
     } else {
         dataset
