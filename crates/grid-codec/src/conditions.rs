@@ -94,6 +94,11 @@ impl BarLayout {
         }
     }
 
+    /// Bars as written, the upbeat's aside: what `--bars` asks for.
+    pub fn full_bars(&self) -> u32 {
+        (self.bars.len() - usize::from(self.upbeat > 0)) as u32
+    }
+
     /// The upbeat's steps (0 for none) when every bar but an upbeat and the
     /// last is a full bar of the opening meter and the last is no longer;
     /// `None` for meter changes and irregular bars.
@@ -181,15 +186,16 @@ pub struct Conditioning {
     /// Training songs with each number of full bars (upbeat bar aside), of
     /// the songs whose bars are known.
     pub bar_counts: BTreeMap<u32, usize>,
-    /// Training songs of each meter, mode, style and upbeat together, so that what a
-    /// request leaves open is drawn to go with what it asks (empty in models
-    /// trained before it was kept: each is then drawn on its own).
+    /// Training songs of each meter, mode, style, upbeat and length together,
+    /// so that what a request leaves open is drawn to go with what it asks
+    /// (empty in models trained before it was kept: each is then drawn on its
+    /// own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub combinations: Vec<Combination>,
 }
 
-/// A meter value, mode value, style and upbeat that training songs share, and
-/// how many.
+/// A meter value, mode value, style, upbeat and length that training songs
+/// share, and how many.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Combination {
     pub meter: String,
@@ -198,6 +204,10 @@ pub struct Combination {
     /// Grid steps of the upbeat (0: none, or bars unknown).
     #[serde(default)]
     pub pickup: u32,
+    /// Full bars, upbeat bar aside (`None`: bars unknown, or a model trained
+    /// before lengths were kept together with the rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bars: Option<u32>,
     pub songs: usize,
 }
 
@@ -243,15 +253,14 @@ impl Conditioning {
         let mut style_counts = BTreeMap::<String, usize>::new();
         let mut mode_songs = BTreeMap::<String, usize>::new();
         let mut bar_counts = BTreeMap::<u32, usize>::new();
-        let mut together = BTreeMap::<(String, String, String, u32), usize>::new();
+        let mut together = BTreeMap::<(String, String, String, u32, Option<u32>), usize>::new();
         let songs: Vec<&SongConditions> = songs.into_iter().collect();
         for song in &songs {
             *meter_counts.entry(meter_text(song.meter)).or_default() += 1;
             let mode = MODES[mode_value(song.key.map(|k| k.mode))];
             *mode_songs.entry(mode.to_owned()).or_default() += 1;
-            if let Some(layout) = &song.layout {
-                let full = layout.bars.len() - usize::from(layout.upbeat > 0);
-                *bar_counts.entry(full as u32).or_default() += 1;
+            if let Some(bars) = song.layout.as_ref().map(BarLayout::full_bars) {
+                *bar_counts.entry(bars).or_default() += 1;
             }
             if !song.style.is_empty() {
                 *style_counts.entry(song.style.clone()).or_default() += 1;
@@ -290,7 +299,10 @@ impl Conditioning {
                 .as_ref()
                 .filter(|layout| layout.upbeat > 0)
                 .map_or(0, |layout| layout.bars[0]);
-            *together.entry((meter, mode, style, pickup)).or_default() += 1;
+            let bars = song.layout.as_ref().map(BarLayout::full_bars);
+            *together
+                .entry((meter, mode, style, pickup, bars))
+                .or_default() += 1;
         }
         Conditioning {
             meters,
@@ -301,11 +313,12 @@ impl Conditioning {
             bar_counts,
             combinations: together
                 .into_iter()
-                .map(|((meter, mode, style, pickup), songs)| Combination {
+                .map(|((meter, mode, style, pickup, bars), songs)| Combination {
                     meter,
                     mode,
                     style,
                     pickup,
+                    bars,
                     songs,
                 })
                 .collect(),
@@ -334,9 +347,11 @@ impl Conditioning {
             let weights = WeightedIndex::new(counts.iter().map(|(_, n)| *n)).ok()?;
             Some(counts[weights.sample(&mut rng)].0.clone())
         };
-        // A meter, mode, style and upbeat that training songs have together,
-        // matching what is asked; each drawn alone below when none does (the
-        // upbeat then none).
+        // A meter, mode, style, upbeat and length that training songs have
+        // together, matching what is asked; each drawn alone below when none
+        // does (the upbeat then none). An asked length does not steer the
+        // rest: it says how long, not which songs (eight bars of 3/4 would
+        // otherwise be mostly Polish).
         let asked_mode = request
             .mode
             .map(|mode| MODES[mode_value(Some(mode))].to_owned());
@@ -379,7 +394,9 @@ impl Conditioning {
             pickup: request
                 .pickup
                 .or_else(|| together.as_ref().map(|c| c.pickup)),
-            ..request.clone()
+            bars: request
+                .bars
+                .or_else(|| together.as_ref().and_then(|c| c.bars)),
         };
         let meter = match request.meter {
             Some(meter) => meter,
@@ -568,6 +585,7 @@ fn mode_value(mode: Option<Mode>) -> usize {
 mod tests {
     use super::*;
     use esac_parse::{Event, MeterChange, Pitch};
+    use std::collections::BTreeSet;
 
     fn sixteenth() -> Duration {
         Duration::new(1, 16)
@@ -648,7 +666,7 @@ mod tests {
     }
 
     #[test]
-    fn the_upbeat_is_drawn_with_the_meter() {
+    fn the_upbeat_and_length_are_drawn_with_the_meter() {
         let upbeat = SongConditions {
             meter: Some("3/4".parse().unwrap()),
             key: Some("C major".parse().unwrap()),
@@ -677,7 +695,23 @@ mod tests {
             };
             assert_eq!(asked("3/4").pickup, 4);
             assert_eq!(asked("2/4").pickup, 0);
+            // The upbeat song has 3 full bars, the plain ones 4.
+            assert_eq!(asked("3/4").bars, 3);
+            assert_eq!(asked("2/4").bars, 4);
         }
+        // An asked length leaves the meter to be drawn from all the songs.
+        let meters: BTreeSet<String> = (0..20)
+            .map(|seed| {
+                let request = Request {
+                    bars: Some(3),
+                    ..Request::default()
+                };
+                let asked = conditioning.draw(&request, seed).unwrap();
+                assert_eq!(asked.bars, 3);
+                asked.meter.to_string()
+            })
+            .collect();
+        assert_eq!(meters, BTreeSet::from(["2/4".into(), "3/4".into()]));
     }
 
     #[test]
@@ -740,6 +774,7 @@ mod tests {
                     mode: "minor".into(),
                     style: "a".into(),
                     pickup: 0,
+                    bars: None,
                     songs: 20
                 },
                 Combination {
@@ -747,6 +782,7 @@ mod tests {
                     mode: "minor".into(),
                     style: "b".into(),
                     pickup: 0,
+                    bars: None,
                     songs: 1
                 }
             ]
