@@ -293,6 +293,51 @@ fn judge_finds_the_asked_style_with_the_whole_collection() {
 }
 
 #[test]
+fn a_length_left_open_is_one_the_asked_style_has() {
+    // Asked only for kinder, each melody gets a meter, mode, upbeat and
+    // number of bars that training songs of kinder have together.
+    let out = tempfile::tempdir().unwrap();
+    let output = xtask(&[
+        "sample",
+        "--style",
+        "kinder",
+        "--num",
+        "3",
+        "--seed",
+        "5",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let config =
+        read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/essen/config.json"));
+    let combinations = config["conditioning"]["combinations"].as_array().unwrap();
+    let asked = read(out.path().join("sample.json"))["asked"].clone();
+    for melody in asked.as_object().unwrap().values() {
+        let mode = if melody["minor"] == true {
+            "minor"
+        } else {
+            "major"
+        };
+        assert!(
+            combinations.iter().any(|c| c["style"] == "deutschl/kinder"
+                && c["meter"] == melody["meter"]
+                && c["mode"] == mode
+                && c["pickup"] == melody["pickup"]
+                && c["bars"] == melody["bars"]),
+            "no kinder training song is like {melody}"
+        );
+    }
+}
+
+#[test]
 fn judge_explains_an_empty_samples_folder() {
     let out = tempfile::tempdir().unwrap();
     let output = xtask(&[
