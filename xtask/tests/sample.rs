@@ -1,21 +1,18 @@
 //! `cargo xtask sample` with the shipped model, as a user runs it right after
 //! cloning: files written and read back, and clear errors for bad input.
 
-use std::path::PathBuf;
-use std::process::Command;
+// Its training helpers are for the other suites.
+#[allow(dead_code)]
+mod common;
 
-fn xtask(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::path::PathBuf;
+
+use common::{json, succeeds, xtask};
 
 #[test]
 fn samples_from_the_shipped_model_read_back() {
     let out = tempfile::tempdir().unwrap();
-    let output = xtask(&[
+    succeeds(&[
         "sample",
         "--prime",
         "55 _ _ _",
@@ -26,12 +23,6 @@ fn samples_from_the_shipped_model_read_back() {
         "--out",
         out.path().to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     for index in 1..=2 {
         let name = |ext: &str| out.path().join(format!("melody-{index}.{ext}"));
         let text = std::fs::read_to_string(name("txt")).unwrap();
@@ -94,7 +85,7 @@ fn samples_from_the_shipped_model_read_back() {
 #[test]
 fn bars_limit_the_length_in_the_meter() {
     let out = tempfile::tempdir().unwrap();
-    let output = xtask(&[
+    succeeds(&[
         "sample",
         "--bars",
         "2",
@@ -107,11 +98,6 @@ fn bars_limit_the_length_in_the_meter() {
         "--out",
         out.path().to_str().unwrap(),
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let text = std::fs::read_to_string(out.path().join("melody-1.txt")).unwrap();
     // Two bars of 3/4 are 24 sixteenths, unless the model ended the song sooner.
     let tokens = grid_codec::parse_tokens(&text).unwrap();
@@ -184,15 +170,9 @@ fn judge_after_sampling_and_on_its_own_agree() {
     let dir = out.path().to_str().unwrap();
     let data = erk();
     let data = data.to_str().unwrap();
-    let output = xtask(&[
+    let stdout = succeeds(&[
         "sample", "--num", "6", "--seed", "3", "--out", dir, "--judge", "--data", data,
     ]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     for row in [
         "notes in the scale",
         "ends on the tonic",
@@ -200,9 +180,7 @@ fn judge_after_sampling_and_on_its_own_agree() {
     ] {
         assert!(stdout.contains(row), "{stdout}");
     }
-    let read = |path: &str| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(out.path().join(path)).unwrap()).unwrap()
-    };
+    let read = |path: &str| json(&out.path().join(path));
     let after_sampling = read("judge.json");
     assert_eq!(after_sampling["generated"]["melodies"], 6);
     assert_eq!(after_sampling["test"]["melodies"], 168);
@@ -233,12 +211,7 @@ fn judge_after_sampling_and_on_its_own_agree() {
     assert_eq!(closed, ended);
     let png = std::fs::read(out.path().join("judge.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let output = xtask(&["judge", "--samples", dir, "--data", data]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeds(&["judge", "--samples", dir, "--data", data]);
     let again = read("judge.json");
     assert_eq!(after_sampling["generated"], again["generated"]);
     assert_eq!(after_sampling["test"], again["test"]);
@@ -253,7 +226,7 @@ fn judge_finds_the_asked_style_with_the_whole_collection() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_str().unwrap();
     let essen = erk().join("../..");
-    let output = xtask(&[
+    let stdout = succeeds(&[
         "sample",
         "--style",
         "kinder",
@@ -269,19 +242,11 @@ fn judge_finds_the_asked_style_with_the_whole_collection() {
         "--data",
         essen.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert!(
         stdout.contains("asked style deutschl/kinder: the style classifier finds"),
         "{stdout}"
     );
-    let judged: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("judge.json")).unwrap())
-            .unwrap();
+    let judged = json(&out.path().join("judge.json"));
     let styles = judged["styles"].as_array().unwrap();
     assert_eq!(styles.len(), 1, "{styles:?}");
     assert_eq!(styles[0]["style"], "deutschl/kinder");
@@ -297,7 +262,7 @@ fn a_length_left_open_is_one_the_asked_style_has() {
     // Asked only for kinder, each melody gets a meter, mode, upbeat and
     // number of bars that training songs of kinder have together.
     let out = tempfile::tempdir().unwrap();
-    let output = xtask(&[
+    succeeds(&[
         "sample",
         "--style",
         "kinder",
@@ -308,18 +273,10 @@ fn a_length_left_open_is_one_the_asked_style_has() {
         "--out",
         out.path().to_str().unwrap(),
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let read = |path: PathBuf| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    };
     let config =
-        read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/essen/config.json"));
+        json(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/essen/config.json"));
     let combinations = config["conditioning"]["combinations"].as_array().unwrap();
-    let asked = read(out.path().join("sample.json"))["asked"].clone();
+    let asked = json(&out.path().join("sample.json"))["asked"].clone();
     for melody in asked.as_object().unwrap().values() {
         let mode = if melody["minor"] == true {
             "minor"
@@ -367,7 +324,7 @@ fn soundfont_wav_when_a_soundfont_is_installed() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    let output = xtask(&[
+    succeeds(&[
         "sample",
         "--seed",
         "2",
@@ -376,11 +333,6 @@ fn soundfont_wav_when_a_soundfont_is_installed() {
         "--soundfont",
         font.to_str().unwrap(),
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let reader = hound::WavReader::open(out.path().join("melody-1.wav")).unwrap();
     assert_eq!(reader.spec().channels, 2);
     assert_eq!(reader.spec().sample_rate, 44_100);
@@ -389,7 +341,7 @@ fn soundfont_wav_when_a_soundfont_is_installed() {
 #[test]
 fn the_composer_page_gives_the_command_lines_melodies() {
     let out = tempfile::tempdir().unwrap();
-    let output = xtask(&[
+    succeeds(&[
         "sample",
         "--seed",
         "7",
@@ -402,11 +354,6 @@ fn the_composer_page_gives_the_command_lines_melodies() {
         "--out",
         out.path().to_str().unwrap(),
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let server = melody_server::start(melody_server::Config::loopback(
         root.join("assets"),
