@@ -265,6 +265,8 @@ pub struct MelodyModel {
     device: Device,
     dtype: DType,
     step_by_step: bool,
+    /// The stepping layout laid out once, for a model only sampled from.
+    kept_stepper: Option<Stepper>,
 }
 
 impl MelodyModel {
@@ -345,6 +347,7 @@ impl MelodyModel {
             device: device.clone(),
             dtype,
             step_by_step: false,
+            kept_stepper: None,
         })
     }
 
@@ -757,8 +760,20 @@ impl MelodyModel {
         self.stepper()?.step(ids, side, state)
     }
 
+    /// Lays the weights out for stepping once and keeps them, so that every
+    /// later [`stepper`](Self::stepper) is a cheap copy (a server starts many
+    /// sampling sessions). Only for a model that is no longer trained: its
+    /// steppers would keep the weights of this moment.
+    pub fn keep_stepper(&mut self) -> Result<(), ModelError> {
+        self.kept_stepper = Some(self.stepper()?);
+        Ok(())
+    }
+
     /// The weights laid out for stepping (inference only: no gradients flow).
     pub fn stepper(&self) -> Result<Stepper, ModelError> {
+        if let Some(kept) = &self.kept_stepper {
+            return Ok(kept.clone());
+        }
         let layers = (0..self.config.num_layers)
             .map(|layer| {
                 let weights = self.side_by_side(layer)?;
@@ -891,6 +906,7 @@ impl MelodyModel {
 
 /// One layer's weights with the four gates side by side, so a step is two
 /// matrix products per layer rather than eight.
+#[derive(Clone)]
 struct StepLayer {
     /// W_ih^T, `(in, 4 * hidden)`.
     input_t: Tensor,
@@ -900,7 +916,9 @@ struct StepLayer {
     bias: Tensor,
 }
 
-/// A model's weights prepared once for generation, one token at a time.
+/// A model's weights prepared once for generation, one token at a time
+/// (a copy shares the tensors).
+#[derive(Clone)]
 pub struct Stepper {
     embedding: Tensor,
     side_embeddings: Vec<Tensor>,

@@ -142,7 +142,13 @@ impl Catalog {
             .into_iter()
             .find(|l| l.name == name)
             .ok_or_else(|| ServerError::UnknownModel(name.to_owned()))?;
-        let folder = ModelFolder::load(&listed.dir, &self.device)
+        let mut folder = ModelFolder::load(&listed.dir, &self.device)
+            .map_err(|e| ServerError::Model(format!("{name}: {e}")))?;
+        // Served models are only sampled from: lay their weights out once
+        // rather than for every batch.
+        folder
+            .model
+            .keep_stepper()
             .map_err(|e| ServerError::Model(format!("{name}: {e}")))?;
         let data = folder.data_dir().or_else(|| self.data.clone());
         let (held_out, training) = match data.as_deref().map(read_songs) {

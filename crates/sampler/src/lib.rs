@@ -6,7 +6,7 @@
 //! re-fed the whole growing sequence for every token). Temperature, top-k and
 //! top-p sampling from a seeded generator: the same seed gives the same melody.
 
-use candle_core::{D, Tensor};
+use candle_core::{D, DType, Tensor};
 use grid_codec::{Token, Vocabulary};
 use lstm_candle::{LstmState, MelodyModel, ModelError, Stepper};
 use model_folder::GenerationConfig;
@@ -42,6 +42,8 @@ pub enum SampleError {
         rows: usize,
         given: usize,
     },
+    #[error("a session starts from at least one token (the start token `.`)")]
+    EmptyPrefix,
     #[error("a contrast needs a model with side inputs; this one reads none")]
     ContrastWithoutSideInputs,
     #[error("contrast weight {0} must be a finite number, 0 or more")]
@@ -166,39 +168,29 @@ impl<'m> Session<'m> {
                 given: side.rows.len(),
             });
         }
-        let input = model.ids_tensor(&vec![ids.to_vec(); rows])?;
-        let prefix: Vec<Vec<Vec<u32>>> = (0..inputs)
-            .map(|input| {
-                (0..rows)
-                    .map(|row| {
-                        (0..ids.len())
-                            .map(|step| side.at(row, step).nth(input).unwrap_or_default())
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
-        let side_tensors = model.side_tensors(&prefix)?;
-        let (logits, state) = model.forward(&input, &side_tensors, None, None)?;
-        // Contiguous, as the row selections of later steps need.
-        let last = logits
-            .narrow(1, ids.len() - 1, 1)?
-            .squeeze(1)?
-            .contiguous()?;
-        Ok(Self {
+        if ids.is_empty() {
+            return Err(SampleError::EmptyPrefix);
+        }
+        // Stepped through like the tokens that follow, with the weights laid
+        // out once (a prefix is short, and a batch's start is paid per batch).
+        let mut session = Self {
             model,
             stepper: model.stepper()?,
-            state,
-            logits: last,
+            state: model.zero_state(rows)?,
+            logits: Tensor::zeros((rows, model.config.vocab_size), DType::F32, model.device())?,
             side,
             rows: (0..rows).collect(),
-            step: ids.len(),
-        })
+            step: 0,
+        };
+        for &id in ids {
+            session.advance(&vec![id; rows])?;
+        }
+        Ok(session)
     }
 
     /// Next-token logits of every row.
     pub fn logits(&self) -> Result<Vec<Vec<f32>>, SampleError> {
-        Ok(self.logits.to_dtype(candle_core::DType::F32)?.to_vec2()?)
+        Ok(self.logits.to_dtype(DType::F32)?.to_vec2()?)
     }
 
     /// Feeds one id per row.
@@ -256,14 +248,12 @@ fn probabilities(logits: &Tensor, temperatures: &[f64]) -> Result<Vec<Vec<f32>>,
     let rows = temperatures.len();
     let temperatures: Vec<f32> = temperatures.iter().map(|&t| t as f32).collect();
     let temperatures = Tensor::from_vec(temperatures, (rows, 1), logits.device())?;
-    let scaled = logits
-        .to_dtype(candle_core::DType::F32)?
-        .broadcast_div(&temperatures)?;
+    let scaled = logits.to_dtype(DType::F32)?.broadcast_div(&temperatures)?;
     Ok(softmax(&scaled)?.to_vec2()?)
 }
 
 fn softmax(logits: &Tensor) -> candle_core::Result<Tensor> {
-    let logits = logits.to_dtype(candle_core::DType::F32)?;
+    let logits = logits.to_dtype(DType::F32)?;
     let max = logits.max_keepdim(D::Minus1)?;
     let exp = logits.broadcast_sub(&max)?.exp()?;
     exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
@@ -800,6 +790,25 @@ mod tests {
             .to_string();
             assert!(error.contains("contrast weight"), "{error}");
         }
+    }
+
+    #[test]
+    fn a_kept_stepper_steps_as_a_fresh_one_and_a_prefix_is_needed() {
+        let (mut model, vocabulary) = setup();
+        let prefix: Vec<u32> = vocabulary.encode(". 60 _ 62").unwrap();
+        let logits = |model: &MelodyModel| {
+            Session::start(model, &prefix, 2, SideValues::default())
+                .unwrap()
+                .logits()
+                .unwrap()
+        };
+        let fresh = logits(&model);
+        model.keep_stepper().unwrap();
+        assert_eq!(logits(&model), fresh);
+        assert!(matches!(
+            Session::start(&model, &[], 1, SideValues::default()),
+            Err(SampleError::EmptyPrefix)
+        ));
     }
 
     #[test]
