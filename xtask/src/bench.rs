@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use grid_codec::{Encoding, encode_with};
+use grid_codec::{Encoding, SongConditions, encode_with};
 use model_folder::ModelFolder;
 use serde::Serialize;
 
@@ -195,21 +195,20 @@ pub fn sample(
     device: &candle_core::Device,
     melodies: usize,
 ) -> Result<SampleBench> {
-    let ModelFolder {
-        model, vocabulary, ..
-    } = ModelFolder::load(model_dir, device)?;
+    let folder = ModelFolder::load(model_dir, device)?;
+    let (model, vocabulary) = (&folder.model, &folder.vocabulary);
     let config = sampler::SamplingConfig {
         max_len: 1000,
         ..Default::default()
     };
     let generate = || {
         sampler::generate(
-            &model,
-            &vocabulary,
+            model,
+            vocabulary,
             &[],
             melodies,
             &config,
-            SideValues::default(),
+            unknown_song(&folder, melodies),
         )
     };
     // Once to warm up, once timed.
@@ -232,6 +231,19 @@ pub fn sample(
     })
 }
 
+/// For each of `rows` melodies, the side values of a song of which nothing is
+/// known (free meter, unknown mode, no style, no bars to count down), so that
+/// a conditioned model writes on as an unconditioned one does; none for a
+/// model without side inputs.
+fn unknown_song(folder: &ModelFolder, rows: usize) -> SideValues {
+    match &folder.conditioning {
+        Some(conditioning) => SideValues {
+            rows: vec![conditioning.values(&SongConditions::default(), 0); rows],
+        },
+        None => SideValues::default(),
+    }
+}
+
 /// The cost of the next token after a prefix, stateful against re-feeding.
 #[derive(Debug, Serialize)]
 pub struct PrefixBench {
@@ -252,14 +264,14 @@ pub fn prefix(
     prefix: usize,
 ) -> Result<PrefixBench> {
     use rand::{Rng, SeedableRng};
-    let ModelFolder {
-        model, vocabulary, ..
-    } = ModelFolder::load(model_dir, device)?;
+    let folder = ModelFolder::load(model_dir, device)?;
+    let (model, vocabulary) = (&folder.model, &folder.vocabulary);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(prefix as u64);
     let ids: Vec<u32> = (0..prefix)
         .map(|_| rng.random_range(0..vocabulary.len() as u32))
         .collect();
-    let mut session = sampler::Session::start(&model, &ids, 1, SideValues::default())?;
+    let side = unknown_song(&folder, 1);
+    let mut session = sampler::Session::start(model, &ids, 1, side.clone())?;
     let mut stateful = Vec::new();
     for step in 0..210u32 {
         let start = Instant::now();
@@ -270,10 +282,19 @@ pub fn prefix(
         }
     }
     let input = model.ids_tensor(&[ids])?;
+    // The same values at every step of the prefix.
+    let side = model.side_tensors(
+        &side
+            .rows
+            .iter()
+            .flatten()
+            .map(|values| vec![vec![values[0]; prefix]])
+            .collect::<Vec<_>>(),
+    )?;
     let mut refeed = Vec::new();
     for _ in 0..6 {
         let start = Instant::now();
-        let (logits, _) = model.forward(&input, &[], None, None)?;
+        let (logits, _) = model.forward(&input, &side, None, None)?;
         logits.narrow(1, prefix - 1, 1)?.to_vec3::<f32>()?;
         refeed.push(start.elapsed());
     }

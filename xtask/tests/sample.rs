@@ -295,6 +295,19 @@ fn a_length_left_open_is_one_the_asked_style_has() {
 }
 
 #[test]
+fn bench_sample_runs_the_conditioned_model() {
+    // Told nothing of the song, the shipped model writes on to the length
+    // limit as an unconditioned one does (it used to refuse to start).
+    let stdout = succeeds(&["bench", "sample", "--model", "assets/essen"]);
+    let batch = stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|line| line["bench"] == "sample" && line["melodies"] == 64)
+        .expect(&stdout);
+    assert!(batch["tokens"].as_u64().unwrap() > 64 * 500, "{batch}");
+}
+
+#[test]
 fn judge_explains_an_empty_samples_folder() {
     let out = tempfile::tempdir().unwrap();
     let output = xtask(&[
