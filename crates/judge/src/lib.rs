@@ -656,6 +656,13 @@ pub fn judge(
 pub fn table(j: &Judgement) -> String {
     let (g, t) = (&j.generated, &j.test);
     let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+    let p_value = |p: f64| {
+        if p >= 0.01 {
+            format!("{p:.2}")
+        } else {
+            format!("{p:.1e}")
+        }
+    };
     let rows = [
         (
             "melodies".to_owned(),
@@ -705,12 +712,15 @@ pub fn table(j: &Judgement) -> String {
     for m in &j.meters {
         let (g, t) = (&m.generated, &m.test);
         out += &format!(
-            "\nin {}: {} generated, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2}; ending at a bar line {} / {}; ending on the tonic {} / {}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
+            "\nin {}: {} generated, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties, p = {}); ending at a bar line {} / {}; ending on the tonic {} / {}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
             m.meter,
             g.melodies,
             t.melodies,
             g.ties_per_100_notes,
             t.ties_per_100_notes,
+            g.ties,
+            t.ties,
+            p_value(m.ties_p_value),
             pct(g.ending_at_bar_end),
             pct(t.ending_at_bar_end),
             pct(g.ends_on_tonic),
