@@ -182,6 +182,9 @@ pub struct SampleBench {
     pub model: String,
     pub device: String,
     pub melodies: usize,
+    pub step_weights: lstm_candle::StepWeights,
+    /// Whether bf16 products ran on AMX tiles (false for f32).
+    pub amx: bool,
     /// Tokens generated, the closing `.` included.
     pub tokens: usize,
     pub seconds: f64,
@@ -189,13 +192,16 @@ pub struct SampleBench {
 }
 
 /// Generates `melodies` melodies at once from `model` (up to 1,000 tokens each,
-/// temperature 1) after one warm-up run, and counts the tokens produced.
+/// temperature 1) after one warm-up run, the LSTM weights held as
+/// `step_weights` says, and counts the tokens produced.
 pub fn sample(
     model_dir: &Path,
     device: &candle_core::Device,
     melodies: usize,
+    step_weights: lstm_candle::StepWeights,
 ) -> Result<SampleBench> {
-    let folder = ModelFolder::load(model_dir, device)?;
+    let mut folder = ModelFolder::load(model_dir, device)?;
+    folder.model.set_step_weights(step_weights);
     let (model, vocabulary) = (&folder.model, &folder.vocabulary);
     let config = sampler::SamplingConfig {
         max_len: 1000,
@@ -225,6 +231,10 @@ pub fn sample(
         model: model_dir.display().to_string(),
         device: device_name(device),
         melodies,
+        step_weights,
+        amx: step_weights == lstm_candle::StepWeights::Bf16
+            && device.is_cpu()
+            && lstm_candle::bf16_product::tiles_available(),
         tokens,
         seconds,
         tokens_per_s: tokens as f64 / seconds,

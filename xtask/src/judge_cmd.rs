@@ -31,6 +31,10 @@ pub struct SampleRecord {
     /// The weight that guided each melody towards its mode, where one did.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub mode_guidance: BTreeMap<String, f64>,
+    /// How the steps held the LSTM weights (f32 in records written before
+    /// there was a choice).
+    #[serde(default)]
+    pub step_weights: lstm_candle::StepWeights,
 }
 
 impl SampleRecord {

@@ -161,6 +161,11 @@ enum Command {
         /// Where the model runs.
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
         device: DeviceArg,
+        /// f32: the weights as trained; bf16: each song read step by step
+        /// with the weights rounded, as generation with that setting reads it
+        /// (see `sample --step-weights`).
+        #[arg(long, value_name = "f32|bf16", default_value = "f32")]
+        step_weights: lstm_candle::StepWeights,
     },
     /// Print eval-mode logits at every position for token ids, as JSON.
     #[command(after_help = "Example:\n  cargo xtask logits --model runs/erk --ids \"0 12 5 7\"")]
@@ -490,9 +495,12 @@ fn run(cli: Cli) -> Result<()> {
             which: BenchCommand::Sample { model, device },
         } => {
             let device = device.device()?;
+            // Both ways of holding the weights, in the same process.
             for melodies in [1, 64] {
-                let result = bench::sample(&model, &device, melodies)?;
-                println!("{}", serde_json::to_string(&result)?);
+                for weights in lstm_candle::StepWeights::ALL {
+                    let result = bench::sample(&model, &device, melodies, weights)?;
+                    println!("{}", serde_json::to_string(&result)?);
+                }
             }
             for prefix in [10, 1000] {
                 let result = bench::prefix(&model, &device, prefix)?;
@@ -530,7 +538,8 @@ fn run(cli: Cli) -> Result<()> {
             model,
             data,
             device,
-        } => train_cmd::eval(&model, data.as_deref(), device)?,
+            step_weights,
+        } => train_cmd::eval(&model, data.as_deref(), device, step_weights)?,
         Command::Logits { model, ids, device } => train_cmd::logits(&model, &ids, device)?,
         Command::Export {
             run,

@@ -570,9 +570,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 
 /// `cargo xtask eval`: whole-song NLL of a model on the test split of prepared
 /// data (the model's own when it is a run folder).
-pub fn eval(model: &ModelRef, data: Option<&Path>, device: DeviceArg) -> Result<()> {
+pub fn eval(
+    model: &ModelRef,
+    data: Option<&Path>,
+    device: DeviceArg,
+    step_weights: lstm_candle::StepWeights,
+) -> Result<()> {
     let device = device.device()?;
-    let folder = ModelFolder::open(model, &device)?;
+    let mut folder = ModelFolder::open(model, &device)?;
+    folder.model.set_step_weights(step_weights);
     let data_dir = match (data, folder.data_dir()) {
         (Some(data), _) => data.to_owned(),
         (None, Some(own)) => own,

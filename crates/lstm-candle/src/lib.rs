@@ -15,6 +15,7 @@
 //! on CUDA as well; elsewhere, and as the reference they are tested against, as
 //! Candle operations step by step.
 
+pub mod bf16_product;
 pub mod checkpoint;
 mod fused;
 #[cfg(feature = "cuda")]
@@ -26,6 +27,6 @@ mod output_loss;
 
 pub use checkpoint::{CheckpointError, load_checkpoint, save_checkpoint};
 pub use lstm::{LayerState, LstmState, lstm_cell_step};
-pub use model::{Dropout, MelodyModel, ModelConfig, ModelError, SideInput, Stepper};
+pub use model::{Dropout, MelodyModel, ModelConfig, ModelError, SideInput, StepWeights, Stepper};
 
 pub use candle_core::{DType, Device, Tensor};

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::bf16_product::Bf16Matrix;
 use crate::fused::Recurrence;
 use crate::lstm::{
     GateWeights, LayerState, LstmState, cell_update, project_sequence, run_layer, stack_steps,
@@ -265,8 +266,53 @@ pub struct MelodyModel {
     device: Device,
     dtype: DType,
     step_by_step: bool,
+    /// How generation's steps hold the LSTM weights.
+    step_weights: StepWeights,
     /// The stepping layout laid out once, for a model only sampled from.
     kept_stepper: Option<Stepper>,
+}
+
+/// How a [`Stepper`] holds the LSTM weights for generation. Training and
+/// evaluation always use f32.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepWeights {
+    /// As trained.
+    #[default]
+    F32,
+    /// Rounded to bf16, and each step's inputs with them, the products summed
+    /// in f32: on a CPU with Intel AMX several times faster at hidden 512
+    /// (see [`crate::bf16_product`]); elsewhere the same rounding, multiplied
+    /// in f32.
+    Bf16,
+}
+
+impl StepWeights {
+    pub const ALL: [StepWeights; 2] = [StepWeights::F32, StepWeights::Bf16];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StepWeights::F32 => "f32",
+            StepWeights::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for StepWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for StepWeights {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|w| w.name() == text)
+            .ok_or_else(|| format!("step weights `{text}` are not one of f32, bf16"))
+    }
 }
 
 impl MelodyModel {
@@ -347,6 +393,7 @@ impl MelodyModel {
             device: device.clone(),
             dtype,
             step_by_step: false,
+            step_weights: StepWeights::F32,
             kept_stepper: None,
         })
     }
@@ -392,8 +439,8 @@ impl MelodyModel {
 
     /// One LSTM layer's weights with the gates side by side, as the fused
     /// recurrence and the stepper take them (still in the autograd graph).
-    fn side_by_side(&self, layer: usize) -> candle_core::Result<StepLayer> {
-        Ok(StepLayer {
+    fn side_by_side(&self, layer: usize) -> candle_core::Result<SideBySide> {
+        Ok(SideBySide {
             input_t: self.tensor(&names::weight_ih(layer)).t()?.contiguous()?,
             recurrent_t: self.tensor(&names::weight_hh(layer)).t()?.contiguous()?,
             bias: (self.tensor(&names::bias_ih(layer)) + self.tensor(&names::bias_hh(layer)))?,
@@ -643,7 +690,7 @@ impl MelodyModel {
         let mut below: Option<Tensor> = None;
         let mut final_layers = Vec::with_capacity(self.config.num_layers);
         for (layer, layer_state) in state.layers.into_iter().enumerate() {
-            let StepLayer {
+            let SideBySide {
                 input_t,
                 recurrent_t,
                 bias,
@@ -739,6 +786,29 @@ impl MelodyModel {
         Ok((loss, last))
     }
 
+    /// Logits `(batch, time, vocab)` for `(batch, time)` ids and side inputs
+    /// from a zero state, as generation computes them: one step at a time
+    /// through [`Self::stepper`], so with the weights held as
+    /// [`Self::set_step_weights`] says. Inference only.
+    pub fn stepped_logits(&self, ids: &Tensor, side: &[Tensor]) -> Result<Tensor, ModelError> {
+        self.check_side(ids, side)?;
+        let (batch, time) = ids.dims2()?;
+        let stepper = self.stepper()?;
+        let mut state = self.zero_state(batch)?;
+        let column = |values: &Tensor, t: usize| values.narrow(1, t, 1)?.squeeze(1)?.contiguous();
+        let mut steps = Vec::with_capacity(time);
+        for t in 0..time {
+            let step_side = side
+                .iter()
+                .map(|values| column(values, t))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let (logits, next) = stepper.step(&column(ids, t)?, &step_side, state)?;
+            state = next;
+            steps.push(logits);
+        }
+        Ok(Tensor::stack(&steps, 1)?)
+    }
+
     /// The given state, or zeros for `batch` sequences.
     fn state_or_zero(
         &self,
@@ -769,6 +839,19 @@ impl MelodyModel {
         Ok(())
     }
 
+    /// How later steppers hold the weights; forgets a kept stepper laid out
+    /// otherwise.
+    pub fn set_step_weights(&mut self, weights: StepWeights) {
+        if weights != self.step_weights {
+            self.step_weights = weights;
+            self.kept_stepper = None;
+        }
+    }
+
+    pub fn step_weights(&self) -> StepWeights {
+        self.step_weights
+    }
+
     /// The weights laid out for stepping (inference only: no gradients flow).
     pub fn stepper(&self) -> Result<Stepper, ModelError> {
         if let Some(kept) = &self.kept_stepper {
@@ -777,9 +860,19 @@ impl MelodyModel {
         let layers = (0..self.config.num_layers)
             .map(|layer| {
                 let weights = self.side_by_side(layer)?;
+                let products = match self.step_weights {
+                    StepWeights::F32 => GateProducts::F32 {
+                        input_t: weights.input_t.detach(),
+                        recurrent_t: weights.recurrent_t.detach(),
+                    },
+                    StepWeights::Bf16 => GateProducts::Bf16(Bf16Matrix::new(
+                        &Tensor::cat(&[&weights.input_t, &weights.recurrent_t], 0)?
+                            .to_dtype(DType::F32)?
+                            .detach(),
+                    )?),
+                };
                 Ok(StepLayer {
-                    input_t: weights.input_t.detach(),
-                    recurrent_t: weights.recurrent_t.detach(),
+                    products,
                     bias: weights.bias.detach(),
                 })
             })
@@ -904,16 +997,49 @@ impl MelodyModel {
     }
 }
 
-/// One layer's weights with the four gates side by side, so a step is two
-/// matrix products per layer rather than eight.
-#[derive(Clone)]
-struct StepLayer {
+/// One layer's weights with the four gates side by side.
+struct SideBySide {
     /// W_ih^T, `(in, 4 * hidden)`.
     input_t: Tensor,
     /// W_hh^T, `(hidden, 4 * hidden)`.
     recurrent_t: Tensor,
     /// b_ih + b_hh, `(4 * hidden,)`.
     bias: Tensor,
+}
+
+/// One layer's weights laid out for stepping, so a step is one or
+/// two matrix products per layer rather than eight.
+#[derive(Clone)]
+struct StepLayer {
+    products: GateProducts,
+    /// b_ih + b_hh, `(4 * hidden,)`.
+    bias: Tensor,
+}
+
+/// A layer's gate products `x W_ih^T + h W_hh^T`, as [`StepWeights`] says.
+#[derive(Clone)]
+enum GateProducts {
+    F32 {
+        /// W_ih^T, `(in, 4 * hidden)`.
+        input_t: Tensor,
+        /// W_hh^T, `(hidden, 4 * hidden)`.
+        recurrent_t: Tensor,
+    },
+    /// `[W_ih^T; W_hh^T]`, `(in + hidden, 4 * hidden)`, one product with x and h
+    /// side by side.
+    Bf16(Bf16Matrix),
+}
+
+impl GateProducts {
+    fn apply(&self, input: &Tensor, h: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            GateProducts::F32 {
+                input_t,
+                recurrent_t,
+            } => input.matmul(input_t)?.add(&h.matmul(recurrent_t)?),
+            GateProducts::Bf16(matrix) => matrix.product(&[input, h])?.to_dtype(input.dtype()),
+        }
+    }
 }
 
 /// A model's weights prepared once for generation, one token at a time
@@ -944,9 +1070,9 @@ impl Stepper {
         }
         let mut layers = Vec::with_capacity(self.layers.len());
         for (weights, previous) in self.layers.iter().zip(state.layers) {
-            let gates = input
-                .matmul(&weights.input_t)?
-                .add(&previous.h.matmul(&weights.recurrent_t)?)?
+            let gates = weights
+                .products
+                .apply(&input, &previous.h)?
                 .broadcast_add(&weights.bias)?;
             let gate = |k: usize| gates.narrow(1, k * self.hidden, self.hidden);
             let next = cell_update([gate(0)?, gate(1)?, gate(2)?, gate(3)?], &previous.c)?;

@@ -19,7 +19,7 @@ use candle_core::{DType, Device};
 use grid_codec::{Conditioning, Encoding, Token, VocabError, Vocabulary};
 pub use lstm_candle::checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
 use lstm_candle::checkpoint::{tensors_to_safetensors_as, write_atomic};
-use lstm_candle::{CheckpointError, MelodyModel};
+use lstm_candle::{CheckpointError, MelodyModel, StepWeights};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -107,6 +107,13 @@ pub struct GenerationConfig {
     /// `sampler::Contrast`); absent means not at all.
     #[serde(skip_serializing_if = "ModeGuidance::is_none")]
     pub mode_guidance: ModeGuidance,
+    /// How generation holds the LSTM weights; absent means f32, as trained.
+    #[serde(skip_serializing_if = "is_f32")]
+    pub step_weights: StepWeights,
+}
+
+fn is_f32(weights: &StepWeights) -> bool {
+    *weights == StepWeights::F32
 }
 
 /// Guidance weight towards each asked mode, measured per model: guiding
@@ -142,6 +149,7 @@ impl Default for GenerationConfig {
             top_k: None,
             top_p: None,
             mode_guidance: ModeGuidance::default(),
+            step_weights: StepWeights::F32,
         }
     }
 }
@@ -223,7 +231,7 @@ impl ModelFolder {
         if !dir.join(WEIGHTS_FILE).is_file() {
             return Err(FolderError::NotAModel(dir.to_owned()));
         }
-        let model = lstm_candle::load_checkpoint(dir, device).map_err(|source| {
+        let mut model = lstm_candle::load_checkpoint(dir, device).map_err(|source| {
             FolderError::Checkpoint {
                 dir: dir.to_owned(),
                 source: Box::new(source),
@@ -300,6 +308,7 @@ impl ModelFolder {
                 ));
             }
         }
+        model.set_step_weights(generation.step_weights);
         Ok(Self {
             dir: dir.to_owned(),
             model,
@@ -534,7 +543,7 @@ mod tests {
         tiny(dir.path(), json!({ "encoding": none }));
         fs::write(
             dir.path().join(GENERATION_FILE),
-            r#"{"temperature": 0.8, "top_p": 0.9, "max_length": 64}"#,
+            r#"{"temperature": 0.8, "top_p": 0.9, "max_length": 64, "step_weights": "bf16"}"#,
         )
         .unwrap();
         let folder = ModelFolder::load(dir.path(), &Device::Cpu).unwrap();
@@ -543,6 +552,7 @@ mod tests {
         assert_eq!(folder.generation.temperature, 0.8);
         assert_eq!(folder.generation.top_p, Some(0.9));
         assert_eq!(folder.generation.max_length, 64);
+        assert_eq!(folder.model.step_weights(), StepWeights::Bf16);
         assert!(
             folder.generation.grammar,
             "unnamed settings keep their defaults"
@@ -552,6 +562,7 @@ mod tests {
         let again = ModelFolder::load(&out, &Device::Cpu).unwrap();
         assert_eq!(again.encoding, none);
         assert_eq!(again.generation, folder.generation);
+        assert_eq!(again.model.step_weights(), StepWeights::Bf16);
         // Exporting the export gives the same bytes.
         let twice = dir.path().join("twice");
         again.export(&twice, DType::F32, "me/tiny").unwrap();
@@ -584,6 +595,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("end_token_id is Some(3)"), "{error}");
+        fs::write(
+            dir.path().join(GENERATION_FILE),
+            r#"{"step_weights": "int8"}"#,
+        )
+        .unwrap();
+        let error = ModelFolder::load(dir.path(), &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("generation_config.json") && error.contains("`f32` or `bf16`"),
+            "{error}"
+        );
         fs::remove_file(dir.path().join(GENERATION_FILE)).unwrap();
         Vocabulary::build([grid_codec::parse_tokens("60 61 62").unwrap().as_slice()])
             .save(&dir.path().join(TOKENIZER_FILE))

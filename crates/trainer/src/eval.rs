@@ -3,7 +3,7 @@
 //! closing `.`. The reference scored only the last token of 64-token windows.
 
 use candle_core::{D, DType, Tensor};
-use lstm_candle::{MelodyModel, ModelError};
+use lstm_candle::{MelodyModel, ModelError, StepWeights};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Song, TrainBatch};
@@ -21,7 +21,8 @@ pub struct Evaluation {
 }
 
 /// Scores `songs` in batches of similar length (padding is masked out), the
-/// batches shared among `threads` threads.
+/// batches shared among `threads` threads, with the model's step weights (see
+/// [`MelodyModel::set_step_weights`]).
 pub fn evaluate(
     model: &MelodyModel,
     songs: &[Song],
@@ -45,7 +46,11 @@ pub fn evaluate(
             let mask: Vec<f32> = batch.weights.iter().flatten().copied().collect();
             let targets = Tensor::from_vec(targets, (rows, length), device)?;
             let mask = Tensor::from_vec(mask, (rows, length), device)?;
-            let (logits, _) = model.forward(&input, &side, None, None)?;
+            let logits = match model.step_weights() {
+                StepWeights::F32 => model.forward(&input, &side, None, None)?.0,
+                // Rounded weights exist only in the stepper.
+                StepWeights::Bf16 => model.stepped_logits(&input, &side)?,
+            };
             sums.0 += MelodyModel::masked_nll(&logits, &targets, &mask)?
                 .to_dtype(DType::F64)?
                 .to_scalar::<f64>()?;
