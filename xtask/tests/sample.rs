@@ -399,3 +399,14 @@ fn the_composer_page_gives_the_command_lines_melodies() {
         );
     }
 }
+
+#[test]
+fn step_weights_other_than_f32_and_bf16_are_refused() {
+    let output = xtask(&["sample", "--step-weights", "int8"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("step weights `int8` are not one of f32, bf16"),
+        "{stderr}"
+    );
+}
