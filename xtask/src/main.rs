@@ -235,8 +235,9 @@ enum BenchCommand {
         #[arg(long)]
         fused_only: bool,
     },
-    /// Sampling tokens/s for 1 and 64 melodies at once, and the per-token time
-    /// after 10 and 1000 tokens (stateful, and re-feeding the prefix as the reference does).
+    /// Sampling tokens/s for 1 and 64 melodies at once, each with f32 and with
+    /// bf16 step weights, and the per-token time after 10 and 1000 tokens
+    /// (stateful, and re-feeding the prefix as the reference does).
     #[command(
         after_help = "Examples:\n  cargo xtask bench sample\n  cargo xtask bench sample --model runs/erk"
     )]
