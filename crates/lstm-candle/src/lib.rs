@@ -14,6 +14,9 @@
 //! their own backward passes; with the `cuda` feature the recurrence's op runs
 //! on CUDA as well; elsewhere, and as the reference they are tested against, as
 //! Candle operations step by step.
+//! Generation steps one token at a time through a [`Stepper`], which can hold
+//! the gate weights rounded to bf16 and multiply them on Intel AMX tiles
+//! ([`StepWeights`], [`bf16_product`]).
 
 pub mod bf16_product;
 pub mod checkpoint;
