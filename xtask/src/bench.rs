@@ -232,9 +232,7 @@ pub fn sample(
         device: device_name(device),
         melodies,
         step_weights,
-        amx: step_weights == lstm_candle::StepWeights::Bf16
-            && device.is_cpu()
-            && lstm_candle::bf16_product::tiles_available(),
+        amx: model.stepper()?.on_tiles(),
         tokens,
         seconds,
         tokens_per_s: tokens as f64 / seconds,

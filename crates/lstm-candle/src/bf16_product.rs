@@ -112,12 +112,6 @@ impl Bf16Matrix {
     }
 }
 
-/// Whether this process multiplies bf16 matrices on AMX tiles (asks the OS
-/// for them the first time). `ESAC_MELODY_NO_AMX` set to anything says no.
-pub fn tiles_available() -> bool {
-    amx::available()
-}
-
 fn padded_depth(depth: usize) -> usize {
     depth.div_ceil(TILE_DEPTH) * TILE_DEPTH
 }

@@ -272,8 +272,9 @@ pub struct MelodyModel {
     kept_stepper: Option<Stepper>,
 }
 
-/// How a [`Stepper`] holds the LSTM weights for generation. Training and
-/// evaluation always use f32.
+/// How a [`Stepper`] holds the LSTM weights for generation, and
+/// [`MelodyModel::stepped_logits`] with it. Training and the whole-sequence
+/// forward always use the weights as they are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepWeights {
@@ -1055,6 +1056,14 @@ pub struct Stepper {
 }
 
 impl Stepper {
+    /// Whether its gate products run on AMX tiles (bf16 weights on a CPU
+    /// that grants them, gates a multiple of 16 wide).
+    pub fn on_tiles(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|layer| matches!(&layer.products, GateProducts::Bf16(m) if m.on_tiles()))
+    }
+
     /// Logits `(batch, vocab)` for the ids `(batch,)` and one `(batch,)`
     /// tensor per side input, and the next state.
     pub fn step(
