@@ -97,7 +97,7 @@ pub fn read_samples(dir: &Path) -> Result<Vec<Sample>> {
 /// The songs melodies are judged against.
 pub struct Corpus {
     pub encoding: Encoding,
-    pub train: Vec<Vec<Token>>,
+    pub train: Vec<Song>,
     pub test: Vec<Song>,
     /// Tells the collections apart, when the training songs come from several.
     pub classifier: Option<StyleClassifier>,
@@ -124,38 +124,36 @@ impl Corpus {
             test: Vec::new(),
             classifier: None,
         };
-        let mut train_labels = Vec::new();
         for record in records {
+            if record.split == Split::Val {
+                continue;
+            }
             let tokens = parse_tokens(&record.tokens)
                 .with_context(|| format!("song {} in {}", record.id, data.display()))?;
-            match record.split {
-                Split::Train => {
-                    corpus.train.push(tokens);
-                    train_labels.push((record.collection, record.meter));
-                }
-                Split::Test => corpus.test.push(Song {
-                    tonality: Tonality::of(&encoding, record.key, &tokens),
-                    meter: record.meter,
-                    metric: record_metric(&record, &encoding),
-                    minor: record.key.map(|k| k.mode.is_minor_like()),
-                    style: Some(record.collection.clone()).filter(|c| !c.is_empty()),
-                    name: record.id,
-                    tokens,
-                    closed: true,
-                }),
-                Split::Val => {}
+            let song = Song {
+                tonality: Tonality::of(&encoding, record.key, &tokens),
+                meter: record.meter,
+                metric: record_metric(&record, &encoding),
+                minor: record.key.map(|k| k.mode.is_minor_like()),
+                style: Some(record.collection.clone()).filter(|c| !c.is_empty()),
+                name: record.id,
+                tokens,
+                closed: true,
+            };
+            if record.split == Split::Train {
+                corpus.train.push(song);
+            } else {
+                corpus.test.push(song);
             }
         }
         corpus.classifier = StyleClassifier::fit(
-            train_labels
-                .iter()
-                .zip(&corpus.train)
-                .filter(|((style, _), _)| !style.is_empty())
-                .map(|((style, meter), tokens)| Labelled {
-                    style,
-                    tokens,
-                    meter: *meter,
-                }),
+            corpus.train.iter().filter_map(|song| {
+                Some(Labelled {
+                    style: song.style.as_deref()?,
+                    tokens: &song.tokens,
+                    meter: song.meter,
+                })
+            }),
             MIN_STYLE_SONGS,
         );
         if corpus.train.is_empty() || corpus.test.is_empty() {

@@ -598,17 +598,18 @@ pub fn total_variation(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Judges `samples` against the held-out songs `test`, with copying measured
-/// against `train` and styles told apart by `classifier` (when the corpus has
-/// several). `samples_name` and `data_name` say where they came from.
+/// against `train` (whose meters are measured too) and styles told apart by
+/// `classifier` (when the corpus has several). `samples_name` and `data_name`
+/// say where they came from.
 pub fn judge(
     samples: &[Song],
     test: &[Song],
-    train: &[Vec<Token>],
+    train: &[Song],
     classifier: Option<&style::StyleClassifier>,
     samples_name: &str,
     data_name: &str,
 ) -> Judgement {
-    let index = TrainingIndex::new(train);
+    let index = TrainingIndex::new(&train.iter().map(|s| s.tokens.clone()).collect::<Vec<_>>());
     let held_out = test;
     let (generated, mut melodies) = statistics(samples, &index);
     if let Some(classifier) = classifier {
@@ -638,7 +639,7 @@ pub fn judge(
         .map(str::to_owned)
         .collect();
     Judgement {
-        meters: meter::compare_meters(samples, held_out, LONG_NOTE_STEPS),
+        meters: meter::compare_meters(samples, held_out, train, LONG_NOTE_STEPS),
         modes: meter::compare_modes(samples, held_out),
         styles: classifier.map_or_else(Vec::new, |c| style::compare_styles(c, samples, held_out)),
         unclassified_styles,
@@ -712,7 +713,7 @@ pub fn table(j: &Judgement) -> String {
     for m in &j.meters {
         let (g, t) = (&m.generated, &m.test);
         out += &format!(
-            "\nin {}: {} generated, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties, p = {}); ending at a bar line {} / {}; ending on the tonic {} / {}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
+            "\nin {}: {} generated, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties in {} / {} melodies, p = {}{}); ending at a bar line {} / {}; ending on the tonic {} / {}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
             m.meter,
             g.melodies,
             t.melodies,
@@ -720,7 +721,13 @@ pub fn table(j: &Judgement) -> String {
             t.ties_per_100_notes,
             g.ties,
             t.ties,
+            g.melodies_with_ties,
+            t.melodies_with_ties,
             p_value(m.ties_p_value),
+            m.train.as_ref().map_or_else(String::new, |r| format!(
+                "; training songs {:.2}, {} ties in {} of {}",
+                r.ties_per_100_notes, r.ties, r.melodies_with_ties, r.melodies
+            )),
             pct(g.ending_at_bar_end),
             pct(t.ending_at_bar_end),
             pct(g.ends_on_tonic),

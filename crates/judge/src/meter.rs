@@ -32,6 +32,9 @@ pub struct MeterMeasures {
     pub ties_per_100_notes: f64,
     /// Notes that sound across a bar line.
     pub ties: usize,
+    /// Melodies with at least one such note: ties cluster in a few songs, so
+    /// a rate resting on few of them moves with the songs drawn.
+    pub melodies_with_ties: usize,
     /// Share whose length is a whole number of bars, counted either from the
     /// first downbeat (the last bar full) or with the upbeat (the last bar
     /// completing the upbeat's): the two ways songs end on a bar line.
@@ -51,6 +54,7 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
     let mut long = vec![0f64; bar];
     let (mut count, mut crossing, mut at_bar_end, mut closed) = (0usize, 0usize, 0usize, 0usize);
     let (mut with_tonality, mut tonic_endings) = (0usize, 0usize);
+    let mut melodies_with_ties = 0usize;
     for (song, metric) in melodies {
         // Where step 0 falls in its bar.
         let offset = (bar - metric.pickup % bar) % bar;
@@ -63,6 +67,7 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
                     .is_some_and(|last| tonality.is_tonic(last.pitch % 12)),
             );
         }
+        let crossing_before = crossing;
         for note in song_notes {
             let position = (note.onset + offset) % bar;
             onsets[position] += 1.0;
@@ -72,6 +77,7 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
             crossing += usize::from(position + note.length > bar);
             count += 1;
         }
+        melodies_with_ties += usize::from(crossing > crossing_before);
         let steps = song.tokens.len();
         at_bar_end += usize::from(
             steps % bar == 0 || (steps >= metric.pickup && (steps - metric.pickup) % bar == 0),
@@ -93,6 +99,7 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
         long_note_profile: shares(long),
         ties_per_100_notes: 100.0 * crossing as f64 / count.max(1) as f64,
         ties: crossing,
+        melodies_with_ties,
         ending_at_bar_end: share(at_bar_end),
         ends_on_tonic: tonic_endings as f64 / with_tonality.max(1) as f64,
         closed: share(closed),
@@ -105,6 +112,10 @@ pub struct MeterComparison {
     pub meter: String,
     pub generated: MeterMeasures,
     pub test: MeterMeasures,
+    /// The training songs of that meter (none where it has none): the rates
+    /// the model learned, steadier than the held-out songs' where, as with
+    /// ties, a measure rests on a few songs.
+    pub train: Option<MeterMeasures>,
     /// Total variation distance between the onset profiles.
     pub profile_distance: f64,
     pub long_note_profile_distance: f64,
@@ -160,14 +171,16 @@ fn by_meter(melodies: &[Song]) -> BTreeMap<String, Vec<(&Song, Metric)>> {
     by
 }
 
-/// Per meter that both sets have: the measures of each and their distance.
-/// Melodies without a [`Metric`] are left out.
+/// Per meter that both the generated and the held-out sets have: the
+/// measures of each (and of the training songs of that meter) and their
+/// distance. Melodies without a [`Metric`] are left out.
 pub fn compare_meters(
     generated: &[Song],
     test: &[Song],
+    train: &[Song],
     long_steps: usize,
 ) -> Vec<MeterComparison> {
-    let (generated, test) = (by_meter(generated), by_meter(test));
+    let (generated, test, train) = (by_meter(generated), by_meter(test), by_meter(train));
     generated
         .iter()
         .filter_map(|(meter, melodies)| {
@@ -188,6 +201,9 @@ pub fn compare_meters(
                 ),
                 generated,
                 test,
+                train: train
+                    .get(meter)
+                    .map(|songs| meter_measures(songs, long_steps)),
             })
         })
         .collect()
@@ -353,6 +369,12 @@ mod tests {
         let meters = compare_meters(
             std::slice::from_ref(&a),
             &[b.clone(), with(c_major, three_four, false)],
+            &[
+                a.clone(),
+                b.clone(),
+                b.clone(),
+                with(c_major, three_four, false),
+            ],
             4,
         );
         assert_eq!(meters.len(), 1);
@@ -365,7 +387,13 @@ mod tests {
         // the one other count, 7/13, is likelier: p = 6/13.
         let (g, t) = (&meters[0].generated, &meters[0].test);
         assert_eq!((g.ties, g.notes, t.ties, t.notes), (0, 7, 1, 6));
+        assert_eq!((g.melodies_with_ties, t.melodies_with_ties), (0, 1));
         assert!((meters[0].ties_p_value - 6.0 / 13.0).abs() < 1e-12);
+        // The training songs of 2/4 only: a, and b twice (2 ties in 19 notes).
+        let train = meters[0].train.as_ref().unwrap();
+        assert_eq!((train.melodies, train.notes, train.ties), (3, 19, 2));
+        assert_eq!(train.melodies_with_ties, 2);
+        assert!((train.ties_per_100_notes - 200.0 / 19.0).abs() < 1e-12);
         let modes = compare_modes(&[a, b.clone()], &[b]);
         assert_eq!(modes.len(), 2);
         assert_eq!(
