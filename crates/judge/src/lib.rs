@@ -560,13 +560,8 @@ impl Found {
         of_kind: impl Fn(&Song) -> bool,
         found: impl Fn(&Song) -> bool,
     ) -> Option<Found> {
-        let share = |melodies: &[Song]| {
-            let of: Vec<&Song> = melodies.iter().filter(|song| of_kind(song)).collect();
-            let hits = of.iter().filter(|song| found(song)).count();
-            (of.len(), hits as f64 / of.len().max(1) as f64)
-        };
-        let (generated, generated_found) = share(generated);
-        let (test, test_found) = share(test);
+        let (generated, generated_found) = found_share(generated, &of_kind, &found);
+        let (test, test_found) = found_share(test, &of_kind, &found);
         (generated > 0).then_some(Found {
             generated,
             generated_found,
@@ -586,6 +581,17 @@ impl Found {
             self.test
         )
     }
+}
+
+/// How many of `melodies` are `of_kind`, and the share of those that `found` finds.
+fn found_share(
+    melodies: &[Song],
+    of_kind: impl Fn(&Song) -> bool,
+    found: impl Fn(&Song) -> bool,
+) -> (usize, f64) {
+    let of: Vec<&Song> = melodies.iter().filter(|song| of_kind(song)).collect();
+    let hits = of.iter().filter(|song| found(song)).count();
+    (of.len(), hits as f64 / of.len().max(1) as f64)
 }
 
 /// Notes of this many grid steps or more count as long in the metric profile:
@@ -640,7 +646,7 @@ pub fn judge(
         .collect();
     Judgement {
         meters: meter::compare_meters(samples, held_out, train, LONG_NOTE_STEPS),
-        modes: meter::compare_modes(samples, held_out),
+        modes: meter::compare_modes(samples, held_out, train),
         styles: classifier.map_or_else(Vec::new, |c| style::compare_styles(c, samples, held_out)),
         unclassified_styles,
         samples: samples_name.to_owned(),
@@ -754,6 +760,7 @@ pub fn table(j: &Judgement) -> String {
     }
     for m in &j.modes {
         out += &m.found.line(m.mode, "key finder", m.mode);
+        out += &format!(", {} of {} training songs", pct(m.train_found), m.train);
     }
     out
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use esac_parse::Meter;
 use serde::Serialize;
 
-use crate::{Found, Song, find_key, notes, total_variation};
+use crate::{Found, Song, find_key, found_share, notes, total_variation};
 
 /// How a melody sits in its bars: a regular meter of `bar_steps` grid steps
 /// and an upbeat of `pickup` steps (0: it starts on the downbeat).
@@ -216,20 +216,29 @@ pub struct ModeComparison {
     pub mode: &'static str,
     #[serde(flatten)]
     pub found: Found,
+    /// Training songs of that mode, and the share of them found in it: how
+    /// plainly the songs the model learned from show their mode.
+    pub train: usize,
+    pub train_found: f64,
 }
 
 /// Per mode (major, minor): the share of each set found in it.
-pub fn compare_modes(generated: &[Song], test: &[Song]) -> Vec<ModeComparison> {
+pub fn compare_modes(generated: &[Song], test: &[Song], train: &[Song]) -> Vec<ModeComparison> {
     [("major", false), ("minor", true)]
         .into_iter()
         .filter_map(|(mode, minor)| {
-            let found = Found::count(
-                generated,
-                test,
-                |song| song.minor == Some(minor),
-                |song| find_key(&song.tokens).is_some_and(|k| k.key.mode.is_minor_like() == minor),
-            )?;
-            Some(ModeComparison { mode, found })
+            let of_mode = |song: &Song| song.minor == Some(minor);
+            let found_in_mode = |song: &Song| {
+                find_key(&song.tokens).is_some_and(|k| k.key.mode.is_minor_like() == minor)
+            };
+            let found = Found::count(generated, test, of_mode, found_in_mode)?;
+            let (train, train_found) = found_share(train, of_mode, found_in_mode);
+            Some(ModeComparison {
+                mode,
+                found,
+                train,
+                train_found,
+            })
         })
         .collect()
 }
@@ -394,7 +403,7 @@ mod tests {
         assert_eq!((train.melodies, train.notes, train.ties), (3, 19, 2));
         assert_eq!(train.melodies_with_ties, 2);
         assert!((train.ties_per_100_notes - 200.0 / 19.0).abs() < 1e-12);
-        let modes = compare_modes(&[a, b.clone()], &[b]);
+        let modes = compare_modes(&[a.clone(), b.clone()], &[b.clone()], &[a, b.clone(), b]);
         assert_eq!(modes.len(), 2);
         assert_eq!(
             (modes[0].mode, modes[0].found.generated_found),
@@ -405,5 +414,7 @@ mod tests {
             ("minor", 1.0)
         );
         assert_eq!((modes[1].found.test, modes[1].found.test_found), (1, 1.0));
+        assert_eq!((modes[0].train, modes[0].train_found), (1, 1.0));
+        assert_eq!((modes[1].train, modes[1].train_found), (2, 1.0));
     }
 }
