@@ -403,7 +403,8 @@ mod tests {
         assert_eq!((train.melodies, train.notes, train.ties), (3, 19, 2));
         assert_eq!(train.melodies_with_ties, 2);
         assert!((train.ties_per_100_notes - 200.0 / 19.0).abs() < 1e-12);
-        let modes = compare_modes(&[a.clone(), b.clone()], &[b.clone()], &[a, b.clone(), b]);
+        let train_songs = [a.clone(), b.clone(), b.clone()];
+        let modes = compare_modes(&[a, b.clone()], std::slice::from_ref(&b), &train_songs);
         assert_eq!(modes.len(), 2);
         assert_eq!(
             (modes[0].mode, modes[0].found.generated_found),
