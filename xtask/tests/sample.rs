@@ -110,7 +110,7 @@ fn bars_limit_the_length_in_the_meter() {
 
 #[test]
 fn bad_input_ends_with_a_clear_message() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 13] = [
         (
             &["sample", "--soundfont", "/no/such.sf2"],
             "--soundfont: cannot open /no/such.sf2",
@@ -150,6 +150,23 @@ fn bad_input_ends_with_a_clear_message() {
         (
             &["sample", "--model", "/no/such/model"],
             "no model at /no/such/model",
+        ),
+        // What the shipped conditioned model is asked for, refused naming what is allowed.
+        (
+            &["sample", "--meter", "7/0"],
+            "\"7/0\": write a time signature such as 3/4 or 6/8",
+        ),
+        (
+            &["sample", "--bars", "0"],
+            "--bars: 0 is out of range: from 1 to 64",
+        ),
+        (
+            &["sample", "--meter", "3/4", "--pickup", "12"],
+            "--pickup: 12 is out of range: an upbeat in 3/4 is shorter than a bar, from 0 to 11 grid steps",
+        ),
+        (
+            &["sample", "--style", "nosuch"],
+            "the model knows no style `nosuch`; it knows deutschl/allerkbd, deutschl/altdeu1",
         ),
     ];
     for (args, message) in cases {
