@@ -79,8 +79,32 @@ pub struct TrainBench {
     /// `fused` (the recurrence op, on the CPU or CUDA) or `step-by-step`
     /// (Candle operations).
     pub recurrence: &'static str,
+    /// Side inputs read beside each token (0, or those of a conditioned
+    /// whole-collection model).
+    pub side_inputs: usize,
     pub median_step_ms: f64,
     pub tokens_per_s: f64,
+}
+
+/// The side inputs of a model trained with `--condition` on the whole Essen
+/// collection (`assets/essen`): bar position, meter (12 and "free", "other"),
+/// mode, style (27 collections and "other") and bars left.
+fn whole_collection_side_inputs() -> Vec<lstm_candle::SideInput> {
+    let sizes = [
+        grid_codec::conditions::MAX_BAR_STEPS as usize + 1,
+        14,
+        3,
+        28,
+        grid_codec::conditions::MAX_BARS_LEFT as usize + 2,
+    ];
+    grid_codec::conditions::INPUT_NAMES
+        .into_iter()
+        .zip(sizes)
+        .map(|(name, size)| lstm_candle::SideInput {
+            name: name.to_owned(),
+            size,
+        })
+        .collect()
 }
 
 /// Where a benchmark ran, as Candle names it (`Cpu`, `Cuda { gpu_id: 0 }`).
@@ -95,6 +119,9 @@ pub struct TrainShape {
     pub layers: usize,
     /// Windows of 64 tokens per update.
     pub batch: usize,
+    /// With the side inputs of a conditioned whole-collection model, each
+    /// step's values drawn at random.
+    pub side_inputs: bool,
 }
 
 /// Times `steps` training updates (after two warm-up steps) of the melody model
@@ -105,6 +132,7 @@ pub fn train(
         hidden,
         layers,
         batch,
+        side_inputs,
     }: TrainShape,
     steps: usize,
     threads: usize,
@@ -118,9 +146,16 @@ pub fn train(
     use trainer::train::batch_gradients;
 
     let (vocab, seq_len) = (38, 64);
+    let side = if side_inputs {
+        whole_collection_side_inputs()
+    } else {
+        Vec::new()
+    };
+    let side_sizes: Vec<usize> = side.iter().map(|input| input.size).collect();
     let config = ModelConfig {
         hidden_size: hidden,
         num_layers: layers,
+        side_inputs: side,
         ..ModelConfig::reference(vocab)
     };
     let mut model = MelodyModel::new(config, device, DType::F32, 0)?;
@@ -129,21 +164,18 @@ pub fn train(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut times = Vec::new();
     for step in 0..steps + 2 {
-        let rows: Vec<Vec<u32>> = (0..batch)
-            .map(|_| {
-                (0..=seq_len)
-                    .map(|_| rng.random_range(0..vocab as u32))
-                    .collect()
+        let mut random_row = |values: usize| -> Vec<u32> {
+            (0..=seq_len)
+                .map(|_| rng.random_range(0..values as u32))
+                .collect()
+        };
+        let windows: Vec<Track> = (0..batch)
+            .map(|_| Track {
+                ids: random_row(vocab),
+                side: side_sizes.iter().map(|&size| random_row(size)).collect(),
             })
             .collect();
         let start = Instant::now();
-        let windows: Vec<Track> = rows
-            .into_iter()
-            .map(|ids| Track {
-                ids,
-                side: Vec::new(),
-            })
-            .collect();
         let batch = TrainBatch::from_windows(&windows, seq_len, false);
         let (_, grads, _) = batch_gradients(&model, &batch, None, step as u64, threads)?;
         adam.step(&grads, 1e-3, 1.0)?;
@@ -170,6 +202,7 @@ pub fn train(
         } else {
             "fused"
         },
+        side_inputs: side_sizes.len(),
         median_step_ms: median * 1e3,
         tokens_per_s: (batch * seq_len) as f64 / median,
     })

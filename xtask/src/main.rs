@@ -213,7 +213,7 @@ enum BenchCommand {
     },
     /// Training tokens/s (forward + backward + Adam) at the default size and at 2 x 256.
     #[command(
-        after_help = "Examples:\n  cargo xtask bench train --steps 20\n  cargo xtask bench train --size default --threads 1 --fused-only\n  cargo xtask bench train --device cuda --size all --batch 512 --threads 1"
+        after_help = "Examples:\n  cargo xtask bench train --steps 20\n  cargo xtask bench train --size default --threads 1 --fused-only\n  cargo xtask bench train --device cuda --size all --batch 512 --threads 1\n  cargo xtask bench train --side-inputs --fused-only --steps 20"
     )]
     Train {
         #[arg(long, default_value_t = 10)]
@@ -234,6 +234,11 @@ enum BenchCommand {
         /// Skip the step-by-step reference (for profiling the fused recurrence).
         #[arg(long)]
         fused_only: bool,
+        /// Also time the fused step with the side inputs of a model trained
+        /// with --condition on the whole collection (bar position, meter,
+        /// mode, style, bars left), beside the same model without them.
+        #[arg(long)]
+        side_inputs: bool,
     },
     /// Sampling tokens/s for 1 and 64 melodies at once, each with f32 and with
     /// bf16 step weights, and the per-token time after 10 and 1000 tokens
@@ -274,7 +279,9 @@ enum BenchSize {
     Both,
     /// Hidden 512, 3 layers.
     Huge,
-    /// All three.
+    /// Hidden 512, 1 layer: the shipped whole-collection model (`assets/essen`).
+    Essen,
+    /// Default, large and huge.
     All,
 }
 
@@ -286,6 +293,7 @@ impl BenchSize {
             BenchSize::Large => vec![(256, 2)],
             BenchSize::Both => vec![(128, 1), (256, 2)],
             BenchSize::Huge => vec![(512, 3)],
+            BenchSize::Essen => vec![(512, 1)],
             BenchSize::All => vec![(128, 1), (256, 2), (512, 3)],
         }
     }
@@ -467,6 +475,7 @@ fn run(cli: Cli) -> Result<()> {
                     device,
                     threads,
                     fused_only,
+                    side_inputs,
                 },
         } => {
             let device = device.device()?;
@@ -476,15 +485,18 @@ fn run(cli: Cli) -> Result<()> {
             for (hidden, layers) in size.shapes() {
                 for &threads in &thread_counts {
                     // The step-by-step recurrence is the in-process reference
-                    // for the fused one.
-                    for step_by_step in [false, true] {
-                        if step_by_step && fused_only {
+                    // for the fused one, and the fused step without side
+                    // inputs for the one with them.
+                    let variants = [(false, false), (true, false), (false, true)];
+                    for (step_by_step, with_side) in variants {
+                        if (step_by_step && fused_only) || (with_side && !side_inputs) {
                             continue;
                         }
                         let shape = bench::TrainShape {
                             hidden,
                             layers,
                             batch,
+                            side_inputs: with_side,
                         };
                         let result = bench::train(&device, shape, steps, threads, step_by_step)?;
                         println!("{}", serde_json::to_string(&result)?);

@@ -157,3 +157,35 @@ fn a_gpu_device_without_gpu_support_says_what_is_missing() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn bench_train_times_the_model_with_and_without_side_inputs() {
+    let output = xtask(&[
+        "bench",
+        "train",
+        "--side-inputs",
+        "--fused-only",
+        "--size",
+        "default",
+        "--threads",
+        "1",
+        "--steps",
+        "1",
+    ]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let side_inputs: Vec<u64> = lines
+        .iter()
+        .map(|line| line["side_inputs"].as_u64().unwrap())
+        .collect();
+    assert_eq!(side_inputs, [0, 5], "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line["tokens_per_s"].as_f64().unwrap() > 0.0)
+    );
+}
