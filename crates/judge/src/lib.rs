@@ -604,9 +604,9 @@ pub fn total_variation(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Judges `samples` against the held-out songs `test`, with copying measured
-/// against `train` (whose meters are measured too) and styles told apart by
-/// `classifier` (when the corpus has several). `samples_name` and `data_name`
-/// say where they came from.
+/// against `train` (whose meters and modes are measured too) and styles told
+/// apart by `classifier` (when the corpus has several). `samples_name` and
+/// `data_name` say where they came from.
 pub fn judge(
     samples: &[Song],
     test: &[Song],
