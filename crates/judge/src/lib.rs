@@ -719,7 +719,7 @@ pub fn table(j: &Judgement) -> String {
     for m in &j.meters {
         let (g, t) = (&m.generated, &m.test);
         out += &format!(
-            "\nin {}: {} generated, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties in {} / {} melodies, p = {}{}); ending at a bar line {} / {}; ending on the tonic {} / {}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
+            "\nin {}: {} generated, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties in {} / {} melodies, p = {}{}); ending at a bar line {} / {}; ending on the tonic {} / {}{}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
             m.meter,
             g.melodies,
             t.melodies,
@@ -738,6 +738,10 @@ pub fn table(j: &Judgement) -> String {
             pct(t.ending_at_bar_end),
             pct(g.ends_on_tonic),
             pct(t.ends_on_tonic),
+            m.train.as_ref().map_or_else(String::new, |r| format!(
+                " (training songs {})",
+                pct(r.ends_on_tonic)
+            )),
             m.profile_distance,
             m.long_note_profile_distance
         );
