@@ -219,7 +219,8 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         steps: usize,
         /// Model sizes to time: hidden 128 x 1 layer, hidden 256 x 2 layers,
-        /// both, hidden 512 x 3 layers, or all three.
+        /// both, hidden 512 x 3 layers, those three, or the shipped model's
+        /// hidden 512 x 1 layer.
         #[arg(long, value_enum, default_value = "both")]
         size: BenchSize,
         /// Windows of 64 tokens per update.
