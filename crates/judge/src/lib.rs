@@ -180,7 +180,7 @@ fn symbol(token: Token) -> u32 {
 }
 
 impl SuffixAutomaton {
-    fn new(songs: &[Vec<Token>]) -> Self {
+    fn new(songs: &[impl AsRef<[Token]>]) -> Self {
         let mut automaton = Self {
             next: vec![Vec::new()],
             link: vec![u32::MAX],
@@ -188,7 +188,7 @@ impl SuffixAutomaton {
         };
         let mut last = 0u32;
         for song in songs {
-            for &token in song {
+            for &token in song.as_ref() {
                 last = automaton.extend(last, symbol(token));
             }
             last = automaton.extend(last, SONG_BREAK);
@@ -286,12 +286,13 @@ pub struct TrainingIndex {
 }
 
 impl TrainingIndex {
-    pub fn new(train: &[Vec<Token>]) -> Self {
+    /// The index of `train`, each song's tokens (owned or borrowed).
+    pub fn new<Tokens: AsRef<[Token]>>(train: &[Tokens]) -> Self {
         Self {
             automaton: SuffixAutomaton::new(train),
             ngrams: train
                 .iter()
-                .flat_map(|song| song.windows(COPY_NGRAM).map(<[Token]>::to_vec))
+                .flat_map(|song| song.as_ref().windows(COPY_NGRAM).map(<[Token]>::to_vec))
                 .collect(),
         }
     }
@@ -615,7 +616,8 @@ pub fn judge(
     samples_name: &str,
     data_name: &str,
 ) -> Judgement {
-    let index = TrainingIndex::new(&train.iter().map(|s| s.tokens.clone()).collect::<Vec<_>>());
+    let train_tokens: Vec<&[Token]> = train.iter().map(|song| song.tokens.as_slice()).collect();
+    let index = TrainingIndex::new(&train_tokens);
     let held_out = test;
     let (generated, mut melodies) = statistics(samples, &index);
     if let Some(classifier) = classifier {

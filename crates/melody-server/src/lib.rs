@@ -693,7 +693,7 @@ fn statistics(loaded: &Loaded, composed: &Composed) -> Value {
     let index = match &loaded.training {
         Some(index) => index,
         None => {
-            empty = TrainingIndex::new(&[]);
+            empty = TrainingIndex::new::<Vec<grid_codec::Token>>(&[]);
             &empty
         }
     };
