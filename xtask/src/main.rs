@@ -150,14 +150,26 @@ enum Command {
         dry_run: bool,
     },
     /// Whole-song test NLL per token of a trained model.
-    #[command(after_help = "Example:\n  cargo xtask eval --model runs/erk")]
+    #[command(
+        after_help = "Examples:\n  cargo xtask eval --model runs/erk\n  cargo xtask eval --model assets/essen --data ../shared/data/essen/deutschl/kinder --style kinder"
+    )]
     Eval {
         /// A run folder, any folder with model.safetensors and config.json, or hub:OWNER/NAME.
         #[arg(long)]
         model: ModelRef,
-        /// Prepared data [default: MODEL/data].
-        #[arg(long)]
+        /// Songs to score, read with the model's encoding and vocabulary: a
+        /// folder of .krn/.sm files, a zip of them, an Essen tree, a
+        /// collection name (erk, kinder, essen), or a folder written by
+        /// `cargo xtask prepare`; their test split is scored, split as
+        /// `train` splits them [default: MODEL/data].
+        #[arg(long, value_name = "DIR|ZIP|NAME")]
         data: Option<PathBuf>,
+        /// For a model trained with --condition: read every song as this
+        /// collection (`deutschl/kinder`, or `kinder` where only one ends so)
+        /// [default: each song's own; "other" for songs that name none, as a
+        /// single collection read alone does].
+        #[arg(long, value_name = "COLLECTION")]
+        style: Option<String>,
         /// Where the model runs.
         #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
         device: DeviceArg,
@@ -551,9 +563,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             model,
             data,
+            style,
             device,
             step_weights,
-        } => train_cmd::eval(&model, data.as_deref(), device, step_weights)?,
+        } => train_cmd::eval(
+            &model,
+            data.as_deref(),
+            style.as_deref(),
+            device,
+            step_weights,
+        )?,
         Command::Logits { model, ids, device } => train_cmd::logits(&model, &ids, device)?,
         Command::Export {
             run,

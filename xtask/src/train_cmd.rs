@@ -568,48 +568,50 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask eval`: whole-song NLL of a model on the test split of prepared
-/// data (the model's own when it is a run folder).
+/// `cargo xtask eval`: whole-song NLL of a model on the test split of songs
+/// or prepared data (the model's own when it is a run folder).
 pub fn eval(
     model: &ModelRef,
     data: Option<&Path>,
+    style: Option<&str>,
     device: DeviceArg,
     step_weights: lstm_candle::StepWeights,
 ) -> Result<()> {
     let device = device.device()?;
     let mut folder = ModelFolder::open(model, &device)?;
     folder.model.set_step_weights(step_weights);
-    let data_dir = match (data, folder.data_dir()) {
+    let data = match (data, folder.data_dir()) {
         (Some(data), _) => data.to_owned(),
         (None, Some(own)) => own,
         (None, None) => bail!(
-            "{model} has no prepared data beside it: pass --data with a folder written by `cargo xtask prepare`"
+            "{model} has no prepared data beside it: pass --data with songs (a folder of .krn or .sm files, a zip of them, an Essen tree, or a collection name such as erk or essen) or a folder written by `cargo xtask prepare`"
         ),
     };
-    let dataset = Dataset::load(&data_dir).with_context(|| {
-        format!(
-            "no prepared data at {} (pass --data with a folder written by `cargo xtask prepare`)",
-            data_dir.display()
-        )
-    })?;
-    if dataset.vocabulary.len() != folder.model.config.vocab_size {
-        bail!(
-            "the model has {} tokens but the data's vocabulary has {}",
-            folder.model.config.vocab_size,
-            dataset.vocabulary.len()
-        );
-    }
-    if dataset.encoding != folder.encoding {
-        bail!(
-            "the model was trained on tokens encoded as {} but {} holds tokens encoded as {}",
-            folder.encoding,
-            data_dir.display(),
-            dataset.encoding
-        );
-    }
-    let mut dataset = dataset;
-    if let Some(conditioning) = &folder.conditioning {
-        dataset.condition(conditioning.clone());
+    let mut dataset = songs_for(&folder, &data)?;
+    match (&folder.conditioning, style) {
+        (Some(conditioning), Some(style)) => {
+            let style = conditioning.style_named(style)?;
+            for song in dataset.songs_mut() {
+                song.conditions.style.clone_from(&style);
+            }
+            dataset.condition(conditioning.clone());
+        }
+        (Some(conditioning), None) => {
+            if dataset
+                .test
+                .iter()
+                .any(|song| song.conditions.style.is_empty())
+            {
+                eprintln!(
+                    "the songs name no collection, so they are read as style \"other\"; --style COLLECTION reads them as one of the model's"
+                );
+            }
+            dataset.condition(conditioning.clone());
+        }
+        (None, Some(_)) => {
+            bail!("--style: {model} was trained without --condition, so it reads no style")
+        }
+        (None, None) => {}
     }
     let (test, per_collection) =
         trainer::evaluate_test(&folder.model, &dataset, default_threads(&device))?;
@@ -620,6 +622,44 @@ pub fn eval(
         println!("{}", serde_json::to_string_pretty(&json)?);
     }
     Ok(())
+}
+
+/// The songs of `data` as `folder`'s model reads them: a prepared folder
+/// (refused when encoded otherwise), or songs prepared with the model's
+/// encoding, split as `train` splits them; either way encoded with the
+/// model's vocabulary.
+fn songs_for(folder: &ModelFolder, data: &Path) -> Result<Dataset> {
+    let vocabulary = folder.vocabulary.clone();
+    if trainer::is_prepared_folder(data) {
+        let encoding = grid_codec::Encoding::load(data)?.unwrap_or_default();
+        if encoding != folder.encoding {
+            bail!(
+                "the model was trained on tokens encoded as {} but {} holds tokens encoded as {encoding}",
+                folder.encoding,
+                data.display(),
+            );
+        }
+        return Dataset::load_in(data, vocabulary).with_context(|| {
+            format!(
+                "cannot read {} with the model's {} tokens",
+                data.display(),
+                folder.vocabulary.len()
+            )
+        });
+    }
+    let paths = source::data_or_cached_erk(vec![data.to_owned()], "--data")?;
+    let options = PrepareOptions {
+        encoding: folder.encoding,
+        ..PrepareOptions::default()
+    };
+    let prepared = source::prepare_paths(&paths, &options)?;
+    Dataset::from_prepared(&prepared, vocabulary).with_context(|| {
+        format!(
+            "cannot read the songs of {} with the model's {} tokens",
+            source::describe(&paths),
+            folder.vocabulary.len()
+        )
+    })
 }
 
 /// `cargo xtask logits`: eval-mode logits at every position, as JSON.

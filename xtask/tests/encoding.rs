@@ -133,7 +133,7 @@ fn songs_in_their_written_keys_train_sample_and_judge_in_those_keys() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("encoded as 1/16 grid, written keys but") || stderr.contains("vocabulary"),
+        stderr.contains("the model was trained on tokens encoded as 1/16 grid, written keys but"),
         "{stderr}"
     );
 }

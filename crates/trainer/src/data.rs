@@ -11,7 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::prepare::{SONGS_FILE, Split, TOKENIZER_FILE, read_songs};
+use crate::prepare::{
+    Prepared, SONGS_FILE, SongRecord, Split, TOKENIZER_FILE, read_songs, songs_jsonl,
+};
 
 #[derive(Debug, Error)]
 pub enum DataError {
@@ -72,16 +74,26 @@ pub const TERMINAL: u32 = 0;
 
 impl Dataset {
     /// Reads a folder written by `prepare` (`songs.jsonl`, `tokenizer.json`,
-    /// `encoding.json`).
+    /// `encoding.json`), its songs as ids of its own vocabulary.
     pub fn load(dir: &Path) -> Result<Self, DataError> {
+        let tokenizer_path = dir.join(TOKENIZER_FILE);
+        let vocabulary = Vocabulary::load(&tokenizer_path).map_err(|e| DataError::File {
+            path: tokenizer_path.clone(),
+            message: e.to_string(),
+        })?;
+        Self::load_in(dir, vocabulary)
+    }
+
+    /// Reads a folder written by `prepare`, its songs as ids of `vocabulary`
+    /// (a model's), whatever vocabulary the folder was written with: a token
+    /// `vocabulary` lacks is an error naming the song.
+    pub fn load_in(dir: &Path, vocabulary: Vocabulary) -> Result<Self, DataError> {
         let songs_path = dir.join(SONGS_FILE);
         let tokenizer_path = dir.join(TOKENIZER_FILE);
         let file_error = |path: &Path, message: String| DataError::File {
             path: path.to_owned(),
             message,
         };
-        let vocabulary = Vocabulary::load(&tokenizer_path)
-            .map_err(|e| file_error(&tokenizer_path, e.to_string()))?;
         let songs = read_songs(&songs_path).map_err(|e| file_error(&songs_path, e.to_string()))?;
         let encoding = Encoding::load(dir)
             .map_err(|e| file_error(dir, e.to_string()))?
@@ -90,11 +102,33 @@ impl Dataset {
         for path in [&songs_path, &tokenizer_path] {
             hasher.update(fs::read(path).map_err(|e| file_error(path, e.to_string()))?);
         }
-        let fingerprint = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        Self::from_records(songs, vocabulary, encoding, hex(&hasher.finalize()))
+    }
+
+    /// Songs prepared in memory (as `prepare` returns them), as ids of
+    /// `vocabulary`; their fingerprint is that of the files `write_prepared`
+    /// would write with this vocabulary.
+    pub fn from_prepared(prepared: &Prepared, vocabulary: Vocabulary) -> Result<Self, DataError> {
+        let mut hasher = Sha256::new();
+        hasher.update(songs_jsonl(&prepared.songs).map_err(|e| DataError::File {
+            path: PathBuf::from(SONGS_FILE),
+            message: e.to_string(),
+        })?);
+        hasher.update(vocabulary.to_json());
+        Self::from_records(
+            prepared.songs.clone(),
+            vocabulary,
+            prepared.encoding,
+            hex(&hasher.finalize()),
+        )
+    }
+
+    fn from_records(
+        songs: Vec<SongRecord>,
+        vocabulary: Vocabulary,
+        encoding: Encoding,
+        fingerprint: String,
+    ) -> Result<Self, DataError> {
         let mut dataset = Self {
             vocabulary,
             encoding,
@@ -137,15 +171,18 @@ impl Dataset {
         Ok(dataset)
     }
 
-    /// Gives every song the values of the side inputs of `conditioning`
-    /// (usually read from the training songs with [`Conditioning::from_songs`]).
-    pub fn condition(&mut self, conditioning: Conditioning) {
-        for song in self
-            .train
+    /// Every song, of every split.
+    pub fn songs_mut(&mut self) -> impl Iterator<Item = &mut Song> {
+        self.train
             .iter_mut()
             .chain(&mut self.val)
             .chain(&mut self.test)
-        {
+    }
+
+    /// Gives every song the values of the side inputs of `conditioning`
+    /// (usually read from the training songs with [`Conditioning::from_songs`]).
+    pub fn condition(&mut self, conditioning: Conditioning) {
+        for song in self.songs_mut() {
             song.side = conditioning.values(&song.conditions, song.ids.len());
         }
         self.conditioning = Some(conditioning);
@@ -195,6 +232,11 @@ impl Dataset {
     pub fn train_tokens(&self) -> usize {
         self.train.iter().map(|s| s.ids.len() + 1).sum()
     }
+}
+
+/// Lower-case hex of a digest.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Ids with the side input values that go with them (`side[k][t]` with

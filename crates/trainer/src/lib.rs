@@ -27,7 +27,7 @@ pub use optim::Schedule;
 pub use prepare::{
     CollectionCounts, Exclusion, PrepareError, PrepareOptions, Prepared, Report, SongRecord,
     Source, Split, is_prepared_folder, prepare, prepare_named, prepare_sources, read_songs,
-    write_atomic, write_prepared,
+    songs_jsonl, write_atomic, write_prepared,
 };
 pub use train::{
     FinalMetrics, Objective, RunConfig, RunOptions, TrainConfig, TrainError, TrainOutcome, train,

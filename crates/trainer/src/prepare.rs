@@ -511,17 +511,22 @@ pub fn write_prepared(prepared: &Prepared, out: &Path) -> io::Result<PreparedFil
         encoding: out.join(ENCODING_FILE),
         report: out.join(REPORT_FILE),
     };
-    let mut lines = String::new();
-    for song in &prepared.songs {
-        lines.push_str(&serde_json::to_string(song).map_err(io::Error::other)?);
-        lines.push('\n');
-    }
-    write_atomic(&files.songs, lines.as_bytes())?;
+    write_atomic(&files.songs, songs_jsonl(&prepared.songs)?.as_bytes())?;
     write_atomic(&files.tokenizer, prepared.vocabulary.to_json().as_bytes())?;
     write_atomic(&files.encoding, prepared.encoding.to_json().as_bytes())?;
     let report = serde_json::to_string_pretty(&prepared.report).map_err(io::Error::other)?;
     write_atomic(&files.report, report.as_bytes())?;
     Ok(files)
+}
+
+/// The text of `songs.jsonl`: one song a line.
+pub fn songs_jsonl(songs: &[SongRecord]) -> io::Result<String> {
+    let mut lines = String::new();
+    for song in songs {
+        lines.push_str(&serde_json::to_string(song).map_err(io::Error::other)?);
+        lines.push('\n');
+    }
+    Ok(lines)
 }
 
 /// Reads `songs.jsonl`; errors name the line.
