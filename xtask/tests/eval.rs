@@ -97,20 +97,24 @@ fn eval_reads_songs_and_prepared_folders_through_the_models_vocabulary() {
             tokens
         }
     });
-    let output = xtask(&[
-        "eval",
+    let stderr = eval_fails(&[
         "--model",
         run.to_str().unwrap(),
         "--data",
         foreign.to_str().unwrap(),
     ]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(&format!("song {}", test_song.id))
             && stderr.contains(&format!("\"{unknown}\" is not in the vocabulary")),
         "{stderr}"
     );
+}
+
+/// What a failing `eval` said.
+fn eval_fails(args: &[&str]) -> String {
+    let output = xtask(&[&["eval"], args].concat());
+    assert!(!output.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// `eval`'s output and what it said on stderr.
@@ -145,12 +149,8 @@ fn a_conditioned_model_reads_a_lone_collection_as_the_style_it_is_told() {
     assert!(as_kinder < as_other - 0.1, "{as_kinder} vs {as_other}");
 
     let refused = |args: &[&str], expected: &str| {
-        let output = xtask(&[&["eval"], args].concat());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            !output.status.success() && stderr.contains(expected),
-            "{stderr}"
-        );
+        let stderr = eval_fails(args);
+        assert!(stderr.contains(expected), "{stderr}");
     };
     refused(
         &[&shipped[..], &["--style", "nosuch"]].concat(),
