@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
+use grid_codec::{Token, Vocabulary};
 use trainer::{Dataset, Objective, PrepareOptions, RunOptions, Schedule, TrainConfig, TrainError};
 
 fn erk() -> PathBuf {
@@ -17,8 +18,8 @@ fn erk() -> PathBuf {
     dir
 }
 
-/// Prepares the first 60 erk songs into `dir`.
-fn small_dataset(dir: &Path) -> Dataset {
+/// The first 60 erk songs, prepared.
+fn small_prepared() -> trainer::Prepared {
     let mut collection = esac_parse::Collection::default();
     let mut files: Vec<PathBuf> = std::fs::read_dir(erk())
         .unwrap()
@@ -32,9 +33,64 @@ fn small_dataset(dir: &Path) -> Dataset {
     {
         esac_parse::read_bytes(file, &std::fs::read(file).unwrap(), &mut collection);
     }
-    let prepared = trainer::prepare(&collection, &PrepareOptions::default()).unwrap();
-    trainer::write_prepared(&prepared, dir).unwrap();
+    trainer::prepare(&collection, &PrepareOptions::default()).unwrap()
+}
+
+/// Prepares the first 60 erk songs into `dir`.
+fn small_dataset(dir: &Path) -> Dataset {
+    trainer::write_prepared(&small_prepared(), dir).unwrap();
     Dataset::load(dir).unwrap()
+}
+
+#[test]
+fn songs_read_through_another_vocabulary_keep_their_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = small_prepared();
+    trainer::write_prepared(&prepared, dir.path()).unwrap();
+    let on_disk = Dataset::load(dir.path()).unwrap();
+    let in_memory = Dataset::from_prepared(&prepared, prepared.vocabulary.clone()).unwrap();
+    assert_eq!(in_memory.fingerprint, on_disk.fingerprint);
+    assert_eq!(
+        (&in_memory.train, &in_memory.val, &in_memory.test),
+        (&on_disk.train, &on_disk.val, &on_disk.test)
+    );
+
+    // The pitches' ids reversed: other ids, the same tokens.
+    let mut tokens = prepared.vocabulary.tokens().to_vec();
+    let pitches = tokens.len() - 2;
+    tokens[1..=pitches].reverse();
+    let reversed = Vocabulary::from_tokens(tokens).unwrap();
+    let read = Dataset::load_in(dir.path(), reversed.clone()).unwrap();
+    let decoded = |dataset: &Dataset, vocabulary: &Vocabulary| -> Vec<Vec<Token>> {
+        dataset
+            .test
+            .iter()
+            .map(|song| vocabulary.decode(&song.ids).unwrap())
+            .collect()
+    };
+    assert_ne!(read.test[0].ids, on_disk.test[0].ids);
+    assert_eq!(
+        decoded(&read, &reversed),
+        decoded(&on_disk, &prepared.vocabulary)
+    );
+
+    // A vocabulary without one of the songs' pitches names a song that holds it.
+    let highest = *prepared.vocabulary.tokens().iter().rev().nth(2).unwrap();
+    let narrower: Vec<Token> = prepared
+        .vocabulary
+        .tokens()
+        .iter()
+        .copied()
+        .filter(|&t| t != highest)
+        .collect();
+    let error = Dataset::load_in(dir.path(), Vocabulary::from_tokens(narrower).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("song ")
+            && error.contains(&format!("\"{highest}\" is not in the vocabulary")),
+        "{error}"
+    );
 }
 
 fn tiny() -> TrainConfig {
@@ -349,7 +405,6 @@ fn a_run_is_never_overwritten_and_resume_checks_the_settings() {
 
 #[test]
 fn init_keeps_the_rows_of_known_tokens_and_trains_new_ones() {
-    use grid_codec::{Token, Vocabulary};
     use lstm_candle::{MelodyModel, names};
 
     let dir = tempfile::tempdir().unwrap();
@@ -385,11 +440,11 @@ fn init_keeps_the_rows_of_known_tokens_and_trains_new_ones() {
             tokens: "60 _ 95 _ _ _ 64 _ 95 _".into(),
         });
     }
-    let lines: String = songs
-        .iter()
-        .map(|s| serde_json::to_string(s).unwrap() + "\n")
-        .collect();
-    std::fs::write(grown.join("songs.jsonl"), lines).unwrap();
+    std::fs::write(
+        grown.join("songs.jsonl"),
+        trainer::songs_jsonl(&songs).unwrap(),
+    )
+    .unwrap();
     let tokens: Vec<Vec<Token>> = songs
         .iter()
         .map(|s| grid_codec::parse_tokens(&s.tokens).unwrap())
