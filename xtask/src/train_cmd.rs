@@ -453,6 +453,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             conditioning.meters[2..].join(", "),
             conditioning.styles.len() - 1
         );
+        let named_styles = conditioning.styles.len() > 1;
+        if named_styles && dataset.train.iter().all(|s| s.conditions.style.is_empty()) {
+            eprintln!(
+                "the songs name no collection, so the model learns them as its style \"other\" (one collection read alone names none; an Essen tree or several sources name theirs)"
+            );
+        }
         dataset.condition(conditioning);
     } else if config.condition_dropout > 0.0 {
         bail!("--condition-dropout withholds conditions, so it needs --condition");

@@ -201,6 +201,37 @@ fn a_conditioned_model_is_asked_for_meter_mode_length_and_upbeat() {
     let tuned = json(&runs.join("tuned/config.json"));
     assert_eq!(tuned["conditioning"], config["conditioning"]);
     assert_eq!(tuned["training"]["condition_dropout"], 0.25);
+
+    // Fine-tuning the shipped model on one collection read alone: its songs
+    // name no collection, which the run says.
+    let output = xtask(&[
+        "train",
+        "--data",
+        songs.to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+        "--name",
+        "lone",
+        "--init",
+        "assets/essen",
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "the songs name no collection, so the model learns them as its style \"other\""
+        ),
+        "{said}"
+    );
     let error = fails(&[
         "train",
         "--data",
