@@ -149,7 +149,7 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Whole-song test NLL per token of a trained model.
+    /// Whole-song NLL per token of a trained model, on its held-out songs or any others.
     #[command(
         after_help = "Examples:\n  cargo xtask eval --model runs/erk\n  cargo xtask eval --model assets/essen --data ../shared/data/essen/deutschl/kinder --style kinder"
     )]
@@ -160,10 +160,13 @@ enum Command {
         /// Songs to score, read with the model's encoding and vocabulary: a
         /// folder of .krn/.sm files, a zip of them, an Essen tree, a
         /// collection name (erk, kinder, essen), or a folder written by
-        /// `cargo xtask prepare`; their test split is scored, split as
-        /// `train` splits them [default: MODEL/data].
+        /// `cargo xtask prepare`; split as `train` splits them
+        /// [default: MODEL/data].
         #[arg(long, value_name = "DIR|ZIP|NAME")]
         data: Option<PathBuf>,
+        /// Which of the songs are scored.
+        #[arg(long, value_enum, default_value_t = train_cmd::EvalSongs::Test)]
+        songs: train_cmd::EvalSongs,
         /// For a model trained with --condition: read every song as this
         /// collection (`deutschl/kinder`, or `kinder` where only one ends so)
         /// [default: each song's own; "other" for songs that name none, as a
@@ -563,12 +566,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             model,
             data,
+            songs,
             style,
             device,
             step_weights,
         } => train_cmd::eval(
             &model,
             data.as_deref(),
+            songs,
             style.as_deref(),
             device,
             step_weights,

@@ -14,6 +14,15 @@ use trainer::{Dataset, Objective, PrepareOptions, RunOptions, Schedule, TrainCon
 use crate::loss_plot::{LossPlot, Progress};
 use crate::source;
 
+/// Which songs `eval` scores.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum EvalSongs {
+    /// The test split, the songs `train` holds out.
+    Test,
+    /// Every song: for songs the model never saw, such as a collection of your own.
+    All,
+}
+
 /// Where a model runs.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum DeviceArg {
@@ -574,11 +583,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask eval`: whole-song NLL of a model on the test split of songs
-/// or prepared data (the model's own when it is a run folder).
+/// `cargo xtask eval`: whole-song NLL of a model on the test split, or all,
+/// of songs or prepared data (the model's own when it is a run folder).
 pub fn eval(
     model: &ModelRef,
     data: Option<&Path>,
+    songs: EvalSongs,
     style: Option<&str>,
     device: DeviceArg,
     step_weights: lstm_candle::StepWeights,
@@ -594,6 +604,18 @@ pub fn eval(
         ),
     };
     let mut dataset = songs_for(&folder, &data)?;
+    if songs == EvalSongs::All {
+        let mut every = std::mem::take(&mut dataset.train);
+        every.append(&mut dataset.val);
+        every.append(&mut dataset.test);
+        dataset.test = every;
+    }
+    if dataset.test.is_empty() {
+        bail!(
+            "{} holds no test songs; --songs all scores every song",
+            data.display()
+        );
+    }
     match (&folder.conditioning, style) {
         (Some(conditioning), Some(style)) => {
             let style = conditioning.style_named(style)?;

@@ -55,9 +55,42 @@ fn eval_reads_songs_and_prepared_folders_through_the_models_vocabulary() {
     // same test split, the same score.
     assert_eq!(test_nll(&run, Some(&songs)), reference);
 
+    // Every song, not only the test split.
+    let every = succeeds(&["eval", "--model", run.to_str().unwrap(), "--songs", "all"]);
+    let every: serde_json::Value = serde_json::from_str(&every).unwrap();
+    let records = trainer::read_songs(&own.join("songs.jsonl")).unwrap();
+    assert_eq!(every["songs"], records.len());
+    // Three songs hold no test split: said, and scored with --songs all.
+    let three = dir.path().join("three");
+    std::fs::create_dir(&three).unwrap();
+    for record in &records[..3] {
+        let file = Path::new(&record.file);
+        std::fs::copy(file, three.join(file.file_name().unwrap())).unwrap();
+    }
+    let stderr = eval_fails(&[
+        "--model",
+        run.to_str().unwrap(),
+        "--data",
+        three.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains("holds no test songs; --songs all scores every song"),
+        "{stderr}"
+    );
+    let scored = succeeds(&[
+        "eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--data",
+        three.to_str().unwrap(),
+        "--songs",
+        "all",
+    ]);
+    let scored: serde_json::Value = serde_json::from_str(&scored).unwrap();
+    assert_eq!(scored["songs"], 3);
+
     // The same songs with the pitches' ids reversed: a vocabulary of the same
     // size, which the model must not read by id.
-    let records = trainer::read_songs(&own.join("songs.jsonl")).unwrap();
     let tokens_of = |id: &str| {
         records
             .iter()

@@ -74,19 +74,20 @@ pub const TERMINAL: u32 = 0;
 
 impl Dataset {
     /// Reads a folder written by `prepare` (`songs.jsonl`, `tokenizer.json`,
-    /// `encoding.json`), its songs as ids of its own vocabulary.
+    /// `encoding.json`), its songs as ids of its own vocabulary; every split
+    /// must hold songs.
     pub fn load(dir: &Path) -> Result<Self, DataError> {
         let tokenizer_path = dir.join(TOKENIZER_FILE);
         let vocabulary = Vocabulary::load(&tokenizer_path).map_err(|e| DataError::File {
             path: tokenizer_path.clone(),
             message: e.to_string(),
         })?;
-        Self::load_in(dir, vocabulary)
+        Self::load_in(dir, vocabulary)?.with_every_split()
     }
 
     /// Reads a folder written by `prepare`, its songs as ids of `vocabulary`
     /// (a model's), whatever vocabulary the folder was written with: a token
-    /// `vocabulary` lacks is an error naming the song.
+    /// `vocabulary` lacks is an error naming the song. A split may be empty.
     pub fn load_in(dir: &Path, vocabulary: Vocabulary) -> Result<Self, DataError> {
         let songs_path = dir.join(SONGS_FILE);
         let tokenizer_path = dir.join(TOKENIZER_FILE);
@@ -107,7 +108,7 @@ impl Dataset {
 
     /// Songs prepared in memory (as `prepare` returns them), as ids of
     /// `vocabulary`; their fingerprint is that of the files `write_prepared`
-    /// would write with this vocabulary.
+    /// would write with this vocabulary. A split may be empty.
     pub fn from_prepared(prepared: &Prepared, vocabulary: Vocabulary) -> Result<Self, DataError> {
         let mut hasher = Sha256::new();
         hasher.update(songs_jsonl(&prepared.songs).map_err(|e| DataError::File {
@@ -159,16 +160,21 @@ impl Dataset {
                 Split::Test => dataset.test.push(ids),
             }
         }
+        Ok(dataset)
+    }
+
+    /// Itself, or an error naming a split without songs.
+    fn with_every_split(self) -> Result<Self, DataError> {
         for (split, name) in [
-            (&dataset.train, "train"),
-            (&dataset.val, "val"),
-            (&dataset.test, "test"),
+            (&self.train, "train"),
+            (&self.val, "val"),
+            (&self.test, "test"),
         ] {
             if split.is_empty() {
                 return Err(DataError::EmptySplit(name));
             }
         }
-        Ok(dataset)
+        Ok(self)
     }
 
     /// Every song, of every split.
