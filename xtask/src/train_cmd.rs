@@ -622,9 +622,8 @@ pub fn eval(
             for song in dataset.songs_mut() {
                 song.conditions.style.clone_from(&style);
             }
-            dataset.condition(conditioning.clone());
         }
-        (Some(conditioning), None) => {
+        (Some(_), None) => {
             if dataset
                 .test
                 .iter()
@@ -634,12 +633,14 @@ pub fn eval(
                     "the songs name no collection, so they are read as style \"other\"; --style COLLECTION reads them as one of the model's"
                 );
             }
-            dataset.condition(conditioning.clone());
         }
         (None, Some(_)) => {
             bail!("--style: {model} was trained without --condition, so it reads no style")
         }
         (None, None) => {}
+    }
+    if let Some(conditioning) = &folder.conditioning {
+        dataset.condition(conditioning.clone());
     }
     let (test, per_collection) =
         trainer::evaluate_test(&folder.model, &dataset, default_threads(&device))?;
@@ -681,7 +682,7 @@ fn songs_for(folder: &ModelFolder, data: &Path) -> Result<Dataset> {
         ..PrepareOptions::default()
     };
     let prepared = source::prepare_paths(&paths, &options)?;
-    Dataset::from_prepared(&prepared, vocabulary).with_context(|| {
+    Dataset::from_prepared(prepared, vocabulary).with_context(|| {
         format!(
             "cannot read the songs of {} with the model's {} tokens",
             source::describe(&paths),

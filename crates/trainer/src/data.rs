@@ -109,7 +109,7 @@ impl Dataset {
     /// Songs prepared in memory (as `prepare` returns them), as ids of
     /// `vocabulary`; their fingerprint is that of the files `write_prepared`
     /// would write with this vocabulary. A split may be empty.
-    pub fn from_prepared(prepared: &Prepared, vocabulary: Vocabulary) -> Result<Self, DataError> {
+    pub fn from_prepared(prepared: Prepared, vocabulary: Vocabulary) -> Result<Self, DataError> {
         let mut hasher = Sha256::new();
         hasher.update(songs_jsonl(&prepared.songs).map_err(|e| DataError::File {
             path: PathBuf::from(SONGS_FILE),
@@ -117,7 +117,7 @@ impl Dataset {
         })?);
         hasher.update(vocabulary.to_json());
         Self::from_records(
-            prepared.songs.clone(),
+            prepared.songs,
             vocabulary,
             prepared.encoding,
             hex(&hasher.finalize()),

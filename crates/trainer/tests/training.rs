@@ -48,7 +48,7 @@ fn songs_read_through_another_vocabulary_keep_their_tokens() {
     let prepared = small_prepared();
     trainer::write_prepared(&prepared, dir.path()).unwrap();
     let on_disk = Dataset::load(dir.path()).unwrap();
-    let in_memory = Dataset::from_prepared(&prepared, prepared.vocabulary.clone()).unwrap();
+    let in_memory = Dataset::from_prepared(prepared.clone(), prepared.vocabulary.clone()).unwrap();
     assert_eq!(in_memory.fingerprint, on_disk.fingerprint);
     assert_eq!(
         (&in_memory.train, &in_memory.val, &in_memory.test),
