@@ -107,6 +107,32 @@ fn whole_collection_side_inputs() -> Vec<lstm_candle::SideInput> {
         .collect()
 }
 
+/// Side values for a window of `len` steps of one song, as training reads
+/// them (in [`grid_codec::conditions::INPUT_NAMES`] order): the meter, mode
+/// and style drawn once, the bar position counting through bars of 8 to 24
+/// steps from a drawn step, and the bars left counting down from a drawn bar.
+/// Values drawn afresh at every step would cost more than a song's: a song's
+/// values repeat from step to step, and the model's lookups then stay in cache.
+fn song_side_values(rng: &mut impl rand::Rng, sizes: &[usize], len: usize) -> Vec<Vec<u32>> {
+    let &[positions, meters, modes, styles, bars_left] = sizes else {
+        unreachable!("the whole collection's five side inputs");
+    };
+    let bar_steps = rng.random_range(8..=24_u32).min(positions as u32 - 1);
+    let start = rng.random_range(0..bar_steps);
+    let last_bar = rng.random_range(0..bars_left as u32);
+    let [meter, mode, style] = [meters, modes, styles].map(|n| rng.random_range(0..n as u32));
+    let steps = (0..len as u32).map(move |i| start + i);
+    vec![
+        steps.clone().map(|step| step % bar_steps).collect(),
+        vec![meter; len],
+        vec![mode; len],
+        vec![style; len],
+        steps
+            .map(|step| last_bar.saturating_sub(step / bar_steps))
+            .collect(),
+    ]
+}
+
 /// Where a benchmark ran, as Candle names it (`Cpu`, `Cuda { gpu_id: 0 }`).
 fn device_name(device: &candle_core::Device) -> String {
     format!("{:?}", device.location())
@@ -117,10 +143,12 @@ fn device_name(device: &candle_core::Device) -> String {
 pub struct TrainShape {
     pub hidden: usize,
     pub layers: usize,
-    /// Windows of 64 tokens per update.
+    /// Windows per update.
     pub batch: usize,
+    /// Tokens per window.
+    pub seq_len: usize,
     /// With the side inputs of a conditioned whole-collection model, each
-    /// step's values drawn at random.
+    /// window's values drawn as a song has them.
     pub side_inputs: bool,
 }
 
@@ -132,6 +160,7 @@ pub fn train(
         hidden,
         layers,
         batch,
+        seq_len,
         side_inputs,
     }: TrainShape,
     steps: usize,
@@ -145,7 +174,7 @@ pub fn train(
     use trainer::optim::{Adam, AdamConfig};
     use trainer::train::batch_gradients;
 
-    let (vocab, seq_len) = (38, 64);
+    let vocab = 38;
     let side = if side_inputs {
         whole_collection_side_inputs()
     } else {
@@ -164,15 +193,16 @@ pub fn train(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut times = Vec::new();
     for step in 0..steps + 2 {
-        let mut random_row = |values: usize| -> Vec<u32> {
-            (0..=seq_len)
-                .map(|_| rng.random_range(0..values as u32))
-                .collect()
-        };
         let windows: Vec<Track> = (0..batch)
             .map(|_| Track {
-                ids: random_row(vocab),
-                side: side_sizes.iter().map(|&size| random_row(size)).collect(),
+                ids: (0..=seq_len)
+                    .map(|_| rng.random_range(0..vocab as u32))
+                    .collect(),
+                side: if side_sizes.is_empty() {
+                    Vec::new()
+                } else {
+                    song_side_values(&mut rng, &side_sizes, seq_len + 1)
+                },
             })
             .collect();
         let start = Instant::now();

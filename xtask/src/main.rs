@@ -238,9 +238,13 @@ enum BenchCommand {
         /// hidden 512 x 1 layer.
         #[arg(long, value_enum, default_value = "both")]
         size: BenchSize,
-        /// Windows of 64 tokens per update.
+        /// Windows per update.
         #[arg(long, default_value_t = 64)]
         batch: usize,
+        /// Tokens per window (64 as the reference trains; `train`'s default
+        /// recipe reads 16).
+        #[arg(long, default_value_t = 64)]
+        seq_len: usize,
         /// Where to train: auto, cpu, cuda, metal.
         #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
         device: DeviceArg,
@@ -488,6 +492,7 @@ fn run(cli: Cli) -> Result<()> {
                     steps,
                     size,
                     batch,
+                    seq_len,
                     device,
                     threads,
                     fused_only,
@@ -512,6 +517,7 @@ fn run(cli: Cli) -> Result<()> {
                             hidden,
                             layers,
                             batch,
+                            seq_len,
                             side_inputs: with_side,
                         };
                         let result = bench::train(&device, shape, steps, threads, step_by_step)?;

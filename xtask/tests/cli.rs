@@ -171,6 +171,8 @@ fn bench_train_times_the_model_with_and_without_side_inputs() {
         "1",
         "--steps",
         "1",
+        "--seq-len",
+        "16",
     ]);
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -186,6 +188,6 @@ fn bench_train_times_the_model_with_and_without_side_inputs() {
     assert!(
         lines
             .iter()
-            .all(|line| line["tokens_per_s"].as_f64().unwrap() > 0.0)
+            .all(|line| { line["tokens_per_s"].as_f64().unwrap() > 0.0 && line["seq_len"] == 16 })
     );
 }

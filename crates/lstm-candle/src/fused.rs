@@ -415,6 +415,7 @@ macro_rules! compiled_per_cpu {
         }
     };
 }
+pub(crate) use compiled_per_cpu;
 
 compiled_per_cpu! {
     /// The forward pass: every step's h and the final c, and what the backward

@@ -9,9 +9,10 @@
 //! `lstm.weight_hh_l0`, `lstm.bias_ih_l0`, `lstm.bias_hh_l0`, ..., `fc.weight`,
 //! `fc.bias`), gate rows are in PyTorch's order (input, forget, cell, output) and
 //! initialisation follows PyTorch's rules, so weights move both ways between this
-//! crate and a PyTorch `LSTMModel`. On the CPU the recurrence of each layer, and
-//! the training objective's output layer and loss, run as fused Candle ops with
-//! their own backward passes; with the `cuda` feature the recurrence's op runs
+//! crate and a PyTorch `LSTMModel`. On the CPU the recurrence of each layer, the
+//! first layer's summed lookups of a model with side inputs, and the training
+//! objective's output layer and loss, run as fused Candle ops with their own
+//! backward passes; with the `cuda` feature the recurrence's op runs
 //! on CUDA as well; elsewhere, and as the reference they are tested against, as
 //! Candle operations step by step.
 //! Generation steps one token at a time through a [`Stepper`], which can hold
@@ -27,6 +28,7 @@ pub mod lstm;
 pub mod model;
 pub mod names;
 mod output_loss;
+mod summed_lookup;
 
 pub use checkpoint::{CheckpointError, load_checkpoint, save_checkpoint};
 pub use lstm::{LayerState, LstmState, lstm_cell_step};

@@ -16,6 +16,7 @@ use crate::lstm::{
 };
 use crate::names;
 use crate::output_loss::OutputLoss;
+use crate::summed_lookup::SummedLookup;
 
 #[derive(Debug, Error)]
 pub enum ModelError {
@@ -705,7 +706,34 @@ impl MelodyModel {
                     .broadcast_add(&bias)?
                     .index_select(&time_major_ids, 0)?
                     .apply_op3(&recurrent_t, &initial, Recurrence::new(hidden))?,
-                // With side inputs the embeddings are summed first, so that the
+                // With side inputs each input's embedding is projected into a
+                // table too, and a position's projection sums one row of each.
+                None if self.device.is_cpu() => {
+                    // The side embeddings stacked and projected together (one
+                    // product and one graph node, not one per input); the
+                    // bias goes with the token's table, read once a position.
+                    let side_embeddings: Vec<Tensor> = self
+                        .config
+                        .side_inputs
+                        .iter()
+                        .map(|input| self.tensor(&names::side_embedding(&input.name)))
+                        .collect();
+                    let tables = [
+                        self.tensor(names::EMBEDDING)
+                            .matmul(&input_t)?
+                            .broadcast_add(&bias)?,
+                        Tensor::cat(&side_embeddings, 0)?.matmul(&input_t)?,
+                    ];
+                    let mut inputs =
+                        vec![(time_major_ids.to_vec1::<u32>()?, self.config.vocab_size)];
+                    for (input, values) in self.config.side_inputs.iter().zip(side) {
+                        inputs.push((time_major(values)?.to_vec1::<u32>()?, input.size));
+                    }
+                    Tensor::cat(&tables, 0)?
+                        .apply_op1(SummedLookup::new(&inputs, batch)?)?
+                        .apply_op3(&recurrent_t, &initial, Recurrence::new(hidden))?
+                }
+                // Elsewhere (CUDA) the embeddings are summed first, so that the
                 // lookups and their gradients are as narrow as the embedding,
                 // and the op projects the sums as it does a layer below.
                 None => {
