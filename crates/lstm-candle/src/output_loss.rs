@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 
-use crate::fused::{Real, contiguous, cpu_values, matmul};
+use crate::fused::{DenormalsFlushed, Real, contiguous, cpu_values, matmul};
 
 /// The op; one per call, holding its targets and what its forward pass saved.
 pub(crate) struct OutputLoss {
@@ -247,6 +247,7 @@ impl CustomOp3 for OutputLoss {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _flushed = DenormalsFlushed::new();
         match s1 {
             CpuStorage::F32(_) => self.run(&self.probs_f32, (s1, l1), (s2, l2), (s3, l3)),
             CpuStorage::F64(_) => self.run(&self.probs_f64, (s1, l1), (s2, l2), (s3, l3)),
@@ -263,6 +264,7 @@ impl CustomOp3 for OutputLoss {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let args = [hs, weight, bias, grad];
+        let _flushed = DenormalsFlushed::new();
         match hs.dtype() {
             candle_core::DType::F32 => self.gradients(&self.probs_f32, args),
             candle_core::DType::F64 => self.gradients(&self.probs_f64, args),
