@@ -86,41 +86,45 @@ pub struct TrainBench {
     pub tokens_per_s: f64,
 }
 
+/// The meters (12 and "free", "other") and styles (27 collections and
+/// "other") of a model trained with `--condition` on the whole Essen
+/// collection (`assets/essen`).
+const WHOLE_COLLECTION_METERS: u32 = 14;
+const WHOLE_COLLECTION_STYLES: u32 = 28;
+
 /// The side inputs of a model trained with `--condition` on the whole Essen
-/// collection (`assets/essen`): bar position, meter (12 and "free", "other"),
-/// mode, style (27 collections and "other") and bars left.
+/// collection: bar position, meter, mode, style and bars left.
 fn whole_collection_side_inputs() -> Vec<lstm_candle::SideInput> {
+    use grid_codec::conditions::{INPUT_NAMES, MAX_BAR_STEPS, MAX_BARS_LEFT};
     let sizes = [
-        grid_codec::conditions::MAX_BAR_STEPS as usize + 1,
-        14,
+        MAX_BAR_STEPS + 1,
+        WHOLE_COLLECTION_METERS,
         3,
-        28,
-        grid_codec::conditions::MAX_BARS_LEFT as usize + 2,
+        WHOLE_COLLECTION_STYLES,
+        MAX_BARS_LEFT + 2,
     ];
-    grid_codec::conditions::INPUT_NAMES
+    INPUT_NAMES
         .into_iter()
         .zip(sizes)
         .map(|(name, size)| lstm_candle::SideInput {
             name: name.to_owned(),
-            size,
+            size: size as usize,
         })
         .collect()
 }
 
-/// Side values for a window of `len` steps of one song, as training reads
-/// them (in [`grid_codec::conditions::INPUT_NAMES`] order): the meter, mode
-/// and style drawn once, the bar position counting through bars of 8 to 24
-/// steps from a drawn step, and the bars left counting down from a drawn bar.
-/// Values drawn afresh at every step would cost more than a song's: a song's
-/// values repeat from step to step, and the model's lookups then stay in cache.
-fn song_side_values(rng: &mut impl rand::Rng, sizes: &[usize], len: usize) -> Vec<Vec<u32>> {
-    let &[positions, meters, modes, styles, bars_left] = sizes else {
-        unreachable!("the whole collection's five side inputs");
-    };
-    let bar_steps = rng.random_range(8..=24_u32).min(positions as u32 - 1);
+/// Side values of [`whole_collection_side_inputs`] for a window of `len` steps
+/// of one song, as training reads them: the meter, mode and style drawn once,
+/// the bar position counting through bars of 8 to 24 steps from a drawn step,
+/// and the bars left counting down from a drawn bar. Values drawn afresh at
+/// every step would cost more than a song's: a song's values repeat from step
+/// to step, and the model's lookups then stay in cache.
+fn song_side_values(rng: &mut impl rand::Rng, len: usize) -> Vec<Vec<u32>> {
+    let bar_steps = rng.random_range(8..=24_u32);
     let start = rng.random_range(0..bar_steps);
-    let last_bar = rng.random_range(0..bars_left as u32);
-    let [meter, mode, style] = [meters, modes, styles].map(|n| rng.random_range(0..n as u32));
+    let last_bar = rng.random_range(0..=grid_codec::conditions::MAX_BARS_LEFT);
+    let [meter, mode, style] = [WHOLE_COLLECTION_METERS, 3, WHOLE_COLLECTION_STYLES]
+        .map(|values| rng.random_range(0..values));
     let steps = (0..len as u32).map(move |i| start + i);
     vec![
         steps.clone().map(|step| step % bar_steps).collect(),
@@ -180,7 +184,7 @@ pub fn train(
     } else {
         Vec::new()
     };
-    let side_sizes: Vec<usize> = side.iter().map(|input| input.size).collect();
+    let side_count = side.len();
     let config = ModelConfig {
         hidden_size: hidden,
         num_layers: layers,
@@ -198,10 +202,10 @@ pub fn train(
                 ids: (0..=seq_len)
                     .map(|_| rng.random_range(0..vocab as u32))
                     .collect(),
-                side: if side_sizes.is_empty() {
-                    Vec::new()
+                side: if side_inputs {
+                    song_side_values(&mut rng, seq_len + 1)
                 } else {
-                    song_side_values(&mut rng, &side_sizes, seq_len + 1)
+                    Vec::new()
                 },
             })
             .collect();
@@ -232,7 +236,7 @@ pub fn train(
         } else {
             "fused"
         },
-        side_inputs: side_sizes.len(),
+        side_inputs: side_count,
         median_step_ms: median * 1e3,
         tokens_per_s: (batch * seq_len) as f64 / median,
     })
