@@ -89,6 +89,51 @@ fn a_conditioned_model_is_asked_for_meter_mode_length_and_upbeat() {
         "{score}"
     );
 
+    // A primer note longer than the upbeat is tied across its bar line: the
+    // upbeat bar holds the asked two sixteenths, not the whole quarter, so
+    // every later bar line stays put.
+    let primed = dir.path().join("primed");
+    succeeds(&[
+        "sample",
+        "--model",
+        run.to_str().unwrap(),
+        "--prime",
+        "55 _ _ _",
+        "--meter",
+        "2/4",
+        "--bars",
+        "2",
+        "--pickup",
+        "2",
+        "--out",
+        primed.to_str().unwrap(),
+    ]);
+    let score = std::fs::read_to_string(primed.join("melody-1.musicxml")).unwrap();
+    let number_after = |text: &str, tag: &str| -> u32 {
+        text.split(tag)
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // Divisions of a quarter: the score's shortest note sets them.
+    let per_quarter = number_after(&score, "<divisions>");
+    let upbeat = score
+        .split("<measure number=\"0\" implicit=\"yes\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</measure>").next())
+        .unwrap_or_else(|| panic!("no upbeat bar: {score}"));
+    let divisions: u32 = upbeat
+        .split("<duration>")
+        .skip(1)
+        .map(|d| d.split('<').next().unwrap().parse::<u32>().unwrap())
+        .sum();
+    assert_eq!(divisions * 4, 2 * per_quarter, "{upbeat}");
+    assert!(upbeat.contains("<tie type=\"start\"/>"), "{upbeat}");
+
     // Guided towards the asked mode: said, and recorded per melody.
     let guided = dir.path().join("guided");
     let stdout = succeeds(&[

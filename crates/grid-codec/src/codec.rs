@@ -1,6 +1,6 @@
 //! Melody <-> grid tokens, with transposition and filtering.
 
-use esac_parse::{Duration, Event, Key, Melody, Meter, MeterChange, Mode, Pitch};
+use esac_parse::{Duration, Event, Key, Melody, Meter, MeterChange, Mode, Pitch, Tie};
 use thiserror::Error;
 
 use crate::encoding::Encoding;
@@ -259,7 +259,10 @@ impl Default for DecodeOptions {
 }
 
 /// Turns tokens back into a melody; a terminal `.` ends it. Consecutive holds
-/// lengthen the last note or rest; bar numbers follow the meter and pickup.
+/// lengthen the last note or rest; bar numbers follow the meter and pickup,
+/// and a note or rest that sounds across a bar line is split there into tied
+/// events, as the sources write it (so that the first bar holds exactly the
+/// pickup, and encoding gives the same tokens back).
 pub fn decode(tokens: &[Token], options: &DecodeOptions) -> Result<Melody, DecodeError> {
     let mut melody = Melody::new(&options.id, "", 0);
     melody.title.clone_from(&options.title);
@@ -290,29 +293,56 @@ pub fn decode(tokens: &[Token], options: &DecodeOptions) -> Result<Melody, Decod
     if melody.events.is_empty() {
         return Err(DecodeError::Empty);
     }
-    number_bars(&mut melody.events, options.meter, options.pickup);
+    melody.events = into_bars(melody.events, options.meter, options.pickup);
     Ok(melody)
 }
 
-/// Bar number of each event from its onset: 0 inside the pickup, then one per bar.
-fn number_bars(events: &mut [Event], meter: Option<Meter>, pickup: Duration) {
-    let bar = meter.and_then(Meter::bar_length);
-    let mut onset = Duration::from_integer(0);
+/// Each event with its bar number, 0 inside the pickup, then one per bar;
+/// an event crossing a bar line becomes tied events, one per bar it sounds in.
+/// Rests are tied too, which no writer shows, so that encoding joins them back.
+fn into_bars(events: Vec<Event>, meter: Option<Meter>, pickup: Duration) -> Vec<Event> {
+    let zero = Duration::from_integer(0);
+    let Some(bar) = meter.and_then(Meter::bar_length) else {
+        return events;
+    };
+    let mut split = Vec::with_capacity(events.len());
+    let mut onset = zero;
+    let mut bar_end = if pickup > zero { pickup } else { bar };
+    let mut measure = u32::from(pickup == zero);
     for event in events {
-        event.measure = match bar {
-            Some(_) if onset < pickup => 0,
-            Some(bar) => 1 + ((onset - pickup) / bar).to_integer() as u32,
-            None => 1,
-        };
-        onset += event.duration;
+        let end = onset + event.duration;
+        let mut piece = Event { measure, ..event };
+        while end > bar_end {
+            piece.duration = bar_end - onset;
+            let tie = piece.tie;
+            piece.tie = tie.with_next();
+            split.push(piece);
+            piece.tie = if matches!(tie, Tie::Start | Tie::Middle) {
+                Tie::Middle
+            } else {
+                Tie::End
+            };
+            onset = bar_end;
+            bar_end += bar;
+            measure += 1;
+            piece.measure = measure;
+        }
+        piece.duration = end - onset;
+        split.push(piece);
+        onset = end;
+        if onset == bar_end {
+            bar_end += bar;
+            measure += 1;
+        }
     }
+    split
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::token::parse_tokens;
-    use esac_parse::{Spelling, Tie};
+    use esac_parse::Spelling;
 
     fn key(letter: char, alter: i8, mode: Mode) -> Key {
         Key {
@@ -420,17 +450,68 @@ mod tests {
         let got: Vec<_> = m
             .events
             .iter()
-            .map(|e| (e.pitch.midi(), e.duration, e.measure))
+            .map(|e| (e.pitch.midi(), e.duration, e.measure, e.tie))
+            .collect();
+        // The 67 sounds across the bar line at 5/8: two tied events.
+        assert_eq!(
+            got,
+            [
+                (Some(60), Duration::new(1, 8), 0, Tie::None),
+                (Some(65), Duration::new(3, 8), 1, Tie::None),
+                (Some(67), Duration::new(1, 8), 1, Tie::Start),
+                (Some(67), Duration::new(3, 8), 2, Tie::End),
+                (None, Duration::new(1, 8), 2, Tie::None),
+            ]
+        );
+    }
+
+    /// An upbeat of two steps whose first note lasts five: the first bar
+    /// holds the two steps, not the note (the score's bar lines were three
+    /// steps late); a rest and a note across one and two bar lines are tied
+    /// pieces too, and all of them encode to the same tokens.
+    #[test]
+    fn decode_splits_what_crosses_a_bar_line_and_encodes_back() {
+        let text = format!(
+            "55 _ _ _ _ 59 _ _ _ _ 60 r _ _ _ _ _ _ _ 62{} 60 _",
+            " _".repeat(19)
+        );
+        let tokens = parse_tokens(&text).unwrap();
+        let options = DecodeOptions {
+            meter: Some(Meter::Regular { beats: 2, unit: 4 }),
+            pickup: Duration::new(1, 8),
+            ..Default::default()
+        };
+        let m = decode(&tokens, &options).unwrap();
+        assert_eq!(m.pickup(), Duration::new(1, 8));
+        let sixteenths = |d: Duration| d * 16;
+        let got: Vec<_> = m
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.pitch.midi(),
+                    sixteenths(e.duration).to_integer(),
+                    e.measure,
+                    e.tie,
+                )
+            })
             .collect();
         assert_eq!(
             got,
             [
-                (Some(60), Duration::new(1, 8), 0),
-                (Some(65), Duration::new(3, 8), 1),
-                (Some(67), Duration::new(1, 2), 1),
-                (None, Duration::new(1, 8), 2),
+                (Some(55), 2, 0, Tie::Start),
+                (Some(55), 3, 1, Tie::End),
+                (Some(59), 5, 1, Tie::None),
+                (Some(60), 1, 2, Tie::None),
+                (None, 7, 2, Tie::Start),
+                (None, 1, 3, Tie::End),
+                (Some(62), 7, 3, Tie::Start),
+                (Some(62), 8, 4, Tie::Middle),
+                (Some(62), 5, 5, Tie::End),
+                (Some(60), 2, 5, Tie::None),
             ]
         );
+        assert_eq!(encode(&m).unwrap().tokens, tokens);
     }
 
     #[test]

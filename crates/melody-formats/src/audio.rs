@@ -7,10 +7,11 @@
 use std::io::{Read, Seek, Write};
 use std::sync::Arc;
 
-use esac_parse::{Duration, Melody, Pitch};
+use esac_parse::{Duration, Melody};
 use thiserror::Error;
 
 use crate::midi::{MidiError, MidiOptions, to_midi};
+use crate::notation::sounding_notes;
 
 /// Why a SoundFont rendering failed.
 #[derive(Debug, Error)]
@@ -67,19 +68,11 @@ pub fn render(melody: &Melody, options: &SynthOptions) -> Vec<f32> {
         .unwrap_or(options.default_tempo_qpm)
         .max(1.0);
     let seconds = |d: Duration| (*d.numer() as f64 / *d.denom() as f64) * 4.0 * 60.0 / tempo;
-    let mut notes: Vec<(u8, f64, f64)> = Vec::new();
-    let mut onset = Duration::from_integer(0);
-    for event in melody.events.iter().filter(|e| !e.grace) {
-        match (event.pitch, notes.last_mut()) {
-            (Pitch::Note(p), Some(last)) if event.tie.continues_previous() && last.0 == p => {
-                last.2 += seconds(event.duration);
-            }
-            (Pitch::Note(p), _) => notes.push((p, seconds(onset), seconds(event.duration))),
-            (Pitch::Rest, _) => {}
-        }
-        onset += event.duration;
-    }
-    let total = seconds(onset) + RELEASE_S;
+    let notes: Vec<(u8, f64, f64)> = sounding_notes(melody)
+        .iter()
+        .map(|n| (n.pitch, seconds(n.onset), seconds(n.length)))
+        .collect();
+    let total = seconds(melody.total_duration()) + RELEASE_S;
     let mut samples = vec![0f64; (total * rate).ceil() as usize];
     for (pitch, start, length) in notes {
         let f = frequency(pitch);

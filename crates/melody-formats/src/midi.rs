@@ -1,6 +1,8 @@
 //! Standard MIDI files (via `midly`): write a melody, read notes back.
 
-use esac_parse::{Duration, Melody, Pitch};
+use esac_parse::{Duration, Melody};
+
+use crate::notation::sounding_notes;
 use midly::num::{u4, u7, u15, u24, u28};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 use thiserror::Error;
@@ -98,24 +100,10 @@ pub fn to_midi(melody: &Melody, options: &MidiOptions) -> Result<Vec<u8>, MidiEr
             },
         },
     ));
-    let mut onset = Duration::from_integer(0);
-    let mut sounding: Option<(u8, Duration)> = None;
-    let mut notes = Vec::new();
-    for event in melody.events.iter().filter(|e| !e.grace) {
-        let continues = event.tie.continues_previous()
-            && sounding.is_some_and(|(p, _)| Pitch::Note(p) == event.pitch);
-        if !continues {
-            notes.extend(sounding.take().map(|(p, start)| (p, start, onset)));
-            if let Pitch::Note(pitch) = event.pitch {
-                sounding = Some((pitch, onset));
-            }
-        }
-        onset += event.duration;
-    }
-    notes.extend(sounding.map(|(p, start)| (p, start, onset)));
     let velocity = u7::new(options.velocity.clamp(1, 127));
-    for (pitch, start, end) in notes {
-        let key = u7::new(pitch);
+    for note in sounding_notes(melody) {
+        let key = u7::new(note.pitch);
+        let (start, end) = (note.onset, note.onset + note.length);
         timed.push((
             ticks(start),
             TrackEventKind::Midi {
@@ -137,7 +125,7 @@ pub fn to_midi(melody: &Melody, options: &MidiOptions) -> Result<Vec<u8>, MidiEr
     // At one tick: set-up first, then note-offs, then note-ons, so that repeated
     // pitches end before they start again.
     timed.sort_by_key(|(tick, kind)| (*tick, order_at_same_tick(kind)));
-    let end = ticks(onset);
+    let end = ticks(melody.total_duration());
     let mut track = Vec::with_capacity(timed.len() + 1);
     let mut last = 0;
     for (tick, kind) in timed {

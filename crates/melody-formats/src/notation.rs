@@ -11,6 +11,42 @@ pub enum NotationError {
     NotDyadic { event: usize, duration: Duration },
 }
 
+/// A note as it sounds: tied notes of one pitch joined into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoundingNote {
+    /// MIDI key number.
+    pub pitch: u8,
+    pub onset: Duration,
+    pub length: Duration,
+}
+
+/// The notes of a melody as they sound (grace notes, which take no time, left
+/// out): a note tied on from the one just before, at the same pitch, lengthens it.
+pub fn sounding_notes(melody: &Melody) -> Vec<SoundingNote> {
+    let mut notes: Vec<SoundingNote> = Vec::new();
+    let mut onset = Duration::from_integer(0);
+    for event in melody.events.iter().filter(|e| !e.grace) {
+        if let Pitch::Note(pitch) = event.pitch {
+            match notes.last_mut() {
+                Some(last)
+                    if event.tie.continues_previous()
+                        && last.pitch == pitch
+                        && last.onset + last.length == onset =>
+                {
+                    last.length += event.duration;
+                }
+                _ => notes.push(SoundingNote {
+                    pitch,
+                    onset,
+                    length: event.duration,
+                }),
+            }
+        }
+        onset += event.duration;
+    }
+    notes
+}
+
 /// Spells a MIDI pitch for a key signature: sharps in sharp keys and C, flats in
 /// flat keys. Returns the spelling and the octave (MIDI 60 = C4).
 pub fn spell(midi: u8, fifths: i32) -> (Spelling, i32) {
@@ -155,6 +191,37 @@ pub fn bars(melody: &Melody) -> Result<Vec<Bar>, NotationError> {
 mod tests {
     use super::*;
     use esac_parse::Event;
+
+    #[test]
+    fn tied_notes_sound_as_one() {
+        let mut m = Melody::new("t", "t", 1);
+        let sixteenths = |n| Duration::new(n, 16);
+        for (pitch, length, tie) in [
+            (Pitch::Note(60), 2, Tie::Start),
+            (Pitch::Note(60), 3, Tie::Middle),
+            (Pitch::Note(60), 1, Tie::End),
+            // Marked as tied but to another pitch, or after a rest: new notes.
+            (Pitch::Note(62), 2, Tie::End),
+            (Pitch::Rest, 2, Tie::None),
+            (Pitch::Note(62), 4, Tie::End),
+        ] {
+            let mut event = Event::new(pitch, sixteenths(length));
+            event.tie = tie;
+            m.events.push(event);
+        }
+        let mut grace = Event::new(Pitch::Note(64), sixteenths(1));
+        grace.grace = true;
+        m.events.insert(3, grace);
+        let note = |pitch, onset, length| SoundingNote {
+            pitch,
+            onset: sixteenths(onset),
+            length: sixteenths(length),
+        };
+        assert_eq!(
+            sounding_notes(&m),
+            [note(60, 0, 6), note(62, 6, 2), note(62, 10, 4)]
+        );
+    }
 
     #[test]
     fn spelling_follows_the_key_signature() {

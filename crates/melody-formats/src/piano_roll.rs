@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use esac_parse::{Duration, Melody, Pitch};
+use esac_parse::{Duration, Melody};
+
+use crate::notation::sounding_notes;
 use plotters::prelude::*;
 
 /// `C4` for MIDI 60.
@@ -24,14 +26,10 @@ fn quarters(d: Duration) -> f64 {
 
 /// Draws `melody` into `path` (PNG, 1000 x 400).
 pub fn piano_roll(melody: &Melody, title: &str, path: &Path) -> Result<(), String> {
-    let mut notes = Vec::new();
-    let mut onset = Duration::from_integer(0);
-    for event in melody.events.iter().filter(|e| !e.grace) {
-        if let Pitch::Note(p) = event.pitch {
-            notes.push((p, quarters(onset), quarters(onset + event.duration)));
-        }
-        onset += event.duration;
-    }
+    let notes: Vec<(u8, f64, f64)> = sounding_notes(melody)
+        .iter()
+        .map(|n| (n.pitch, quarters(n.onset), quarters(n.onset + n.length)))
+        .collect();
     if notes.is_empty() {
         return Err("the melody has no notes".into());
     }
@@ -47,7 +45,7 @@ pub fn piano_roll(melody: &Melody, title: &str, path: &Path) -> Result<(), Strin
         .max()
         .unwrap_or(72)
         .saturating_add(2);
-    let end = quarters(onset).max(1.0);
+    let end = quarters(melody.total_duration()).max(1.0);
     let labels = crate::font_available();
     let root = BitMapBackend::new(path, (1000, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
