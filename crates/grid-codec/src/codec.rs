@@ -311,17 +311,14 @@ fn into_bars(events: Vec<Event>, meter: Option<Meter>, pickup: Duration) -> Vec<
     let mut measure = u32::from(pickup == zero);
     for event in events {
         let end = onset + event.duration;
+        let ties_onward = matches!(event.tie, Tie::Start | Tie::Middle);
         let mut piece = Event { measure, ..event };
         while end > bar_end {
             piece.duration = bar_end - onset;
-            let tie = piece.tie;
-            piece.tie = tie.with_next();
+            piece.tie = piece.tie.with_next();
             split.push(piece);
-            piece.tie = if matches!(tie, Tie::Start | Tie::Middle) {
-                Tie::Middle
-            } else {
-                Tie::End
-            };
+            // The rest continues this piece and ties on as the event did.
+            piece.tie = if ties_onward { Tie::Middle } else { Tie::End };
             onset = bar_end;
             bar_end += bar;
             measure += 1;
