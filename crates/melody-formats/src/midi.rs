@@ -1,11 +1,11 @@
 //! Standard MIDI files (via `midly`): write a melody, read notes back.
 
 use esac_parse::{Duration, Melody};
-
-use crate::notation::sounding_notes;
 use midly::num::{u4, u7, u15, u24, u28};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 use thiserror::Error;
+
+use crate::notation::sounding_notes;
 
 #[derive(Debug, Error)]
 pub enum MidiError {

@@ -1,5 +1,6 @@
-//! What the score writers share: pitch spelling, note values, and cutting a
-//! melody into bars of notatable, tied pieces.
+//! What the writers share: pitch spelling, note values, cutting a melody into
+//! bars of notatable, tied pieces, and the notes as they sound (ties joined)
+//! for MIDI, audio and the piano roll.
 
 use esac_parse::{Duration, Melody, Meter, Pitch, Spelling, Tie};
 use thiserror::Error;

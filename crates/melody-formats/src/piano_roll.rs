@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use esac_parse::{Duration, Melody};
+use plotters::prelude::*;
 
 use crate::notation::sounding_notes;
-use plotters::prelude::*;
 
 /// `C4` for MIDI 60.
 fn pitch_name(midi: i32) -> String {
