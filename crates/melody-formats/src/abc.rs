@@ -95,25 +95,41 @@ fn accidental(alter: i8) -> String {
 }
 
 /// Which accidentals are in force in the bar being written.
+///
+/// Readers disagree on how far an accidental reaches: ABC 2.1's default
+/// (`%%propagate-accidentals pitch`, abc2midi) applies it to the letter in
+/// every octave, abcm2ps and abc2svg to the same octave only. A note gets a
+/// sign unless both readings already give its alteration, so every reader
+/// hears the same pitches.
 struct BarAccidentals<'a> {
     signature: &'a HashMap<char, i8>,
-    written: HashMap<(char, i32), i8>,
+    by_octave: HashMap<(char, i32), i8>,
+    by_letter: HashMap<char, i8>,
 }
 
-impl BarAccidentals<'_> {
+impl<'a> BarAccidentals<'a> {
+    fn new(signature: &'a HashMap<char, i8>) -> Self {
+        Self {
+            signature,
+            by_octave: HashMap::new(),
+            by_letter: HashMap::new(),
+        }
+    }
+
     /// The accidental to write before a note, if the signature and the
     /// accidentals already written in the bar do not give its alteration.
     fn mark(&mut self, spelling: Spelling, octave: i32) -> String {
-        let in_force = self
-            .written
-            .get(&(spelling.letter, octave))
-            .copied()
-            .unwrap_or(self.signature[&spelling.letter]);
-        if in_force == spelling.alter {
+        let signature = self.signature[&spelling.letter];
+        let in_octave = self.by_octave.get(&(spelling.letter, octave));
+        let in_any_octave = self.by_letter.get(&spelling.letter);
+        if in_octave.copied().unwrap_or(signature) == spelling.alter
+            && in_any_octave.copied().unwrap_or(signature) == spelling.alter
+        {
             return String::new();
         }
-        self.written
+        self.by_octave
             .insert((spelling.letter, octave), spelling.alter);
+        self.by_letter.insert(spelling.letter, spelling.alter);
         accidental(spelling.alter)
     }
 }
@@ -169,10 +185,7 @@ pub fn to_abc(melody: &Melody) -> Result<String, NotationError> {
         } else {
             Duration::from_integer(0)
         };
-        let mut accidentals = BarAccidentals {
-            signature: &signature,
-            written: HashMap::new(),
-        };
+        let mut accidentals = BarAccidentals::new(&signature);
         let mut pieces = bar.pieces.iter().peekable();
         let mut first = true;
         while let Some(piece) = pieces.next() {
@@ -283,6 +296,29 @@ mod tests {
             abc,
             "X:1\nT:Test\nM:3/4\nL:1/8\nK:G\nD2 | G>A B2 c2- | c2 =FF ^F2 | z2 G,2 |]\n"
         );
+    }
+
+    #[test]
+    fn accidentals_read_the_same_whether_they_reach_one_octave_or_all() {
+        // C major 4/4, the bar abc2midi once read a semitone high: F sharp
+        // below middle C, then the F above it, natural. Read octave by
+        // octave the second F needs no sign, read letter by letter (ABC 2.1's
+        // default) it does, so it gets one. The next F sharp, in the first
+        // F's octave, is sharp by the octave reading but natural by the
+        // letter one, so it is marked again; the last F then follows both.
+        let n = Pitch::Note;
+        let m = melody(
+            (4, 4),
+            "C",
+            &[
+                (n(54), (1, 4), 1),
+                (n(65), (1, 4), 1),
+                (n(54), (1, 4), 1),
+                (n(54), (1, 4), 1),
+            ],
+        );
+        let abc = to_abc(&m).unwrap();
+        assert!(abc.ends_with("\n^F,2 =F2 ^F,2 F,2 |]\n"), "{abc}");
     }
 
     #[test]

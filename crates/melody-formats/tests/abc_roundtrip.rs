@@ -1,5 +1,6 @@
 //! ABC written by `to_abc` reads back, through a small reader of the subset
-//! it writes, as the same notes and lengths, in every meter and key.
+//! it writes, as the same notes and lengths, in every meter and key, however
+//! far the reader takes an accidental to reach.
 
 use esac_parse::{Duration, Event, Key, Melody, Meter, MeterChange, Pitch};
 use melody_formats::abc::to_abc;
@@ -53,7 +54,15 @@ fn signature(fifths: i32) -> [i8; 7] {
     alters
 }
 
-fn read_abc(text: &str) -> Read {
+/// How far an accidental reaches to the bar's end: readers differ (ABC 2.1's
+/// default and abc2midi take every octave, abcm2ps and abc2svg one).
+#[derive(Clone, Copy, Debug)]
+enum Reach {
+    SameOctave,
+    EveryOctave,
+}
+
+fn read_abc(text: &str, reach: Reach) -> Read {
     let mut meter = (4, 4);
     let mut unit = Duration::new(1, 8);
     let mut fifths = 0;
@@ -158,12 +167,16 @@ fn read_abc(text: &str) -> Read {
                 } else {
                     let upper = letter.to_ascii_uppercase();
                     let index = "CDEFGAB".find(upper).unwrap();
+                    let reached = match reach {
+                        Reach::SameOctave => (upper, octave),
+                        Reach::EveryOctave => (upper, 0),
+                    };
                     let alter = match explicit {
                         Some(()) => {
-                            bar_accidentals.insert((upper, octave), alter);
+                            bar_accidentals.insert(reached, alter);
                             alter
                         }
-                        None => *bar_accidentals.get(&(upper, octave)).unwrap_or(&key[index]),
+                        None => *bar_accidentals.get(&reached).unwrap_or(&key[index]),
                     };
                     let natural = [0, 2, 4, 5, 7, 9, 11][index];
                     Pitch::Note(((octave + 1) * 12 + natural + i32::from(alter)) as u8)
@@ -225,7 +238,10 @@ fn expected(m: &Melody) -> Vec<(Pitch, Duration)> {
 
 #[test]
 fn the_reader_reads_a_hand_written_tune() {
-    let read = read_abc("X:1\nT:t\nM:3/4\nL:1/8\nK:F\nC2 | F>G A/B/ c2- | c2 ^F=F B,2 |]\n");
+    let read = read_abc(
+        "X:1\nT:t\nM:3/4\nL:1/8\nK:F\nC2 | F>G A/B/ c2- | c2 ^F=F B,2 |]\n",
+        Reach::SameOctave,
+    );
     let n = |p, d| (Pitch::Note(p), Duration::new(1, d));
     assert_eq!(read.meter, (3, 4));
     assert_eq!(
@@ -243,6 +259,20 @@ fn the_reader_reads_a_hand_written_tune() {
         ]
     );
     assert_eq!(read.bars, 3);
+    // An F sharp reaches the F an octave up in one reading, not the other.
+    let tune = "X:1\nT:t\nM:2/4\nL:1/8\nK:C\n^F,2 F2 |]\n";
+    let pitches = |reach| -> Vec<Pitch> {
+        let read = read_abc(tune, reach);
+        read.events.iter().map(|e| e.0).collect()
+    };
+    assert_eq!(
+        pitches(Reach::SameOctave),
+        [Pitch::Note(54), Pitch::Note(65)]
+    );
+    assert_eq!(
+        pitches(Reach::EveryOctave),
+        [Pitch::Note(54), Pitch::Note(66)]
+    );
 }
 
 const METERS: [(u32, u32); 6] = [(2, 4), (3, 4), (4, 4), (6, 8), (3, 8), (5, 4)];
@@ -259,8 +289,10 @@ proptest! {
         let meter = METERS[meter];
         let m = melody(meter, KEYS[key], pickup, &events);
         let abc = to_abc(&m).unwrap();
-        let read = read_abc(&abc);
-        prop_assert_eq!(read.meter, meter);
-        prop_assert_eq!(&read.events, &expected(&m), "{}", abc);
+        for reach in [Reach::SameOctave, Reach::EveryOctave] {
+            let read = read_abc(&abc, reach);
+            prop_assert_eq!(read.meter, meter);
+            prop_assert_eq!(&read.events, &expected(&m), "{:?}\n{}", reach, abc);
+        }
     }
 }
