@@ -63,7 +63,8 @@ pub struct SampleArgs {
     /// with --condition, else 4/4].
     #[arg(long)]
     pub meter: Option<Meter>,
-    /// Mode asked of a model trained with --condition: major or minor
+    /// Mode asked of a model trained with --condition: major or minor (its
+    /// songs in church modes were learned as one of these, by their third)
     /// [default: drawn from the training songs].
     #[arg(long)]
     pub mode: Option<Mode>,

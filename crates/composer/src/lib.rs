@@ -347,6 +347,7 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
                 Field::Style
             }
             ConditionError::UnknownMeter { .. } => Field::Meter,
+            ConditionError::UnknownMode { .. } => Field::Mode,
         };
         ComposeError::setting(field, error.to_string())
     })?;

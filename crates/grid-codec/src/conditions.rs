@@ -244,6 +244,16 @@ pub enum ConditionError {
     AmbiguousStyle { asked: String, matches: String },
     #[error("the model knows no meter {asked}; it knows {known}")]
     UnknownMeter { asked: String, known: String },
+    /// A church mode other than ionian (major) and aeolian (minor): the model
+    /// learned songs in those modes by their third, so asking for one would
+    /// quietly give major or minor.
+    #[error(
+        "the model knows the modes major and minor (ionian and aeolian are the same), not {asked}: its training songs in {asked} were learned as {learned_as}, by their third"
+    )]
+    UnknownMode {
+        asked: Mode,
+        learned_as: &'static str,
+    },
 }
 
 impl Conditioning {
@@ -327,11 +337,22 @@ impl Conditioning {
 
     /// Decides what `request` leaves open, drawing each from the training
     /// songs with `seed` (a meter from those with a value of their own, a mode
-    /// from major and minor songs); refuses a meter or style the model does
-    /// not know.
+    /// from major and minor songs); refuses a meter, mode or style the model
+    /// does not know.
     pub fn draw(&self, request: &Request, seed: u64) -> Result<Asked, ConditionError> {
         if let Some(meter) = request.meter {
             self.check_meter(meter)?;
+        }
+        if let Some(mode) = request.mode
+            && !matches!(
+                mode,
+                Mode::Major | Mode::Ionian | Mode::Minor | Mode::Aeolian
+            )
+        {
+            return Err(ConditionError::UnknownMode {
+                asked: mode,
+                learned_as: MODES[mode_value(Some(mode))],
+            });
         }
         let style = request
             .style
@@ -712,6 +733,46 @@ mod tests {
             })
             .collect();
         assert_eq!(meters, BTreeSet::from(["2/4".into(), "3/4".into()]));
+    }
+
+    #[test]
+    fn only_major_and_minor_are_asked_and_church_modes_are_refused() {
+        let songs: Vec<SongConditions> = ["C major", "a minor", "D dorian"]
+            .into_iter()
+            .map(|key| SongConditions {
+                meter: Some("2/4".parse().unwrap()),
+                key: Some(key.parse().unwrap()),
+                style: "a".into(),
+                layout: Some(BarLayout::regular(8, 0, 4)),
+            })
+            .flat_map(|song| std::iter::repeat_n(song, MIN_SONGS_PER_METER))
+            .collect();
+        let conditioning = Conditioning::from_songs(&songs);
+        let draw = |mode: &str| {
+            let request = Request {
+                mode: Some(mode.parse().unwrap()),
+                ..Request::default()
+            };
+            conditioning.draw(&request, 0)
+        };
+        for (mode, minor) in [
+            ("major", false),
+            ("ionian", false),
+            ("minor", true),
+            ("aeo", true),
+        ] {
+            assert_eq!(draw(mode).unwrap().minor, minor, "{mode}");
+        }
+        assert_eq!(
+            draw("dorian").unwrap_err().to_string(),
+            "the model knows the modes major and minor (ionian and aeolian are the same), \
+             not dorian: its training songs in dorian were learned as minor, by their third"
+        );
+        let error = draw("mixolydian").unwrap_err().to_string();
+        assert!(
+            error.ends_with("were learned as major, by their third"),
+            "{error}"
+        );
     }
 
     #[test]

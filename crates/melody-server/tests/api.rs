@@ -154,6 +154,12 @@ fn bad_settings_are_refused_naming_the_field() {
         ("meter=7/8", 400, Some("meter"), "it knows"),
         ("meter=free", 400, Some("meter"), "time signature"),
         ("mode=sideways", 400, Some("mode"), "mode"),
+        (
+            "mode=dorian",
+            400,
+            Some("mode"),
+            "knows the modes major and minor",
+        ),
         ("key=H", 400, Some("key"), "letter"),
         ("pickup=99&meter=2/4", 400, Some("pickup"), "from 0 to 7"),
         (
