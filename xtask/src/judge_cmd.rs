@@ -98,6 +98,9 @@ pub fn read_samples(dir: &Path) -> Result<Vec<Sample>> {
 pub struct Corpus {
     pub encoding: Encoding,
     pub train: Vec<Song>,
+    /// Songs held out to choose a model by, which `judge --validation-songs`
+    /// judges in the place of generated melodies.
+    pub validation: Vec<Song>,
     pub test: Vec<Song>,
     /// Tells the collections apart, when the training songs come from several.
     pub classifier: Option<StyleClassifier>,
@@ -121,13 +124,11 @@ impl Corpus {
         let mut corpus = Corpus {
             encoding,
             train: Vec::new(),
+            validation: Vec::new(),
             test: Vec::new(),
             classifier: None,
         };
         for record in records {
-            if record.split == Split::Val {
-                continue;
-            }
             let tokens = parse_tokens(&record.tokens)
                 .with_context(|| format!("song {} in {}", record.id, data.display()))?;
             let song = Song {
@@ -140,10 +141,10 @@ impl Corpus {
                 tokens,
                 closed: true,
             };
-            if record.split == Split::Train {
-                corpus.train.push(song);
-            } else {
-                corpus.test.push(song);
+            match record.split {
+                Split::Train => corpus.train.push(song),
+                Split::Val => corpus.validation.push(song),
+                Split::Test => corpus.test.push(song),
             }
         }
         corpus.classifier = StyleClassifier::fit(
@@ -223,8 +224,26 @@ pub fn run(
             }
         })
         .collect();
+    judge_and_write(&songs, &corpus, out, data)
+}
+
+/// Judges the corpus's validation songs, which no model trained on it has
+/// learned from, as if a model had written them, against its test songs: what
+/// a model that wrote songs just like the collection's own would score.
+pub fn run_validation_songs(out: &Path, data: &Path) -> Result<Judgement> {
+    let corpus = Corpus::load(data)?;
+    if corpus.validation.is_empty() {
+        bail!("{} has no validation songs", data.display());
+    }
+    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    judge_and_write(&corpus.validation, &corpus, out, data)
+}
+
+/// Judges `songs` against `corpus` and writes `judge.json` and `judge.png`
+/// into `out`.
+fn judge_and_write(songs: &[Song], corpus: &Corpus, out: &Path, data: &Path) -> Result<Judgement> {
     let judgement = judge::judge(
-        &songs,
+        songs,
         &corpus.test,
         &corpus.train,
         corpus.classifier.as_ref(),

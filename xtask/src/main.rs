@@ -94,12 +94,21 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Musical statistics of generated melodies against the test songs, and how much they copy.
     #[command(
-        after_help = "Examples:\n  cargo xtask judge --samples samples\n  cargo xtask judge --samples samples --data ../shared/data/essen/deutschl/erk"
+        after_help = "Examples:\n  cargo xtask judge --samples samples\n  cargo xtask judge --samples samples --data ../shared/data/essen/deutschl/erk\n  cargo xtask judge --validation-songs --data ../shared/data/essen --out judge-validation"
     )]
     Judge {
-        /// A folder of .txt melodies written by `cargo xtask sample`.
+        /// A folder of .txt melodies written by `cargo xtask sample`; judge.json
+        /// and judge.png go there too.
         #[arg(long, default_value = "samples")]
         samples: PathBuf,
+        /// Judge the corpus's validation songs in the place of generated
+        /// melodies, each with its own meter, mode and style: the figures of a
+        /// model that wrote songs just like the collection's own.
+        #[arg(long, conflicts_with = "samples", requires = "out")]
+        validation_songs: bool,
+        /// Where --validation-songs writes judge.json and judge.png.
+        #[arg(long, requires = "validation_songs")]
+        out: Option<PathBuf>,
         /// The corpus: a prepared folder or a collection [default: the data of
         /// the run that wrote the samples, else the cached erk collection].
         #[arg(long, value_name = "DIR|ZIP")]
@@ -557,7 +566,24 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train_cmd::train(&args)?,
         Command::Sample(args) => sample_cmd::sample(&args)?,
         Command::Serve(args) => serve_cmd::serve(&args)?,
-        Command::Judge { samples, data } => {
+        Command::Judge {
+            validation_songs: true,
+            out: Some(out),
+            data,
+            ..
+        } => {
+            let data = match data {
+                Some(data) => data,
+                None => source::data_or_cached_erk(Vec::new(), "--data")?.remove(0),
+            };
+            let judgement = judge_cmd::run_validation_songs(&out, &data)?;
+            println!(
+                "the validation songs of {} in the place of generated melodies:",
+                data.display()
+            );
+            judge_cmd::print(&judgement, &out);
+        }
+        Command::Judge { samples, data, .. } => {
             let melodies = judge_cmd::read_samples(&samples)?;
             let record = SampleRecord::read(&samples)?;
             let data = match (data, record.as_ref().and_then(|r| r.data.clone())) {

@@ -235,6 +235,66 @@ fn judge_after_sampling_and_on_its_own_agree() {
 }
 
 #[test]
+fn judge_reads_the_validation_songs_as_a_model_that_writes_real_songs() {
+    // `--validation-songs` judges exactly the songs `prepare` held out for
+    // validation, in the place of generated melodies, against the test songs.
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = dir.path().join("prepared");
+    let out = dir.path().join("judged");
+    let erk = erk();
+    succeeds(&[
+        "prepare",
+        "--data",
+        erk.to_str().unwrap(),
+        "--out",
+        prepared.to_str().unwrap(),
+    ]);
+    let songs = std::fs::read_to_string(prepared.join("songs.jsonl")).unwrap();
+    let validation: Vec<String> = songs
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|song| song["split"] == "val")
+        .map(|song| song["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(validation.len() > 150, "{}", validation.len());
+    let stdout = succeeds(&[
+        "judge",
+        "--validation-songs",
+        "--data",
+        prepared.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout.contains("validation songs of") && stdout.contains("in the place of generated"),
+        "{stdout}"
+    );
+    let judged = json(&out.join("judge.json"));
+    let names: Vec<&str> = judged["melodies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, validation);
+    assert_eq!(judged["generated"]["melodies"], validation.len());
+    assert_eq!(judged["test"]["melodies"], 168);
+    assert_eq!(judged["generated"]["closed"], 1.0);
+    assert!(out.join("judge.png").is_file());
+
+    // It has no samples to write beside, so it asks where to write.
+    let output = xtask(&[
+        "judge",
+        "--validation-songs",
+        "--data",
+        erk.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--out"), "{stderr}");
+}
+
+#[test]
 fn judge_finds_the_asked_style_with_the_whole_collection() {
     // The shipped model, asked for kinder, judged against the whole Essen
     // collection prepared as it was trained: the classifier keeps the 13
