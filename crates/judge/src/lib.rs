@@ -18,6 +18,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 pub mod meter;
+pub mod significance;
 pub mod style;
 
 /// Length of the n-grams looked up in the training songs.
@@ -550,6 +551,9 @@ pub struct Found {
     pub generated_found: f64,
     pub test: usize,
     pub test_found: f64,
+    /// Whether the two shares differ by more than chance: Fisher's exact
+    /// two-sided test of the found and not found in each set.
+    pub p_value: f64,
 }
 
 impl Found {
@@ -561,13 +565,15 @@ impl Found {
         of_kind: impl Fn(&Song) -> bool,
         found: impl Fn(&Song) -> bool,
     ) -> Option<Found> {
-        let (generated, generated_found) = found_share(generated, &of_kind, &found);
-        let (test, test_found) = found_share(test, &of_kind, &found);
-        (generated > 0).then_some(Found {
+        let (generated, generated_hits) = found_count(generated, &of_kind, &found);
+        let (test, test_hits) = found_count(test, &of_kind, &found);
+        let share = |hits: usize, of: usize| hits as f64 / of.max(1) as f64;
+        (generated > 0).then(|| Found {
             generated,
-            generated_found,
+            generated_found: share(generated_hits, generated),
             test,
-            test_found,
+            test_found: share(test_hits, test),
+            p_value: significance::fisher_exact_p_value(generated_hits, generated, test_hits, test),
         })
     }
 
@@ -575,24 +581,34 @@ impl Found {
     fn line(&self, asked: &str, finder: &str, kind: &str) -> String {
         let pct = |x: f64| format!("{:.1}%", 100.0 * x);
         format!(
-            "\nasked {asked}: the {finder} finds {} of {} generated in {kind}, {} of {} test songs",
+            "\nasked {asked}: the {finder} finds {} of {} generated in {kind}, {} of {} test songs (p = {})",
             pct(self.generated_found),
             self.generated,
             pct(self.test_found),
-            self.test
+            self.test,
+            p_value_text(self.p_value)
         )
     }
 }
 
-/// How many of `melodies` are `of_kind`, and the share of those that `found` finds.
-fn found_share(
+/// A p-value to two places, or in scientific notation below 0.01.
+fn p_value_text(p: f64) -> String {
+    if p >= 0.01 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
+/// How many of `melodies` are `of_kind`, and how many of those `found` finds.
+fn found_count(
     melodies: &[Song],
     of_kind: impl Fn(&Song) -> bool,
     found: impl Fn(&Song) -> bool,
-) -> (usize, f64) {
+) -> (usize, usize) {
     let of: Vec<&Song> = melodies.iter().filter(|song| of_kind(song)).collect();
     let hits = of.iter().filter(|song| found(song)).count();
-    (of.len(), hits as f64 / of.len().max(1) as f64)
+    (of.len(), hits)
 }
 
 /// Notes of this many grid steps or more count as long in the metric profile:
@@ -665,13 +681,6 @@ pub fn judge(
 pub fn table(j: &Judgement) -> String {
     let (g, t) = (&j.generated, &j.test);
     let pct = |x: f64| format!("{:.1}%", 100.0 * x);
-    let p_value = |p: f64| {
-        if p >= 0.01 {
-            format!("{p:.2}")
-        } else {
-            format!("{p:.1e}")
-        }
-    };
     let rows = [
         (
             "melodies".to_owned(),
@@ -731,7 +740,7 @@ pub fn table(j: &Judgement) -> String {
             t.ties,
             g.melodies_with_ties,
             t.melodies_with_ties,
-            p_value(m.ties_p_value),
+            p_value_text(m.ties_p_value),
             m.train.as_ref().map_or_else(String::new, |r| format!(
                 "; training songs {:.2}, {} ties in {} of {}",
                 r.ties_per_100_notes, r.ties, r.melodies_with_ties, r.melodies

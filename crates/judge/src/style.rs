@@ -263,6 +263,9 @@ mod tests {
                     generated_found: 0.5,
                     test: 1,
                     test_found: 1.0,
+                    // Splits of the two found among three melodies: 1 and
+                    // 1 (2 in 3) or 2 and 0 (1 in 3); none less likely.
+                    p_value: 1.0,
                 },
             }]
         );
