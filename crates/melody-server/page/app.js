@@ -45,7 +45,11 @@ async function chooseModel(name) {
   $("temperature").placeholder = model.defaults ? model.defaults.temperature : "";
   $("model-note").textContent = model.error
     ? model.error
-    : `${conditioned ? "knows meter, mode, style and bars" : "not conditioned: meter only changes the notation"}; ${model.held_out_songs} held-out songs`;
+    : `${conditioned ? "knows meter, mode, style and bars" : "not conditioned: meter only changes the notation"}; ${
+        model.held_out_songs
+          ? `${model.held_out_songs} held-out songs to start like`
+          : "no held-out songs to start like (serve --data DIR gives them)"
+      }`;
   const songs = model.held_out_songs ? (await api(`/api/models/${encodeURIComponent(model.name)}/songs`)).songs : [];
   setOptions($("start_like"), songs.map((s) => [`${s.id} ${s.title}`.slice(0, 40), s.id]), "(nothing)");
 }
