@@ -185,24 +185,8 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     let mut written = Vec::with_capacity(melodies.len());
     for composed in melodies {
         let name = &composed.name;
-        if let Some(asked) = &composed.asked {
-            println!(
-                "{name} asked for: {} bars of {}{}, {}{}, style {}",
-                asked.bars,
-                asked.meter,
-                if asked.pickup > 0 {
-                    format!(" after an upbeat of {} steps", asked.pickup)
-                } else {
-                    String::new()
-                },
-                if asked.minor { "minor" } else { "major" },
-                if composed.mode_guidance > 0.0 {
-                    format!(" (guided, weight {})", composed.mode_guidance)
-                } else {
-                    String::new()
-                },
-                asked.style
-            );
+        if let Some(asked) = composed.asked_description() {
+            println!("{name} asked for: {asked}");
         }
         write_outputs(&args.out, &composed, soundfont.as_ref())?;
         let ending = if composed.closed {

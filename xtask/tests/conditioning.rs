@@ -88,6 +88,14 @@ fn a_conditioned_model_is_asked_for_meter_mode_length_and_upbeat() {
         score.contains("<measure number=\"0\" implicit=\"yes\">"),
         "{score}"
     );
+    // Each file says what its melody was asked to be.
+    let remark = "esac-melody, asked for 4 bars of 6/8 after an upbeat of 2 steps, minor";
+    assert!(
+        score.contains(&format!("<miscellaneous-field name=\"remark\">{remark}")),
+        "{score}"
+    );
+    let abc = std::fs::read_to_string(samples.join("melody-1.abc")).unwrap();
+    assert!(abc.contains(&format!("\nN:{remark}")), "{abc}");
 
     // A primer note longer than the upbeat is tied across its bar line: the
     // upbeat bar holds the asked two sixteenths, not the whole quarter, so

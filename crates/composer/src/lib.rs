@@ -467,6 +467,36 @@ pub struct Composed {
     pub meter: Meter,
 }
 
+impl Composed {
+    /// What it was asked to be, in words ("8 bars of 6/8 after an upbeat of 2
+    /// steps, minor, style deutschl/kinder"), when the model read conditions.
+    pub fn asked_description(&self) -> Option<String> {
+        self.asked
+            .as_ref()
+            .map(|asked| asked_description(asked, self.mode_guidance))
+    }
+}
+
+fn asked_description(asked: &Asked, mode_guidance: f64) -> String {
+    let upbeat = if asked.pickup > 0 {
+        format!(" after an upbeat of {} steps", asked.pickup)
+    } else {
+        String::new()
+    };
+    let guided = if mode_guidance > 0.0 {
+        format!(" (guided, weight {mode_guidance})")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} bars of {}{upbeat}, {}{guided}, style {}",
+        asked.bars,
+        asked.meter,
+        if asked.minor { "minor" } else { "major" },
+        asked.style
+    )
+}
+
 /// The key the tokens are in: C major or A minor (as `wanted` asks) for the
 /// reference encoding, else the key found in the notes.
 fn tokens_key(tokens: &[Token], encoding: &Encoding, wanted: Option<Key>) -> Key {
@@ -541,6 +571,12 @@ pub fn notate(
         None => source_key,
     };
     melody.tempo_qpm = Some(settings.tempo);
+    if let Some(asked) = &asked {
+        melody.remarks = vec![format!(
+            "esac-melody, asked for {}",
+            asked_description(asked, mode_guidance)
+        )];
+    }
     Ok(Composed {
         name: name.to_owned(),
         tokens,

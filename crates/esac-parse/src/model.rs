@@ -23,6 +23,9 @@ pub struct Melody {
     pub region: Option<String>,
     /// Name of the database the song belongs to (`ERK1`, kern `!!!ONB`).
     pub collection: Option<String>,
+    /// Free-text remarks that the writers keep where each format keeps notes
+    /// (a generated melody's settings); the readers leave it empty.
+    pub remarks: Vec<String>,
     /// File the song was read from.
     pub file: PathBuf,
     /// 1-based line where the song starts in that file.
@@ -47,6 +50,7 @@ impl Melody {
             title: String::new(),
             region: None,
             collection: None,
+            remarks: Vec::new(),
             file: file.into(),
             line,
             key: None,

@@ -170,6 +170,9 @@ pub fn to_abc(melody: &Melody) -> Result<String, NotationError> {
     let mut abc = String::new();
     let _ = writeln!(abc, "X:1");
     let _ = writeln!(abc, "T:{}", title.replace('\n', " "));
+    for remark in &melody.remarks {
+        let _ = writeln!(abc, "N:{}", remark.replace('\n', " "));
+    }
     let _ = writeln!(abc, "M:{beats}/{unit}");
     let _ = writeln!(abc, "L:1/8");
     if let Some(tempo) = melody.tempo_qpm {

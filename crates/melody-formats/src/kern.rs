@@ -54,6 +54,9 @@ pub fn to_kern(melody: &Melody) -> Result<String, NotationError> {
         let _ = writeln!(out, "!!!OTL: {}", melody.title);
     }
     let _ = writeln!(out, "!!!SCT: {}", melody.id);
+    for remark in &melody.remarks {
+        let _ = writeln!(out, "!! {}", remark.replace('\n', " "));
+    }
     out.push_str("**kern\n");
     let _ = writeln!(out, "*M{beats}/{unit}");
     let _ = writeln!(out, "{}", key_signature(fifths));

@@ -64,6 +64,12 @@ pub fn to_midi(melody: &Melody, options: &MidiOptions) -> Result<Vec<u8>, MidiEr
             TrackEventKind::Meta(MetaMessage::TrackName(melody.title.as_bytes())),
         ));
     }
+    for remark in &melody.remarks {
+        timed.push((
+            0,
+            TrackEventKind::Meta(MetaMessage::Text(remark.as_bytes())),
+        ));
+    }
     timed.push((
         0,
         TrackEventKind::Meta(MetaMessage::Tempo(u24::new((60_000_000.0 / tempo) as u32))),

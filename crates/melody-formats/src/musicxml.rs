@@ -64,10 +64,25 @@ pub fn to_musicxml(melody: &Melody) -> Result<String, NotationError> {
         "  <work><work-title>{}</work-title></work>",
         escape(title)
     );
+    let remarks: String = melody
+        .remarks
+        .iter()
+        .map(|r| {
+            format!(
+                "<miscellaneous-field name=\"remark\">{}</miscellaneous-field>",
+                escape(r)
+            )
+        })
+        .collect();
     let _ = writeln!(
         xml,
-        "  <identification><encoding><software>esac-melody</software></encoding><source>{}</source></identification>",
-        escape(&melody.id)
+        "  <identification><encoding><software>esac-melody</software></encoding><source>{}</source>{}</identification>",
+        escape(&melody.id),
+        if remarks.is_empty() {
+            remarks
+        } else {
+            format!("<miscellaneous>{remarks}</miscellaneous>")
+        }
     );
     xml.push_str("  <part-list><score-part id=\"P1\"><part-name>Melody</part-name></score-part></part-list>\n");
     xml.push_str("  <part id=\"P1\">\n");

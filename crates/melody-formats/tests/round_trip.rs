@@ -302,3 +302,56 @@ fn musicxml_has_header_meter_key_and_tied_bar_crossing() {
         "!!!OTL: A & B\n!!!SCT: generated\n**kern\n*M2/4\n*k[b-]\n*F:\n8c\n=1\n2f\n=2\n8g\n==\n*-\n"
     );
 }
+
+#[test]
+fn remarks_are_kept_where_each_format_keeps_notes() {
+    let tokens = grid_codec::parse_tokens("60 _ _ _ 64 _ _ _ 67 _ _ _ 72 _ _ _ .").unwrap();
+    let mut song = decode(
+        &tokens,
+        &DecodeOptions {
+            meter: Some(Meter::Regular { beats: 4, unit: 4 }),
+            title: "T".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    song.remarks = vec!["asked for 1 bar & <more>".into(), "second".into()];
+
+    let xml = to_musicxml(&song).unwrap();
+    assert!(
+        xml.contains("<source>generated</source><miscellaneous><miscellaneous-field name=\"remark\">asked for 1 bar &amp; &lt;more&gt;</miscellaneous-field><miscellaneous-field name=\"remark\">second</miscellaneous-field></miscellaneous></identification>"),
+        "{xml}"
+    );
+    let abc = melody_formats::abc::to_abc(&song).unwrap();
+    assert!(
+        abc.starts_with("X:1\nT:T\nN:asked for 1 bar & <more>\nN:second\nM:4/4\n"),
+        "{abc}"
+    );
+    let kern = to_kern(&song).unwrap();
+    assert!(
+        kern.starts_with(
+            "!!!OTL: T\n!!!SCT: generated\n!! asked for 1 bar & <more>\n!! second\n**kern\n"
+        ),
+        "{kern}"
+    );
+    // The kern reader takes the remarks for the comments they are.
+    let read = esac_parse::kern::parse(&kern, Path::new("remarks.krn")).unwrap();
+    assert_eq!(read[0].events, song.events);
+
+    let midi = to_midi(&song, &MidiOptions::default()).unwrap();
+    let smf = midly::Smf::parse(&midi).unwrap();
+    let texts: Vec<&[u8]> = smf.tracks[0]
+        .iter()
+        .filter_map(|event| match event.kind {
+            midly::TrackEventKind::Meta(midly::MetaMessage::Text(text)) => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [b"asked for 1 bar & <more>".as_slice(), b"second".as_slice()]
+    );
+    // Melodies without remarks are written as before.
+    song.remarks.clear();
+    assert!(!to_musicxml(&song).unwrap().contains("miscellaneous"));
+}

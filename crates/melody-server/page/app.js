@@ -113,7 +113,7 @@ function show(melody) {
   });
   const asked = melody.asked;
   $("asked").textContent = asked
-    ? `Asked: ${asked.bars} bars of ${asked.meter}${asked.pickup ? ` after an upbeat of ${asked.pickup} steps` : ""}, ${asked.mode}${asked.mode_guidance ? ` (guided, weight ${asked.mode_guidance})` : ""}, style ${asked.style}. `
+    ? `Asked: ${asked.description}. `
       + `Written in ${melody.key}; ${melody.closed ? "ended by the model" : "stopped at the length limit"}.`
     : `Written in ${melody.key}, ${melody.meter}; ${melody.closed ? "ended by the model" : "stopped at the length limit"}.`;
   const s = melody.statistics;

@@ -664,6 +664,7 @@ fn describe_melody(
             "bars": a.bars,
             "pickup": a.pickup,
             "mode_guidance": composed.mode_guidance,
+            "description": composed.asked_description(),
         })),
         "key": composed.key.to_string(),
         "meter": composed.meter.to_string(),

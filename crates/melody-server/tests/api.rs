@@ -54,6 +54,23 @@ fn a_melody_is_the_one_the_composer_gives_the_command_line() {
     assert_eq!(melody["asked"]["mode"], "minor");
     assert_eq!(melody["asked"]["mode_guidance"], 0.0);
     assert_eq!(melody["asked"]["bars"], 8);
+    let upbeat = match melody["asked"]["pickup"].as_u64().unwrap() {
+        0 => String::new(),
+        steps => format!(" after an upbeat of {steps} steps"),
+    };
+    let description = format!(
+        "8 bars of 3/4{upbeat}, minor, style {}",
+        melody["asked"]["style"].as_str().unwrap()
+    );
+    assert_eq!(melody["asked"]["description"], description.as_str());
+    // The kern download says so too.
+    let (status, kern) = get(&server, melody["links"]["krn"].as_str().unwrap());
+    assert_eq!(status, 200);
+    let kern = String::from_utf8(kern).unwrap();
+    assert!(
+        kern.contains(&format!("\n!! esac-melody, asked for {description}\n")),
+        "{kern}"
+    );
     assert_eq!(melody["key"], "A minor");
     let abc = melody["abc"].as_str().unwrap();
     assert!(abc.contains("M:3/4\n") && abc.contains("K:Am\n"), "{abc}");
