@@ -153,6 +153,12 @@ fn broken_pair(first: &Piece, second: &Piece) -> bool {
         && !first.tie_start
 }
 
+/// Text for an information field: on one line, with `%` (which would start a
+/// comment) escaped as ABC 2.1 allows.
+fn field_text(text: &str) -> String {
+    text.replace('\n', " ").replace('%', "\\%")
+}
+
 /// Writes a melody as an ABC tune with reference number 1.
 pub fn to_abc(melody: &Melody) -> Result<String, NotationError> {
     let bars = notation::bars(melody)?;
@@ -169,9 +175,9 @@ pub fn to_abc(melody: &Melody) -> Result<String, NotationError> {
     };
     let mut abc = String::new();
     let _ = writeln!(abc, "X:1");
-    let _ = writeln!(abc, "T:{}", title.replace('\n', " "));
+    let _ = writeln!(abc, "T:{}", field_text(title));
     for remark in &melody.remarks {
-        let _ = writeln!(abc, "N:{}", remark.replace('\n', " "));
+        let _ = writeln!(abc, "N:{}", field_text(remark));
     }
     let _ = writeln!(abc, "M:{beats}/{unit}");
     let _ = writeln!(abc, "L:1/8");

@@ -315,22 +315,24 @@ fn remarks_are_kept_where_each_format_keeps_notes() {
         },
     )
     .unwrap();
-    song.remarks = vec!["asked for 1 bar & <more>".into(), "second".into()];
+    song.remarks = vec!["asked for 1 bar & <more>".into(), "second\nat 100%".into()];
 
     let xml = to_musicxml(&song).unwrap();
     assert!(
-        xml.contains("<source>generated</source><miscellaneous><miscellaneous-field name=\"remark\">asked for 1 bar &amp; &lt;more&gt;</miscellaneous-field><miscellaneous-field name=\"remark\">second</miscellaneous-field></miscellaneous></identification>"),
+        xml.contains("<source>generated</source><miscellaneous><miscellaneous-field name=\"remark\">asked for 1 bar &amp; &lt;more&gt;</miscellaneous-field><miscellaneous-field name=\"remark\">second\nat 100%</miscellaneous-field></miscellaneous></identification>"),
         "{xml}"
     );
+    // ABC and kern keep each remark on one line, and ABC escapes the `%`
+    // that would start a comment.
     let abc = melody_formats::abc::to_abc(&song).unwrap();
     assert!(
-        abc.starts_with("X:1\nT:T\nN:asked for 1 bar & <more>\nN:second\nM:4/4\n"),
+        abc.starts_with("X:1\nT:T\nN:asked for 1 bar & <more>\nN:second at 100\\%\nM:4/4\n"),
         "{abc}"
     );
     let kern = to_kern(&song).unwrap();
     assert!(
         kern.starts_with(
-            "!!!OTL: T\n!!!SCT: generated\n!! asked for 1 bar & <more>\n!! second\n**kern\n"
+            "!!!OTL: T\n!!!SCT: generated\n!! asked for 1 bar & <more>\n!! second at 100%\n**kern\n"
         ),
         "{kern}"
     );
@@ -349,7 +351,10 @@ fn remarks_are_kept_where_each_format_keeps_notes() {
         .collect();
     assert_eq!(
         texts,
-        [b"asked for 1 bar & <more>".as_slice(), b"second".as_slice()]
+        [
+            b"asked for 1 bar & <more>".as_slice(),
+            b"second\nat 100%".as_slice()
+        ]
     );
     // Melodies without remarks are written as before.
     song.remarks.clear();
