@@ -10,7 +10,7 @@ use grid_codec::conditions::Asked;
 use grid_codec::{Encoding, Token, parse_tokens};
 use judge::meter::Metric;
 use judge::style::{Labelled, MIN_STYLE_SONGS, StyleClassifier};
-use judge::{Judgement, Song, Tonality};
+use judge::{Judged, Judgement, Song, Tonality};
 use serde::{Deserialize, Serialize};
 use trainer::{PrepareOptions, Split};
 
@@ -224,7 +224,7 @@ pub fn run(
             }
         })
         .collect();
-    judge_and_write(&songs, &corpus, out, data)
+    judge_and_write(&songs, Judged::Generated, &corpus, out, data)
 }
 
 /// Judges the corpus's validation songs, which no model trained on it has
@@ -236,13 +236,25 @@ pub fn run_validation_songs(out: &Path, data: &Path) -> Result<Judgement> {
         bail!("{} has no validation songs", data.display());
     }
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    judge_and_write(&corpus.validation, &corpus, out, data)
+    judge_and_write(
+        &corpus.validation,
+        Judged::ValidationSongs,
+        &corpus,
+        out,
+        data,
+    )
 }
 
 /// Judges `songs` against `corpus` and writes `judge.json` and `judge.png`
 /// into `out`.
-fn judge_and_write(songs: &[Song], corpus: &Corpus, out: &Path, data: &Path) -> Result<Judgement> {
-    let judgement = judge::judge(
+fn judge_and_write(
+    songs: &[Song],
+    judged: Judged,
+    corpus: &Corpus,
+    out: &Path,
+    data: &Path,
+) -> Result<Judgement> {
+    let mut judgement = judge::judge(
         songs,
         &corpus.test,
         &corpus.train,
@@ -250,6 +262,7 @@ fn judge_and_write(songs: &[Song], corpus: &Corpus, out: &Path, data: &Path) -> 
         &out.display().to_string(),
         &data.display().to_string(),
     );
+    judgement.judged = judged;
     let json = out.join("judge.json");
     trainer::write_atomic(&json, serde_json::to_string_pretty(&judgement)?.as_bytes())
         .with_context(|| format!("cannot write {}", json.display()))?;

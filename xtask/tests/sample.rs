@@ -280,6 +280,11 @@ fn judge_reads_the_validation_songs_as_a_model_that_writes_real_songs() {
     assert_eq!(judged["generated"]["melodies"], validation.len());
     assert_eq!(judged["test"]["melodies"], 168);
     assert_eq!(judged["generated"]["closed"], 1.0);
+    assert_eq!(judged["judged"], "validation-songs");
+    assert!(
+        stdout.contains("validation songs     test songs"),
+        "{stdout}"
+    );
     assert!(out.join("judge.png").is_file());
 
     // It has no samples to write beside, so it asks where to write.

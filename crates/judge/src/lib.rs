@@ -514,9 +514,33 @@ pub fn statistics(
     (statistics, judged)
 }
 
+/// What stands in the judgement's `generated` set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Judged {
+    /// A model's melodies.
+    #[default]
+    Generated,
+    /// Real songs the model never learned from, judged as its melodies would
+    /// be: what a model that wrote songs like the collection's would score.
+    ValidationSongs,
+}
+
+impl Judged {
+    /// How the tables and pictures name the set.
+    pub fn label(self) -> &'static str {
+        match self {
+            Judged::Generated => "generated",
+            Judged::ValidationSongs => "validation songs",
+        }
+    }
+}
+
 /// Everything `judge.json` holds.
 #[derive(Debug, Serialize)]
 pub struct Judgement {
+    /// What the `generated` set holds.
+    pub judged: Judged,
     pub samples: String,
     pub data: String,
     pub train_songs: usize,
@@ -578,12 +602,13 @@ impl Found {
     }
 
     /// The table's line for it: "asked {asked}: the {finder} finds ... generated in {kind}, ...".
-    fn line(&self, asked: &str, finder: &str, kind: &str) -> String {
+    fn line(&self, judged: Judged, asked: &str, finder: &str, kind: &str) -> String {
         let pct = |x: f64| format!("{:.1}%", 100.0 * x);
         format!(
-            "\nasked {asked}: the {finder} finds {} of {} generated in {kind}, {} of {} test songs (p = {})",
+            "\nasked {asked}: the {finder} finds {} of {} {} in {kind}, {} of {} test songs (p = {})",
             pct(self.generated_found),
             self.generated,
+            judged.label(),
             pct(self.test_found),
             self.test,
             p_value_text(self.p_value)
@@ -663,6 +688,7 @@ pub fn judge(
         .map(str::to_owned)
         .collect();
     Judgement {
+        judged: Judged::Generated,
         meters: meter::compare_meters(samples, held_out, train, LONG_NOTE_STEPS),
         modes: meter::compare_modes(samples, held_out, train),
         styles: classifier.map_or_else(Vec::new, |c| style::compare_styles(c, samples, held_out)),
@@ -719,9 +745,11 @@ pub fn table(j: &Judgement) -> String {
             pct(t.mean_copied_ngrams),
         ),
     ];
-    let mut out = format!("{:<28} {:>14} {:>14}\n", "", "generated", "test songs");
+    let judged = j.judged.label();
+    let width = judged.len().max(14);
+    let mut out = format!("{:<28} {judged:>width$} {:>14}\n", "", "test songs");
     for (name, generated, test) in rows {
-        out += &format!("{name:<28} {generated:>14} {test:>14}\n");
+        out += &format!("{name:<28} {generated:>width$} {test:>14}\n");
     }
     out += "histogram distance (total variation, 0 = same):";
     for (name, d) in &j.distance {
@@ -730,7 +758,7 @@ pub fn table(j: &Judgement) -> String {
     for m in &j.meters {
         let (g, t) = (&m.generated, &m.test);
         out += &format!(
-            "\nin {}: {} generated, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties in {} / {} melodies, p = {}{}); ending at a bar line {} / {}; ending on the tonic {} / {}{}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
+            "\nin {}: {} {judged}, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties in {} / {} melodies, p = {}{}); ending at a bar line {} / {}; ending on the tonic {} / {}{}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
             m.meter,
             g.melodies,
             t.melodies,
@@ -758,9 +786,12 @@ pub fn table(j: &Judgement) -> String {
         );
     }
     for m in &j.styles {
-        out += &m
-            .found
-            .line(&format!("style {}", m.style), "style classifier", "it");
+        out += &m.found.line(
+            j.judged,
+            &format!("style {}", m.style),
+            "style classifier",
+            "it",
+        );
     }
     if !j.unclassified_styles.is_empty() {
         let noun = if j.unclassified_styles.len() == 1 {
@@ -774,7 +805,7 @@ pub fn table(j: &Judgement) -> String {
         );
     }
     for m in &j.modes {
-        out += &m.found.line(m.mode, "key finder", m.mode);
+        out += &m.found.line(j.judged, m.mode, "key finder", m.mode);
         out += &format!(", {} of {} training songs", pct(m.train_found), m.train);
     }
     out
@@ -845,7 +876,7 @@ pub fn histograms(j: &Judgement, path: &Path) -> Result<(), String> {
         }
         mesh.draw().map_err(|e| e.to_string())?;
         for (values, offset, color, legend) in [
-            (generated, -0.4, BLUE.mix(0.8), "generated"),
+            (generated, -0.4, BLUE.mix(0.8), j.judged.label()),
             (test, 0.0, RED.mix(0.6), "test songs"),
         ] {
             let series = chart
