@@ -591,7 +591,6 @@ impl Found {
     ) -> Option<Found> {
         let (generated, generated_hits) = found_count(generated, &of_kind, &found);
         let (test, test_hits) = found_count(test, &of_kind, &found);
-        let share = |hits: usize, of: usize| hits as f64 / of.max(1) as f64;
         (generated > 0).then(|| Found {
             generated,
             generated_found: share(generated_hits, generated),
@@ -623,6 +622,11 @@ fn p_value_text(p: f64) -> String {
     } else {
         format!("{p:.1e}")
     }
+}
+
+/// `hits` of `of` as a share (0 of none).
+fn share(hits: usize, of: usize) -> f64 {
+    hits as f64 / of.max(1) as f64
 }
 
 /// How many of `melodies` are `of_kind`, and how many of those `found` finds.

@@ -9,7 +9,7 @@ use esac_parse::Meter;
 use serde::Serialize;
 
 use crate::significance::exact_binomial_p_value;
-use crate::{Found, Song, find_key, found_count, notes, total_variation};
+use crate::{Found, Song, find_key, found_count, notes, share, total_variation};
 
 /// How a melody sits in its bars: a regular meter of `bar_steps` grid steps
 /// and an upbeat of `pickup` steps (0: it starts on the downbeat).
@@ -92,7 +92,6 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
             .map(|c| if total > 0.0 { c / total } else { 0.0 })
             .collect()
     };
-    let share = |n: usize| n as f64 / melodies.len().max(1) as f64;
     MeterMeasures {
         melodies: melodies.len(),
         notes: count,
@@ -101,9 +100,9 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
         ties_per_100_notes: 100.0 * crossing as f64 / count.max(1) as f64,
         ties: crossing,
         melodies_with_ties,
-        ending_at_bar_end: share(at_bar_end),
-        ends_on_tonic: tonic_endings as f64 / with_tonality.max(1) as f64,
-        closed: share(closed),
+        ending_at_bar_end: share(at_bar_end, melodies.len()),
+        ends_on_tonic: share(tonic_endings, with_tonality),
+        closed: share(closed, melodies.len()),
     }
 }
 
@@ -202,7 +201,7 @@ pub fn compare_modes(generated: &[Song], test: &[Song], train: &[Song]) -> Vec<M
             };
             let found = Found::count(generated, test, of_mode, found_in_mode)?;
             let (train, train_hits) = found_count(train, of_mode, found_in_mode);
-            let train_found = train_hits as f64 / train.max(1) as f64;
+            let train_found = share(train_hits, train);
             Some(ModeComparison {
                 mode,
                 found,
