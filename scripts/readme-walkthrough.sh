@@ -61,6 +61,14 @@ for ext in txt mid musicxml abc wav png; do
 done
 grep -q '^55 _ _ _' samples/melody-1.txt || fail "the primer does not start the melody"
 
+step "cargo xtask sample --meter 6/8 --mode minor --style deutschl/zuccal --bars 8 --num 4"
+run sample-asked cargo xtask sample --meter 6/8 --mode minor --style deutschl/zuccal --bars 8 --num 4
+grep -q '^melody-4 asked for: 8 bars of 6/8.*minor.*style deutschl/zuccal' "$logs/sample-asked" ||
+  fail "the melodies do not say what they were asked"
+! grep -q 'training songs\? \(is\|are\)' "$logs/sample-asked" ||
+  fail "the README's example asks for a kind of song the shipped model barely knows"
+grep -q '<beats>6</beats>' samples/melody-1.musicxml || fail "the score is not in 6/8"
+
 step "cargo xtask sample --model runs/erk --num 4 --key G --meter 3/4 --temperature 0.9"
 run sample cargo xtask sample --model runs/erk --num 4 --key G --meter 3/4 --temperature 0.9
 test -s samples/melody-4.mid || fail "four melodies were asked for"

@@ -84,7 +84,7 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Write new melodies as tokens, MIDI, MusicXML, WAV and a piano-roll PNG.
     #[command(
-        after_help = "Examples:\n  cargo xtask sample --prime \"55 _ _ _\"\n  cargo xtask sample --num 4 --temperature 0.8 --top-p 0.95 --key G --meter 3/4\n  cargo xtask sample --meter 6/8 --mode minor --style kinder --bars 8 --num 4\n  cargo xtask sample --model runs/erk --seed 7 --out samples/mine"
+        after_help = "Examples:\n  cargo xtask sample --prime \"55 _ _ _\"\n  cargo xtask sample --num 4 --temperature 0.8 --top-p 0.95 --key G --meter 3/4\n  cargo xtask sample --meter 6/8 --mode minor --style deutschl/zuccal --bars 8 --num 4\n  cargo xtask sample --model runs/erk --seed 7 --out samples/mine"
     )]
     Sample(Box<SampleArgs>),
     /// Start the composer page: choose settings, see the score, play it, download it.

@@ -168,12 +168,12 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         data: folder.data_dir(),
         asked: melodies
             .iter()
-            .filter_map(|m| Some((m.name.clone(), m.asked.clone()?)))
+            .filter_map(|m| Some((m.name.clone(), m.asking.as_ref()?.asked.clone())))
             .collect(),
         mode_guidance: melodies
             .iter()
-            .filter(|m| m.mode_guidance > 0.0)
-            .map(|m| (m.name.clone(), m.mode_guidance))
+            .filter_map(|m| Some((m.name.clone(), m.asking.as_ref()?.mode_guidance)))
+            .filter(|(_, weight)| *weight > 0.0)
             .collect(),
         step_weights: folder.model.step_weights(),
     };
@@ -185,8 +185,11 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     let mut written = Vec::with_capacity(melodies.len());
     for composed in melodies {
         let name = &composed.name;
-        if let Some(asked) = composed.asked_description() {
-            println!("{name} asked for: {asked}");
+        if let Some(asking) = &composed.asking {
+            println!("{name} asked for: {}", asking.description());
+            if let Some(caution) = asking.caution() {
+                println!("{name}: {caution}");
+            }
         }
         write_outputs(&args.out, &composed, soundfont.as_ref())?;
         let ending = if composed.closed {

@@ -81,6 +81,30 @@ fn a_conditioned_model_is_asked_for_meter_mode_length_and_upbeat() {
     let record = json(&samples.join("sample.json"));
     assert_eq!(record["asked"]["melody-3"]["meter"], "6/8");
     assert_eq!(record["asked"]["melody-3"]["minor"], true);
+    // Each melody says when few training songs are of its kind, counted
+    // here from the prepared songs.
+    let style = record["asked"]["melody-1"]["style"].as_str().unwrap();
+    let alike = records
+        .iter()
+        .filter(|song| {
+            song.split == trainer::Split::Train
+                && song.collection == style
+                && song.meter.is_some_and(|m| m.to_string() == "6/8")
+                && song.key.is_some_and(|k| k.mode.is_minor_like())
+        })
+        .count();
+    let caution = match alike {
+        0 => format!(
+            "melody-1: no training song is minor, in 6/8 and of style {style}: the model has not heard such a song\n"
+        ),
+        1 => format!("melody-1: only 1 training song is minor, in 6/8 and of style {style}\n"),
+        n => format!("melody-1: only {n} training songs are minor, in 6/8 and of style {style}\n"),
+    };
+    assert_eq!(
+        stdout.contains(&caution),
+        alike < 10,
+        "{alike} alike: {stdout}"
+    );
     // The score is in 6/8 and opens with an eighth-note upbeat bar.
     let score = std::fs::read_to_string(samples.join("melody-1.musicxml")).unwrap();
     assert!(score.contains("<beats>6</beats>"), "{score}");

@@ -280,9 +280,70 @@ fn generated_tokens_for_bars(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub sampling: MelodyPlan,
-    pub asked: Option<Asked>,
+    pub asking: Option<Asking>,
+}
+
+/// Below this many training songs of the asked meter, mode and style, a
+/// melody says how few the model learned from.
+pub const FEW_SONGS_ALIKE: usize = 10;
+
+/// What a conditioned model's melody was asked to be, and how the model
+/// stands to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asking {
+    pub asked: Asked,
     /// The weight guiding it towards its asked mode (0: none).
     pub mode_guidance: f64,
+    /// Training songs of its meter, mode and style (`None`: the model did
+    /// not keep them).
+    pub songs_alike: Option<usize>,
+}
+
+impl Asking {
+    /// In words: "8 bars of 6/8 after an upbeat of 2 steps, minor, style
+    /// deutschl/kinder".
+    pub fn description(&self) -> String {
+        let asked = &self.asked;
+        let upbeat = if asked.pickup > 0 {
+            format!(" after an upbeat of {} steps", asked.pickup)
+        } else {
+            String::new()
+        };
+        let guided = if self.mode_guidance > 0.0 {
+            format!(" (guided, weight {})", self.mode_guidance)
+        } else {
+            String::new()
+        };
+        format!(
+            "{} bars of {}{upbeat}, {}{guided}, style {}",
+            asked.bars,
+            asked.meter,
+            self.mode_name(),
+            asked.style
+        )
+    }
+
+    /// Where the model learned from fewer than [`FEW_SONGS_ALIKE`] songs of
+    /// the asked meter, mode and style, how many: the melody is then more
+    /// the model's guess than the collection's way.
+    pub fn caution(&self) -> Option<String> {
+        let alike = self.songs_alike.filter(|n| *n < FEW_SONGS_ALIKE)?;
+        let kind = format!(
+            "{}, in {} and of style {}",
+            self.mode_name(),
+            self.asked.meter,
+            self.asked.style
+        );
+        Some(match alike {
+            0 => format!("no training song is {kind}: the model has not heard such a song"),
+            1 => format!("only 1 training song is {kind}"),
+            n => format!("only {n} training songs are {kind}"),
+        })
+    }
+
+    fn mode_name(&self) -> &'static str {
+        if self.asked.minor { "minor" } else { "major" }
+    }
 }
 
 /// Plans melody `index` of a request: its seed is `settings.seed + index`,
@@ -330,8 +391,7 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
                 side: Vec::new(),
                 contrast: None,
             },
-            asked: None,
-            mode_guidance: 0.0,
+            asking: None,
         });
     };
     let request = Request {
@@ -402,14 +462,18 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
     } else {
         None
     };
+    let songs_alike = conditioning.songs_alike(&asked);
     Ok(Plan {
         sampling: MelodyPlan {
             config,
             side,
             contrast,
         },
-        asked: Some(asked),
-        mode_guidance,
+        asking: Some(Asking {
+            asked,
+            mode_guidance,
+            songs_alike,
+        }),
     })
 }
 
@@ -443,8 +507,7 @@ pub fn compose(
                 &format!("melody-{}", index + 1),
                 tokens,
                 closed,
-                plan.asked,
-                plan.mode_guidance,
+                plan.asking,
             )
         })
         .collect()
@@ -458,43 +521,11 @@ pub struct Composed {
     pub tokens: Vec<Token>,
     /// Ended by the model (`.`), not stopped at the length limit.
     pub closed: bool,
-    pub asked: Option<Asked>,
-    /// The weight that guided it towards its asked mode (0: none).
-    pub mode_guidance: f64,
+    pub asking: Option<Asking>,
     /// In the key it is written in, with meter, upbeat and tempo.
     pub melody: Melody,
     pub key: Key,
     pub meter: Meter,
-}
-
-impl Composed {
-    /// What it was asked to be, in words ("8 bars of 6/8 after an upbeat of 2
-    /// steps, minor, style deutschl/kinder"), when the model read conditions.
-    pub fn asked_description(&self) -> Option<String> {
-        self.asked
-            .as_ref()
-            .map(|asked| asked_description(asked, self.mode_guidance))
-    }
-}
-
-fn asked_description(asked: &Asked, mode_guidance: f64) -> String {
-    let upbeat = if asked.pickup > 0 {
-        format!(" after an upbeat of {} steps", asked.pickup)
-    } else {
-        String::new()
-    };
-    let guided = if mode_guidance > 0.0 {
-        format!(" (guided, weight {mode_guidance})")
-    } else {
-        String::new()
-    };
-    format!(
-        "{} bars of {}{upbeat}, {}{guided}, style {}",
-        asked.bars,
-        asked.meter,
-        if asked.minor { "minor" } else { "major" },
-        asked.style
-    )
 }
 
 /// The key the tokens are in: C major or A minor (as `wanted` asks) for the
@@ -522,9 +553,9 @@ pub fn notate(
     name: &str,
     tokens: Vec<Token>,
     closed: bool,
-    asked: Option<Asked>,
-    mode_guidance: f64,
+    asking: Option<Asking>,
 ) -> Result<Composed, ComposeError> {
+    let asked = asking.as_ref().map(|asking| &asking.asked);
     let meter = asked
         .as_ref()
         .map_or(settings.meter.unwrap_or(DEFAULT_METER), |a| a.meter);
@@ -571,18 +602,20 @@ pub fn notate(
         None => source_key,
     };
     melody.tempo_qpm = Some(settings.tempo);
-    if let Some(asked) = &asked {
+    if let Some(asking) = &asking {
+        let caution = asking
+            .caution()
+            .map_or_else(String::new, |caution| format!("; {caution}"));
         melody.remarks = vec![format!(
-            "esac-melody, asked for {}",
-            asked_description(asked, mode_guidance)
+            "esac-melody, asked for {}{caution}",
+            asking.description()
         )];
     }
     Ok(Composed {
         name: name.to_owned(),
         tokens,
         closed,
-        asked,
-        mode_guidance,
+        asking,
         melody,
         key,
         meter,
@@ -669,4 +702,45 @@ pub fn render(
             wav.into_inner()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asking(songs_alike: Option<usize>) -> Asking {
+        Asking {
+            asked: Asked {
+                meter: "6/8".parse().unwrap(),
+                minor: true,
+                style: "deutschl/kinder".into(),
+                bars: 8,
+                pickup: 2,
+            },
+            mode_guidance: 0.0,
+            songs_alike,
+        }
+    }
+
+    #[test]
+    fn a_melody_says_when_few_training_songs_are_of_its_kind() {
+        assert_eq!(
+            asking(Some(0)).caution().unwrap(),
+            "no training song is minor, in 6/8 and of style deutschl/kinder: the model has not heard such a song"
+        );
+        assert_eq!(
+            asking(Some(1)).caution().unwrap(),
+            "only 1 training song is minor, in 6/8 and of style deutschl/kinder"
+        );
+        assert_eq!(
+            asking(Some(FEW_SONGS_ALIKE - 1)).caution().unwrap(),
+            "only 9 training songs are minor, in 6/8 and of style deutschl/kinder"
+        );
+        assert_eq!(asking(Some(FEW_SONGS_ALIKE)).caution(), None);
+        assert_eq!(asking(None).caution(), None);
+        assert_eq!(
+            asking(None).description(),
+            "8 bars of 6/8 after an upbeat of 2 steps, minor, style deutschl/kinder"
+        );
+    }
 }

@@ -475,6 +475,24 @@ impl Conditioning {
         })
     }
 
+    /// Training songs of the meter, mode and style `asked` names, whatever
+    /// their length and upbeat: how much the model learned of such songs
+    /// (`None` for a model trained before combinations were kept).
+    pub fn songs_alike(&self, asked: &Asked) -> Option<usize> {
+        if self.combinations.is_empty() {
+            return None;
+        }
+        let meter = asked.meter.to_string();
+        let mode = MODES[if asked.minor { 2 } else { 1 }];
+        Some(
+            self.combinations
+                .iter()
+                .filter(|c| c.meter == meter && c.mode == mode && c.style == asked.style)
+                .map(|c| c.songs)
+                .sum(),
+        )
+    }
+
     /// The side input values of a melody asked for, for `steps` grid steps of
     /// `step` and the end; `None` when a bar of the meter is off the grid.
     pub fn schedule(&self, asked: &Asked, step: Duration, steps: usize) -> Option<Vec<Vec<u32>>> {
@@ -733,6 +751,25 @@ mod tests {
             })
             .collect();
         assert_eq!(meters, BTreeSet::from(["2/4".into(), "3/4".into()]));
+        // Alike whatever the length and upbeat; none in minor or another style.
+        let alike = |meter: &str, minor: bool, style: &str| {
+            conditioning.songs_alike(&Asked {
+                meter: meter.parse().unwrap(),
+                minor,
+                style: style.into(),
+                bars: 64,
+                pickup: 1,
+            })
+        };
+        assert_eq!(alike("3/4", false, "a"), Some(MIN_SONGS_PER_METER));
+        assert_eq!(alike("3/4", true, "a"), Some(0));
+        assert_eq!(alike("2/4", false, "b"), Some(0));
+        let before_combinations = Conditioning {
+            combinations: Vec::new(),
+            ..conditioning.clone()
+        };
+        let asked = conditioning.draw(&Request::default(), 0).unwrap();
+        assert_eq!(before_combinations.songs_alike(&asked), None);
     }
 
     #[test]

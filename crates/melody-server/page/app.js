@@ -104,7 +104,10 @@ async function generate(push) {
 
 function show(melody) {
   const width = Math.max(300, Math.min(900, $("score").clientWidth - 40));
-  state.tune = ABCJS.renderAbc("score", melody.abc, { add_classes: true, staffwidth: width })[0];
+  // The N: remark repeats the "Asked" line above the score, and abcjs draws
+  // it as one line that runs past the score's edge.
+  const abc = melody.abc.replace(/^N:.*\n/gm, "");
+  state.tune = ABCJS.renderAbc("score", abc, { add_classes: true, staffwidth: width })[0];
   state.timing = new ABCJS.TimingCallbacks(state.tune, {
     eventCallback: (event) => {
       if (!event) return;
@@ -114,6 +117,7 @@ function show(melody) {
   const asked = melody.asked;
   $("asked").textContent = asked
     ? `Asked: ${asked.description}. `
+      + (asked.caution ? `Note: ${asked.caution}. ` : "")
       + `Written in ${melody.key}; ${melody.closed ? "ended by the model" : "stopped at the length limit"}.`
     : `Written in ${melody.key}, ${melody.meter}; ${melody.closed ? "ended by the model" : "stopped at the length limit"}.`;
   const s = melody.statistics;

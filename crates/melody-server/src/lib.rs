@@ -579,8 +579,7 @@ async fn compose(
         &name,
         tokens,
         closed,
-        plan.asked,
-        plan.mode_guidance,
+        plan.asking,
     )?);
     let mut cache = state.cache.lock().expect("not poisoned");
     cache.push_back((key, composed.clone()));
@@ -657,15 +656,20 @@ fn describe_melody(
         "seed": request.settings.seed,
         "tokens": tokens_to_string(&composed.tokens),
         "closed": composed.closed,
-        "asked": composed.asked.as_ref().map(|a| json!({
-            "meter": a.meter.to_string(),
-            "mode": if a.minor { "minor" } else { "major" },
-            "style": a.style,
-            "bars": a.bars,
-            "pickup": a.pickup,
-            "mode_guidance": composed.mode_guidance,
-            "description": composed.asked_description(),
-        })),
+        "asked": composed.asking.as_ref().map(|asking| {
+            let a = &asking.asked;
+            json!({
+                "meter": a.meter.to_string(),
+                "mode": if a.minor { "minor" } else { "major" },
+                "style": a.style,
+                "bars": a.bars,
+                "pickup": a.pickup,
+                "mode_guidance": asking.mode_guidance,
+                "description": asking.description(),
+                "songs_alike": asking.songs_alike,
+                "caution": asking.caution(),
+            })
+        }),
         "key": composed.key.to_string(),
         "meter": composed.meter.to_string(),
         "tempo": composed.melody.tempo_qpm,

@@ -67,8 +67,13 @@ fn a_melody_is_the_one_the_composer_gives_the_command_line() {
     let (status, kern) = get(&server, melody["links"]["krn"].as_str().unwrap());
     assert_eq!(status, 200);
     let kern = String::from_utf8(kern).unwrap();
+    let caution = melody["asked"]["caution"]
+        .as_str()
+        .map_or_else(String::new, |caution| format!("; {caution}"));
     assert!(
-        kern.contains(&format!("\n!! esac-melody, asked for {description}\n")),
+        kern.contains(&format!(
+            "\n!! esac-melody, asked for {description}{caution}\n"
+        )),
         "{kern}"
     );
     assert_eq!(melody["key"], "A minor");
@@ -98,6 +103,28 @@ fn a_melody_is_the_one_the_composer_gives_the_command_line() {
     assert_eq!(status, 200);
     let posted: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(posted["tokens"], melody["tokens"]);
+}
+
+#[test]
+fn a_melody_of_a_kind_the_model_never_heard_says_so() {
+    // The Chinese songs of the whole collection are all major (counted from
+    // the prepared collection's songs.jsonl), so a minor one is the model's
+    // guess.
+    let server = server();
+    let (status, melody) = get_json(&server, "/api/generate?meter=2/4&mode=minor&style=china");
+    assert_eq!(status, 200, "{melody}");
+    let caution = "no training song is minor, in 2/4 and of style esac/china: the model has not heard such a song";
+    assert_eq!(melody["asked"]["songs_alike"], 0);
+    assert_eq!(melody["asked"]["caution"], caution);
+    let abc = melody["abc"].as_str().unwrap();
+    assert!(abc.contains(&format!("; {caution}\n")), "{abc}");
+    // Chinese songs in 2/4 and major are the collection's commonest kind.
+    let (_, melody) = get_json(&server, "/api/generate?meter=2/4&mode=major&style=china");
+    assert!(
+        melody["asked"]["songs_alike"].as_u64().unwrap() > 500,
+        "{melody}"
+    );
+    assert_eq!(melody["asked"]["caution"], serde_json::Value::Null);
 }
 
 #[test]

@@ -101,7 +101,7 @@ fn conditioned(config: &Value, report: Option<&Value>, repo: &str) -> Option<Con
         ),
         results,
         usage: format!(
-            "cargo xtask-hub sample --model hub:{repo} --meter 6/8 --mode minor --style deutschl/kinder --bars 8 --num 4"
+            "cargo xtask-hub sample --model hub:{repo} --meter 6/8 --mode minor --style deutschl/zuccal --bars 8 --num 4"
         ),
         limitation: "- It is told the meter and the bars, and learned to end songs where their bars end;\n  a melody can still run past the bars it was asked for (`sample` stops it two\n  bars later).".to_owned(),
     })
