@@ -14,6 +14,8 @@ use judge::{Judged, Judgement, Song, Tonality};
 use serde::{Deserialize, Serialize};
 use trainer::{PrepareOptions, Split};
 
+use crate::source;
+
 /// What `sample` records beside its melodies, so that `judge` reads them as
 /// they were made.
 pub const SAMPLE_RECORD: &str = "sample.json";
@@ -25,6 +27,10 @@ pub struct SampleRecord {
     pub encoding: Encoding,
     /// The prepared data beside the model, when it is a run folder.
     pub data: Option<PathBuf>,
+    /// The songs the model was trained on, as its config says `train` was
+    /// given them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_on: Option<String>,
     /// What each melody was asked to be, when the model reads conditions.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub asked: BTreeMap<String, Asked>,
@@ -50,6 +56,49 @@ impl SampleRecord {
             .map(Some)
             .with_context(|| format!("{} is not a sample record", path.display()))
     }
+}
+
+/// The songs to judge melodies against: `given` (`--data`), else the prepared
+/// data beside the run that wrote them, else the songs their model was
+/// trained on (where that path is not here, the collection its last part
+/// names, fetched as `--data NAME` would be: `../shared/data/essen` is
+/// `essen`), else the cached erk collection. The test songs of the same
+/// songs are the same, since a split stays put.
+pub fn data_to_judge_against(
+    given: Option<PathBuf>,
+    record: Option<&SampleRecord>,
+) -> Result<PathBuf> {
+    if let Some(given) = given {
+        return Ok(given);
+    }
+    if let Some(own) = record.and_then(|r| r.data.as_ref()).filter(|d| d.is_dir()) {
+        return Ok(own.clone());
+    }
+    let Some(trained_on) = record.and_then(|r| r.trained_on.as_deref()) else {
+        return Ok(source::data_or_cached_erk(Vec::new(), "--data")?.remove(0));
+    };
+    if trained_on.contains(", ") {
+        bail!(
+            "the melodies' model was trained on several sources ({trained_on}): pass --data with a folder `cargo xtask prepare` writes from them, for the same test songs"
+        );
+    }
+    let path = PathBuf::from(trained_on);
+    if path.exists() {
+        return Ok(path);
+    }
+    let name = path
+        .file_name()
+        .map(|name| PathBuf::from(name.to_string_lossy().trim_end_matches(".zip")))
+        .with_context(|| {
+            format!(
+                "the melodies' model names no songs it was trained on ({trained_on:?}): pass --data"
+            )
+        })?;
+    Ok(source::data_or_cached_erk(vec![name], "--data")
+        .with_context(|| {
+            format!("the melodies' model was trained on {trained_on}, which is not here")
+        })?
+        .remove(0))
 }
 
 /// A generated melody, as read back from a `.txt` written by `sample`.

@@ -586,11 +586,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Judge { samples, data, .. } => {
             let melodies = judge_cmd::read_samples(&samples)?;
             let record = SampleRecord::read(&samples)?;
-            let data = match (data, record.as_ref().and_then(|r| r.data.clone())) {
-                (Some(data), _) => data,
-                (None, Some(own)) if own.is_dir() => own,
-                _ => source::data_or_cached_erk(Vec::new(), "--data")?.remove(0),
-            };
+            let data = judge_cmd::data_to_judge_against(data, record.as_ref())?;
+            println!("judged against the test songs of {}", data.display());
             let (encoding, asked) = record.map(|r| (r.encoding, r.asked)).unwrap_or_default();
             let judgement = judge_cmd::run(&melodies, &encoding, &asked, &samples, &data)?;
             judge_cmd::print(&judgement, &samples);

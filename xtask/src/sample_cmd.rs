@@ -13,7 +13,6 @@ use melody_formats::audio::SoundFont;
 use model_folder::{ModelFolder, ModelRef};
 
 use crate::judge_cmd::{self, Sample, SampleRecord};
-use crate::source;
 use crate::train_cmd::DeviceArg;
 
 /// The model shipped with the repository: trained on the whole Essen
@@ -166,6 +165,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         model: args.model.to_string(),
         encoding: folder.encoding,
         data: folder.data_dir(),
+        trained_on: folder.trained_on().map(str::to_owned),
         asked: melodies
             .iter()
             .filter_map(|m| Some((m.name.clone(), m.asking.as_ref()?.asked.clone())))
@@ -213,11 +213,8 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         });
     }
     if args.judge {
-        let data = match (&args.data, &record.data) {
-            (Some(data), _) => data.clone(),
-            (None, Some(own)) => own.clone(),
-            (None, None) => source::data_or_cached_erk(Vec::new(), "--data")?.remove(0),
-        };
+        let data = judge_cmd::data_to_judge_against(args.data.clone(), Some(&record))?;
+        println!("judged against the test songs of {}", data.display());
         let judgement =
             judge_cmd::run(&written, &folder.encoding, &record.asked, &args.out, &data)?;
         judge_cmd::print(&judgement, &args.out);

@@ -235,6 +235,103 @@ fn judge_after_sampling_and_on_its_own_agree() {
 }
 
 #[test]
+fn judge_without_data_reads_the_songs_the_model_was_trained_on() {
+    // `assets/erk` says it was trained on ../shared/data/essen/deutschl/erk.
+    let out = tempfile::tempdir().unwrap();
+    let samples = out.path().join("samples");
+    let samples = samples.to_str().unwrap();
+    let model = "assets/erk";
+    succeeds(&["sample", "--model", model, "--num", "2", "--out", samples]);
+    let stdout = succeeds(&["judge", "--samples", samples]);
+    assert!(
+        stdout.contains("judged against the test songs of ../shared/data/essen/deutschl/erk\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        json(&out.path().join("samples/judge.json"))["test"]["melodies"],
+        168
+    );
+
+    // Where that path is not, the collection its last part names is read
+    // from the cache (put there from ../shared, as `download --from` does
+    // offline).
+    let moved = out.path().join("moved");
+    std::fs::create_dir(&moved).unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(model);
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, moved.join(path.file_name().unwrap())).unwrap();
+    }
+    let set_source = |source: &str| {
+        let mut config = json(&moved.join("config.json"));
+        config["dataset"]["source"] = source.into();
+        std::fs::write(moved.join("config.json"), config.to_string()).unwrap();
+    };
+    set_source("/nowhere/essen/deutschl/erk");
+    let cache = out.path().join("cache");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .env("ESAC_MELODY_CACHE", &cache)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let erk = erk();
+    assert!(
+        run(&["download", "erk", "--from", erk.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let moved_samples = out.path().join("moved-samples");
+    let moved_samples = moved_samples.to_str().unwrap();
+    let sampled = run(&[
+        "sample",
+        "--model",
+        moved.to_str().unwrap(),
+        "--num",
+        "2",
+        "--out",
+        moved_samples,
+        "--judge",
+    ]);
+    let stdout = String::from_utf8_lossy(&sampled.stdout);
+    assert!(sampled.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "judged against the test songs of {}",
+            cache.display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        json(&out.path().join("moved-samples/judge.json"))["test"]["melodies"],
+        168
+    );
+
+    // Several sources make no one collection to judge against.
+    set_source("../a, ../b");
+    succeeds(&[
+        "sample",
+        "--model",
+        moved.to_str().unwrap(),
+        "--num",
+        "1",
+        "--out",
+        samples,
+    ]);
+    let judged = run(&["judge", "--samples", samples]);
+    assert!(!judged.status.success());
+    let stderr = String::from_utf8_lossy(&judged.stderr);
+    assert!(
+        stderr.contains("trained on several sources (../a, ../b): pass --data"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn judge_reads_the_validation_songs_as_a_model_that_writes_real_songs() {
     // `--validation-songs` judges exactly the songs `prepare` held out for
     // validation, in the place of generated melodies, against the test songs.

@@ -333,6 +333,13 @@ impl ModelFolder {
         data.join("songs.jsonl").is_file().then_some(data)
     }
 
+    /// The songs the model was trained on, as `train` was given them
+    /// (`config.json`'s `dataset.source`: paths relative to where it ran, or
+    /// several joined by ", "), when its config says.
+    pub fn trained_on(&self) -> Option<&str> {
+        self.config.get("dataset")?.get("source")?.as_str()
+    }
+
     /// The configuration an export writes: the folder's own, with the
     /// architecture from the loaded model (so a config inferred from bare
     /// weights is written out in full) and the hub's fields.
