@@ -60,10 +60,7 @@ impl SampleRecord {
 
 /// The songs to judge melodies against: `given` (`--data`), else the prepared
 /// data beside the run that wrote them, else the songs their model was
-/// trained on (where that path is not here, the collection its last part
-/// names, fetched as `--data NAME` would be: `../shared/data/essen` is
-/// `essen`), else the cached erk collection. The test songs of the same
-/// songs are the same, since a split stays put.
+/// trained on ([`source::songs_trained_on`]), else the cached erk collection.
 pub fn data_to_judge_against(
     given: Option<PathBuf>,
     record: Option<&SampleRecord>,
@@ -74,31 +71,10 @@ pub fn data_to_judge_against(
     if let Some(own) = record.and_then(|r| r.data.as_ref()).filter(|d| d.is_dir()) {
         return Ok(own.clone());
     }
-    let Some(trained_on) = record.and_then(|r| r.trained_on.as_deref()) else {
-        return Ok(source::data_or_cached_erk(Vec::new(), "--data")?.remove(0));
-    };
-    if trained_on.contains(", ") {
-        bail!(
-            "the melodies' model was trained on several sources ({trained_on}): pass --data with a folder `cargo xtask prepare` writes from them, for the same test songs"
-        );
+    match record.and_then(|r| r.trained_on.as_deref()) {
+        Some(trained_on) => source::songs_trained_on(trained_on),
+        None => Ok(source::data_or_cached_erk(Vec::new(), "--data")?.remove(0)),
     }
-    let path = PathBuf::from(trained_on);
-    if path.exists() {
-        return Ok(path);
-    }
-    let name = path
-        .file_name()
-        .map(|name| PathBuf::from(name.to_string_lossy().trim_end_matches(".zip")))
-        .with_context(|| {
-            format!(
-                "the melodies' model names no songs it was trained on ({trained_on:?}): pass --data"
-            )
-        })?;
-    Ok(source::data_or_cached_erk(vec![name], "--data")
-        .with_context(|| {
-            format!("the melodies' model was trained on {trained_on}, which is not here")
-        })?
-        .remove(0))
 }
 
 /// A generated melody, as read back from a `.txt` written by `sample`.

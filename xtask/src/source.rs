@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use trainer::{PrepareOptions, Prepared};
 
 use crate::download;
@@ -29,6 +29,31 @@ pub fn data_or_cached_erk(data: Vec<PathBuf>, flag: &str) -> Result<Vec<PathBuf>
             _ => Ok(path),
         })
         .collect()
+}
+
+/// The songs a model was trained on, from its config's `dataset.source`: that
+/// path when it is here, else the collection its last part names, fetched as
+/// `--data NAME` would be (`../shared/data/essen` is `essen`). Prepared
+/// again, the same songs give the same test songs, since a split stays put.
+pub fn songs_trained_on(trained_on: &str) -> Result<PathBuf> {
+    if trained_on.contains(", ") {
+        bail!(
+            "the model was trained on several sources ({trained_on}): pass --data with a folder `cargo xtask prepare` writes from them, for the same test songs"
+        );
+    }
+    let path = PathBuf::from(trained_on);
+    if path.exists() {
+        return Ok(path);
+    }
+    let name = path
+        .file_name()
+        .map(|name| PathBuf::from(name.to_string_lossy().trim_end_matches(".zip")))
+        .with_context(|| {
+            format!("the model names no songs it was trained on ({trained_on:?}): pass --data")
+        })?;
+    Ok(data_or_cached_erk(vec![name], "--data")
+        .with_context(|| format!("the model was trained on {trained_on}, which is not here"))?
+        .remove(0))
 }
 
 /// The cached copy of a named collection, fetched if needed; `why` says what

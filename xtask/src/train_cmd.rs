@@ -599,9 +599,14 @@ pub fn eval(
     let data = match (data, folder.data_dir()) {
         (Some(data), _) => data.to_owned(),
         (None, Some(own)) => own,
-        (None, None) => bail!(
-            "{model} has no prepared data beside it: pass --data with songs (a folder of .krn or .sm files, a zip of them, an Essen tree, or a collection name such as erk or essen) or a folder written by `cargo xtask prepare`"
-        ),
+        (None, None) => {
+            let trained_on = folder.trained_on().with_context(|| format!(
+                "{model} has no prepared data beside it and does not say what it was trained on: pass --data with songs (a folder of .krn or .sm files, a zip of them, an Essen tree, or a collection name such as erk or essen) or a folder written by `cargo xtask prepare`"
+            ))?;
+            let songs = source::songs_trained_on(trained_on)?;
+            eprintln!("the songs {model} was trained on: {}", songs.display());
+            songs
+        }
     };
     let mut dataset = songs_for(&folder, &data)?;
     if songs == EvalSongs::All {

@@ -201,3 +201,22 @@ fn a_conditioned_model_reads_a_lone_collection_as_the_style_it_is_told() {
         "--style: assets/erk was trained without --condition, so it reads no style",
     );
 }
+
+#[test]
+fn eval_without_data_reads_the_songs_the_model_was_trained_on() {
+    // `assets/erk` says it was trained on ../shared/data/essen/deutschl/erk:
+    // prepared again, its test songs score as they did when it was trained.
+    let (nll, said) = eval_with(&["--model", "assets/erk"]);
+    assert!(
+        said.contains("the songs assets/erk was trained on: ../shared/data/essen/deutschl/erk"),
+        "{said}"
+    );
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/erk/metrics.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(nll, metrics["test"]["nll_per_token"].as_f64().unwrap());
+}
