@@ -434,6 +434,22 @@ fn judge_finds_the_asked_style_with_the_whole_collection() {
     // collections and no meter, before).
     assert_eq!(styles[0]["test"], 21);
     assert!((styles[0]["test_found"].as_f64().unwrap() - 14.0 / 21.0).abs() < 1e-9);
+    // Every bar of the written scores, upbeat and last aside, holds one bar
+    // of its meter, for the melodies and the held-out songs alike.
+    let meters = judged["meters"].as_array().unwrap();
+    assert!(!meters.is_empty());
+    for meter in meters {
+        for side in ["generated", "test"] {
+            let measures = &meter[side];
+            assert_eq!(measures["full_bars"], 1.0, "{meter}");
+            assert!(measures["inner_bars"].as_u64().unwrap() > 0, "{meter}");
+            assert_eq!(measures["unwritten_scores"], 0, "{meter}");
+        }
+    }
+    assert!(
+        stdout.contains("full bars in the written score 100.0% / 100.0%"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -762,7 +762,7 @@ pub fn table(j: &Judgement) -> String {
     for m in &j.meters {
         let (g, t) = (&m.generated, &m.test);
         out += &format!(
-            "\nin {}: {} {judged}, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties in {} / {} melodies, p = {}{}); ending at a bar line {} / {}; ending on the tonic {} / {}{}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
+            "\nin {}: {} {judged}, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties in {} / {} melodies, p = {}{}); full bars in the written score {} / {} (of {} / {}{}); ending at a bar line {} / {}; ending on the tonic {} / {}{}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
             m.meter,
             g.melodies,
             t.melodies,
@@ -777,6 +777,18 @@ pub fn table(j: &Judgement) -> String {
                 "; training songs {:.2}, {} ties in {} of {}",
                 r.ties_per_100_notes, r.ties, r.melodies_with_ties, r.melodies
             )),
+            pct(g.full_bars),
+            pct(t.full_bars),
+            g.inner_bars,
+            t.inner_bars,
+            if g.unwritten_scores + t.unwritten_scores > 0 {
+                format!(
+                    "; {} / {} scores could not be written",
+                    g.unwritten_scores, t.unwritten_scores
+                )
+            } else {
+                String::new()
+            },
             pct(g.ending_at_bar_end),
             pct(t.ending_at_bar_end),
             pct(g.ends_on_tonic),

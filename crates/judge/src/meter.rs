@@ -1,11 +1,15 @@
 //! What a musician checks of a melody's meter: where in the bar its notes
-//! start (the metric profile), how many notes are tied across bar lines, and
-//! whether it ends at a bar line; and whether its key finder's mode is the one
-//! asked. Generated melodies and held-out songs are measured alike, per meter.
+//! start (the metric profile), whether its written bars each hold one bar of
+//! the meter, how many notes are tied across bar lines, and whether it ends at
+//! a bar line; and whether its key finder's mode is the one asked. Generated
+//! melodies and held-out songs are measured alike, per meter.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use esac_parse::Meter;
+use esac_parse::{Duration, Meter};
+use grid_codec::{BarLayout, DecodeOptions, decode};
+use melody_formats::kern::to_kern;
 use serde::Serialize;
 
 use crate::significance::exact_binomial_p_value;
@@ -45,6 +49,51 @@ pub struct MeterMeasures {
     pub ends_on_tonic: f64,
     /// Share ended by `.`.
     pub closed: f64,
+    /// Of the bars of the written scores, the upbeat bar and the last aside,
+    /// the share that hold exactly one bar of the meter.
+    pub full_bars: f64,
+    /// The bars that share is of.
+    pub inner_bars: usize,
+    /// Melodies whose score could not be written (a note no plain or dotted
+    /// value spells), left out of [`Self::full_bars`].
+    pub unwritten_scores: usize,
+}
+
+/// The bars of `song`'s score in grid steps, upbeat bar first: its tokens
+/// written as kern in `metric`'s meter and upbeat, as `sample` writes its
+/// scores, and read back with the kern reader. `None` when the score cannot
+/// be written or read.
+pub fn written_bars(song: &Song, metric: Metric) -> Option<Vec<u32>> {
+    let steps = u64::try_from(metric.bar_steps).ok()?;
+    let step = metric.meter.bar_length()? / Duration::from_integer(steps);
+    let melody = decode(
+        &song.tokens,
+        &DecodeOptions {
+            step,
+            meter: Some(metric.meter),
+            pickup: step * Duration::from_integer(metric.pickup as u64),
+            key: None,
+            id: song.name.clone(),
+            title: song.name.clone(),
+        },
+    )
+    .ok()?;
+    let kern = to_kern(&melody).ok()?;
+    let read = esac_parse::kern::parse(&kern, Path::new(&song.name)).ok()?;
+    Some(BarLayout::of(read.first()?, step)?.bars)
+}
+
+/// Of `bars` (grid steps, upbeat bar first when `metric` has one), those
+/// other than the upbeat and the last bar: how many hold exactly a bar of
+/// the meter, and how many there are.
+pub fn full_inner_bars(bars: &[u32], metric: Metric) -> (usize, usize) {
+    let first = usize::from(metric.pickup > 0);
+    let inner = bars.get(first..bars.len().saturating_sub(1)).unwrap_or(&[]);
+    let full = inner
+        .iter()
+        .filter(|&&steps| steps as usize == metric.bar_steps)
+        .count();
+    (full, inner.len())
 }
 
 /// The measures of `melodies`, all of one meter, for notes of `long_steps`
@@ -56,7 +105,16 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
     let (mut count, mut crossing, mut at_bar_end, mut closed) = (0usize, 0usize, 0usize, 0usize);
     let (mut with_tonality, mut tonic_endings) = (0usize, 0usize);
     let mut melodies_with_ties = 0usize;
+    let (mut full_bars, mut inner_bars, mut unwritten_scores) = (0usize, 0usize, 0usize);
     for (song, metric) in melodies {
+        match written_bars(song, *metric) {
+            Some(bars) => {
+                let (full, inner) = full_inner_bars(&bars, *metric);
+                full_bars += full;
+                inner_bars += inner;
+            }
+            None => unwritten_scores += 1,
+        }
         // Where step 0 falls in its bar.
         let offset = (bar - metric.pickup % bar) % bar;
         let song_notes = notes(&song.tokens);
@@ -103,6 +161,9 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
         ending_at_bar_end: share(at_bar_end, melodies.len()),
         ends_on_tonic: share(tonic_endings, with_tonality),
         closed: share(closed, melodies.len()),
+        full_bars: share(full_bars, inner_bars),
+        inner_bars,
+        unwritten_scores,
     }
 }
 
@@ -288,6 +349,26 @@ mod tests {
         assert_eq!(measures.ties_per_100_notes, 100.0 / 6.0);
         assert_eq!(measures.ties, 1);
         assert_eq!((measures.ending_at_bar_end, measures.closed), (1.0, 1.0));
+        // Written, its bars are the upbeat, two full bars (the 64 tied across
+        // the second bar line) and the eight steps that complete the upbeat's.
+        assert_eq!(written_bars(&melody, metric), Some(vec![4, 12, 12, 8]));
+        assert_eq!(
+            (
+                measures.full_bars,
+                measures.inner_bars,
+                measures.unwritten_scores
+            ),
+            (1.0, 2, 0)
+        );
+        // Bars a score might have put wrong: of the three between the upbeat
+        // and the last, only one holds a bar of 3/4.
+        assert_eq!(full_inner_bars(&[4, 12, 16, 8, 8], metric), (1, 3));
+        let on_the_downbeat = Metric {
+            pickup: 0,
+            ..metric
+        };
+        assert_eq!(full_inner_bars(&[12, 12, 4], on_the_downbeat), (2, 2));
+        assert_eq!(full_inner_bars(&[12], on_the_downbeat), (0, 0));
         // Four steps shorter it ends in the middle of a bar.
         let short = song(
             "60 _ _ _ 62 _ _ _ _ _ _ _ 64 _ _ _ _ _ _ _ r _ _ _ 65 _ _ _ 67 _ _ _",
