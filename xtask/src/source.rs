@@ -1,5 +1,5 @@
-//! The data a command reads when the user names none: the cached erk
-//! collection, downloaded on first use.
+//! The data a command reads when the user names none: the songs a model was
+//! trained on, or the cached erk collection, downloaded on first use.
 
 use std::path::PathBuf;
 
