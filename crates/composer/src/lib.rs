@@ -341,7 +341,8 @@ impl Asking {
         })
     }
 
-    fn mode_name(&self) -> &'static str {
+    /// "minor" or "major".
+    pub fn mode_name(&self) -> &'static str {
         if self.asked.minor { "minor" } else { "major" }
     }
 }
@@ -556,14 +557,10 @@ pub fn notate(
     asking: Option<Asking>,
 ) -> Result<Composed, ComposeError> {
     let asked = asking.as_ref().map(|asking| &asking.asked);
-    let meter = asked
-        .as_ref()
-        .map_or(settings.meter.unwrap_or(DEFAULT_METER), |a| a.meter);
-    let pickup = asked
-        .as_ref()
-        .map_or(settings.pickup.unwrap_or(0), |a| a.pickup);
+    let meter = asked.map_or(settings.meter.unwrap_or(DEFAULT_METER), |a| a.meter);
+    let pickup = asked.map_or(settings.pickup.unwrap_or(0), |a| a.pickup);
     let wanted = settings.key.or_else(|| {
-        asked.as_ref().filter(|a| a.minor).map(|_| Key {
+        asked.filter(|a| a.minor).map(|_| Key {
             tonic: Spelling {
                 letter: 'A',
                 alter: 0,

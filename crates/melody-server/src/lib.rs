@@ -660,7 +660,7 @@ fn describe_melody(
             let a = &asking.asked;
             json!({
                 "meter": a.meter.to_string(),
-                "mode": if a.minor { "minor" } else { "major" },
+                "mode": asking.mode_name(),
                 "style": a.style,
                 "bars": a.bars,
                 "pickup": a.pickup,
