@@ -83,7 +83,7 @@ run export cargo xtask export --run runs/erk --out export/erk
 run inspect cargo xtask inspect export/erk
 run publish cargo xtask publish export/erk --repo me/erk-lstm --dry-run
 
-step "cargo xtask serve (the page answers, and generates the run's melodies)"
+step "cargo xtask serve (the page answers, generates the run's melodies, and offers the shipped model's held-out songs)"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cargo xtask serve --port "$port" > "$logs/serve" 2>&1 &
 server=$!
@@ -95,9 +95,12 @@ grep -q "http://127.0.0.1:$port/" "$logs/serve" || { kill $server; fail "serve d
 curl -sf "http://127.0.0.1:$port/" | grep -q "esac-melody composer" || { kill $server; fail "no page"; }
 curl -sf "http://127.0.0.1:$port/api/generate?model=run:erk&seed=3&bars=8&meter=3/4" > "$logs/generate" ||
   { kill $server; fail "the API did not generate from runs/erk"; }
+curl -sf "http://127.0.0.1:$port/api/models/erk/songs" > "$logs/songs" ||
+  { kill $server; fail "the API did not list the shipped erk model's songs"; }
 kill $server
 grep -q '"abc":"X:1' "$logs/generate" || fail "no ABC in the answer"
 grep -q '"longest_copy":[0-9]' "$logs/generate" || fail "a run's own songs give no longest copy"
+grep -q '"id":"E0' "$logs/songs" || fail "the shipped erk model offers no held-out songs from the cached erk collection"
 
 step "a second cargo xtask train keeps the first run"
 cargo xtask train --max-steps 20 --quiet 2> "$logs/second" > /dev/null

@@ -219,6 +219,8 @@ pub struct Options {
     pub backoff: Duration,
     /// Re-fetch even if a verified copy is cached.
     pub force: bool,
+    /// Take a verified copy from the cache (or the mirror) only, never the network.
+    pub cached_only: bool,
     pub progress: bool,
 }
 
@@ -230,6 +232,7 @@ impl Options {
             attempts: 4,
             backoff: Duration::from_millis(500),
             force: false,
+            cached_only: false,
             progress: true,
         }
     }
@@ -280,6 +283,11 @@ pub fn download(collection: &Collection, options: &Options) -> Result<Downloaded
     let files = match &options.from {
         Some(mirror) if mirror.is_dir() => read_mirror_dir(mirror, collection)?,
         Some(mirror) => read_zip(mirror, collection.folder.as_deref())?,
+        None if options.cached_only => bail!(
+            "{} is not in the cache ({})",
+            collection.name,
+            target.display()
+        ),
         None => {
             let archive = fetch_any(collection, options)?;
             let files = read_zip(&archive, collection.folder.as_deref());

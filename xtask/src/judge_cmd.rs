@@ -72,7 +72,7 @@ pub fn data_to_judge_against(
         return Ok(own.clone());
     }
     match record.and_then(|r| r.trained_on.as_deref()) {
-        Some(trained_on) => source::songs_trained_on(trained_on),
+        Some(trained_on) => source::songs_trained_on(trained_on, source::Fetch::IfMissing),
         None => Ok(source::data_or_cached_erk(Vec::new(), "--data")?.remove(0)),
     }
 }

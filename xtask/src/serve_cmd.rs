@@ -1,12 +1,15 @@
 //! `cargo xtask serve`: the composer page on this machine.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use melody_server::Config;
-use trainer::PrepareOptions;
+use melody_server::{Config, SongsOf};
+use model_folder::ModelFolder;
+use trainer::{Dataset, PrepareOptions};
 
 use crate::sample_cmd::read_soundfont;
 use crate::source;
@@ -32,7 +35,9 @@ pub struct ServeArgs {
     /// songs to start like, and their training songs for the longest copy.
     /// Songs as `train --data` takes them (a folder, zip, Essen tree or name
     /// such as `essen`, prepared as `train` does, so the split is the model's)
-    /// or a folder written by `prepare` [default: a run's own data, else none].
+    /// or a folder written by `prepare` [default: a run's own data, else the
+    /// songs the model's config.json says it was trained on, where it was
+    /// trained or in the cache (`cargo xtask download essen` puts them there)].
     #[arg(long, value_name = "DIR|ZIP|NAME")]
     pub data: Option<PathBuf>,
     /// Render the WAV through this General MIDI SoundFont (.sf2) [default:
@@ -65,7 +70,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             args.host
         );
     }
-    let data = args.data.clone().map(prepared_data).transpose()?;
+    let songs = songs_of(args.data.clone())?;
     let server = melody_server::start(Config {
         host: args.host,
         port: args.port,
@@ -73,7 +78,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         assets: PathBuf::from("assets"),
         runs: PathBuf::from("runs"),
         model: args.model.clone(),
-        data,
+        songs: Some(songs),
         soundfont,
         device: args.device.device()?,
     })?;
@@ -82,16 +87,70 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where a model that carries no songs finds them: `--data`, prepared once
+/// here (a model that was not trained on its split is warned of), else the
+/// songs the model's config.json says it was trained on, where they are here
+/// or in the cache (a request never waits on the network), prepared as it
+/// prepared them when the model is first asked for, and refused when not
+/// split as they were.
+fn songs_of(data: Option<PathBuf>) -> Result<SongsOf> {
+    let scratch = std::env::temp_dir().join(format!("esac-melody-serve-{}", std::process::id()));
+    if let Some(data) = data {
+        let dir = prepared_data(data, &scratch.join("data"))?;
+        return Ok(Arc::new(move |folder: &ModelFolder| {
+            let split = Dataset::load_in(&dir, folder.vocabulary.clone())
+                .map_err(anyhow::Error::from)
+                .and_then(|dataset| {
+                    source::check_trained_split(folder, &dataset, &dir.display().to_string())
+                });
+            if let Err(error) = split {
+                eprintln!(
+                    "warning: {}: {error:#}; the songs offered as held out may be songs it learned from",
+                    folder.dir.display()
+                );
+            }
+            Ok(dir.clone())
+        }));
+    }
+    let prepared = AtomicUsize::new(0);
+    Ok(Arc::new(move |folder: &ModelFolder| {
+        let dir = scratch.join(format!(
+            "model-{}",
+            prepared.fetch_add(1, Ordering::Relaxed)
+        ));
+        songs_trained_on(folder, &dir).map_err(|error| format!("{error:#}"))
+    }))
+}
+
+/// The songs `folder`'s model was trained on, prepared into `dir`.
+fn songs_trained_on(folder: &ModelFolder, dir: &Path) -> Result<PathBuf> {
+    let trained_on = folder.trained_on().context(
+        "its config.json does not say which songs it was trained on: pass --data with them",
+    )?;
+    let songs = source::songs_trained_on(trained_on, source::Fetch::Never)?;
+    let prepared = source::prepare_as_trained(std::slice::from_ref(&songs), folder)?;
+    let dataset = Dataset::from_prepared(prepared.clone(), folder.vocabulary.clone())?;
+    source::check_trained_split(folder, &dataset, &songs.display().to_string())?;
+    trainer::write_prepared(&prepared, dir)
+        .with_context(|| format!("cannot write the prepared songs into {}", dir.display()))?;
+    eprintln!(
+        "{}: {} held-out songs to start like, from {}",
+        folder.dir.display(),
+        dataset.test.len(),
+        songs.display()
+    );
+    Ok(dir.to_owned())
+}
+
 /// A prepared folder as it is; songs prepared as `train` prepares them, into
-/// a scratch folder.
-fn prepared_data(data: PathBuf) -> Result<PathBuf> {
+/// `dir`.
+fn prepared_data(data: PathBuf, dir: &Path) -> Result<PathBuf> {
     if trainer::is_prepared_folder(&data) {
         return Ok(data);
     }
     let paths = source::data_or_cached_erk(vec![data], "--data")?;
     let prepared = source::prepare_paths(&paths, &PrepareOptions::default())?;
-    let dir = std::env::temp_dir().join(format!("esac-melody-serve-{}", std::process::id()));
-    trainer::write_prepared(&prepared, &dir)
+    trainer::write_prepared(&prepared, dir)
         .with_context(|| format!("cannot write the prepared songs into {}", dir.display()))?;
     eprintln!(
         "{} held-out songs from {} to start like",
@@ -102,5 +161,5 @@ fn prepared_data(data: PathBuf) -> Result<PathBuf> {
             .count(),
         source::describe(&paths)
     );
-    Ok(dir)
+    Ok(dir.to_owned())
 }

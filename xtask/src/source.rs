@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use trainer::{PrepareOptions, Prepared};
+use model_folder::ModelFolder;
+use trainer::{Dataset, DatasetInfo, PrepareOptions, Prepared};
 
 use crate::download;
 
@@ -16,7 +17,7 @@ use crate::download;
 pub fn data_or_cached_erk(data: Vec<PathBuf>, flag: &str) -> Result<Vec<PathBuf>> {
     if data.is_empty() {
         let why = format!("no {flag} given, and the erk collection could not be fetched");
-        return Ok(vec![fetch_named("erk", &why, flag)?]);
+        return Ok(vec![fetch_named("erk", &why, flag, Fetch::IfMissing)?]);
     }
     data.into_iter()
         .map(|path| match path.to_str() {
@@ -24,18 +25,27 @@ pub fn data_or_cached_erk(data: Vec<PathBuf>, flag: &str) -> Result<Vec<PathBuf>
                 let why = format!(
                     "{flag} {name}: not a path here, and the collection could not be fetched"
                 );
-                fetch_named(name, &why, flag)
+                fetch_named(name, &why, flag, Fetch::IfMissing)
             }
             _ => Ok(path),
         })
         .collect()
 }
 
+/// Whether a named collection that is not in the cache is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    IfMissing,
+    /// For a server, whose request must not wait on the network.
+    Never,
+}
+
 /// The songs a model was trained on, from its config's `dataset.source`: that
-/// path when it is here, else the collection its last part names, fetched as
-/// `--data NAME` would be (`../shared/data/essen` is `essen`). Prepared
-/// again, the same songs give the same test songs, since a split stays put.
-pub fn songs_trained_on(trained_on: &str) -> Result<PathBuf> {
+/// path when it is here, else the collection its last part names, from the
+/// cache or fetched as `--data NAME` would be (`../shared/data/essen` is
+/// `essen`). Prepared again, the same songs give the same test songs, since a
+/// split stays put.
+pub fn songs_trained_on(trained_on: &str, fetch: Fetch) -> Result<PathBuf> {
     if trained_on.contains(", ") {
         bail!(
             "the model was trained on several sources ({trained_on}): pass --data with a folder `cargo xtask prepare` writes from them, for the same test songs"
@@ -47,23 +57,63 @@ pub fn songs_trained_on(trained_on: &str) -> Result<PathBuf> {
     }
     let name = path
         .file_name()
-        .map(|name| PathBuf::from(name.to_string_lossy().trim_end_matches(".zip")))
+        .map(|name| name.to_string_lossy().trim_end_matches(".zip").to_owned())
         .with_context(|| {
             format!("the model names no songs it was trained on ({trained_on:?}): pass --data")
         })?;
-    Ok(data_or_cached_erk(vec![name], "--data")
-        .with_context(|| format!("the model was trained on {trained_on}, which is not here"))?
-        .remove(0))
+    let why = format!("the model was trained on {trained_on}, which is not here");
+    fetch_named(&name, &why, "--data", fetch)
 }
 
-/// The cached copy of a named collection, fetched if needed; `why` says what
-/// failed when it cannot be.
-fn fetch_named(name: &str, why: &str, flag: &str) -> Result<PathBuf> {
-    let options = download::Options::new(trainer::source::cache_root());
+/// The songs under `paths` prepared as `folder`'s model's songs were: with
+/// its encoding, split as `train` splits them.
+pub fn prepare_as_trained(paths: &[PathBuf], folder: &ModelFolder) -> Result<Prepared> {
+    let options = PrepareOptions {
+        encoding: folder.encoding,
+        ..PrepareOptions::default()
+    };
+    prepare_paths(paths, &options)
+}
+
+/// Refuses `dataset` (prepared from `songs`) as the songs `folder`'s model
+/// was trained on unless it is split as they were: else its test songs could
+/// be songs the model learned from. A model that records no split passes.
+pub fn check_trained_split(folder: &ModelFolder, dataset: &Dataset, songs: &str) -> Result<()> {
+    let Some(recorded) = folder
+        .config
+        .get("dataset")
+        .and_then(|d| serde_json::from_value::<DatasetInfo>(d.clone()).ok())
+    else {
+        return Ok(());
+    };
+    let found = DatasetInfo::of(dataset, songs);
+    if recorded.same_split(&found) {
+        return Ok(());
+    }
+    bail!(
+        "the songs of {songs} are not split as those the model was trained on: they give {}, where its config.json records {}; pass --data with the songs it was trained on",
+        found.describe_split(),
+        recorded.describe_split()
+    )
+}
+
+/// The cached copy of a named collection, fetched if needed and allowed;
+/// `why` says what failed when it cannot be had.
+fn fetch_named(name: &str, why: &str, flag: &str, fetch: Fetch) -> Result<PathBuf> {
+    let options = download::Options {
+        cached_only: fetch == Fetch::Never,
+        ..download::Options::new(trainer::source::cache_root())
+    };
     let offline = || {
-        format!(
-            "{why}; without internet, pass {flag} with a folder of .krn or .sm files, a zip of them, an Essen tree, or a folder written by `cargo xtask prepare` (for example {flag} ../shared/data/essen/deutschl/erk)"
-        )
+        let instead = format!(
+            "{flag} with a folder of .krn or .sm files, a zip of them, an Essen tree, or a folder written by `cargo xtask prepare` (for example {flag} ../shared/data/essen/deutschl/erk)"
+        );
+        match fetch {
+            Fetch::IfMissing => format!("{why}; without internet, pass {instead}"),
+            Fetch::Never => {
+                format!("{why} (`cargo xtask download {name}` fetches it, or pass {instead})")
+            }
+        }
     };
     if let Some(collection) = download::known(name) {
         let done = download::download(&collection, &options).with_context(offline)?;

@@ -596,19 +596,22 @@ pub fn eval(
     let device = device.device()?;
     let mut folder = ModelFolder::open(model, &device)?;
     folder.model.set_step_weights(step_weights);
-    let data = match (data, folder.data_dir()) {
-        (Some(data), _) => data.to_owned(),
-        (None, Some(own)) => own,
+    let (data, trained_on) = match (data, folder.data_dir()) {
+        (Some(data), _) => (data.to_owned(), false),
+        (None, Some(own)) => (own, false),
         (None, None) => {
             let trained_on = folder.trained_on().with_context(|| format!(
                 "{model} has no prepared data beside it and does not say what it was trained on: pass --data with songs (a folder of .krn or .sm files, a zip of them, an Essen tree, or a collection name such as erk or essen) or a folder written by `cargo xtask prepare`"
             ))?;
-            let songs = source::songs_trained_on(trained_on)?;
+            let songs = source::songs_trained_on(trained_on, source::Fetch::IfMissing)?;
             eprintln!("the songs {model} was trained on: {}", songs.display());
-            songs
+            (songs, true)
         }
     };
     let mut dataset = songs_for(&folder, &data)?;
+    if trained_on {
+        source::check_trained_split(&folder, &dataset, &data.display().to_string())?;
+    }
     if songs == EvalSongs::All {
         let mut every = std::mem::take(&mut dataset.train);
         every.append(&mut dataset.val);
@@ -682,11 +685,7 @@ fn songs_for(folder: &ModelFolder, data: &Path) -> Result<Dataset> {
         });
     }
     let paths = source::data_or_cached_erk(vec![data.to_owned()], "--data")?;
-    let options = PrepareOptions {
-        encoding: folder.encoding,
-        ..PrepareOptions::default()
-    };
-    let prepared = source::prepare_paths(&paths, &options)?;
+    let prepared = source::prepare_as_trained(&paths, folder)?;
     Dataset::from_prepared(prepared, vocabulary).with_context(|| {
         format!(
             "cannot read the songs of {} with the model's {} tokens",

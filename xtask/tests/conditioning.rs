@@ -3,6 +3,8 @@
 //! meter, mode, style, length and upbeat and writes the score with them, `eval`
 //! scores with them, and `--init` keeps the starting model's conditioning.
 
+// `erk_recorded_with_test_songs` is for the other suites.
+#[allow(dead_code)]
 mod common;
 
 use common::{json, songs, succeeds, train_tiny, xtask};

@@ -2,6 +2,8 @@
 //! written keys train, sample and judge in those keys, and songs prepared in
 //! every key train as they are.
 
+// `erk_recorded_with_test_songs` is for the other suites.
+#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{songs, succeeds, train_tiny, xtask};
+use common::{erk_recorded_with_test_songs, songs, succeeds, train_tiny, xtask};
 use grid_codec::{Token, Vocabulary};
 
 const TINY: &[&str] = &["--hidden", "16", "--embedding-dim", "8"];
@@ -219,4 +219,19 @@ fn eval_without_data_reads_the_songs_the_model_was_trained_on() {
     )
     .unwrap();
     assert_eq!(nll, metrics["test"]["nll_per_token"].as_f64().unwrap());
+}
+
+#[test]
+fn eval_refuses_songs_not_split_as_the_model_was_trained() {
+    // The same songs, but the model says it was tested on one more: its test
+    // songs could not all be held out.
+    let scratch = tempfile::tempdir().unwrap();
+    let model = erk_recorded_with_test_songs(scratch.path(), 169);
+    let said = eval_fails(&["--model", model.to_str().unwrap()]);
+    assert!(
+        said.contains(
+            "the songs of ../shared/data/essen/deutschl/erk are not split as those the model was trained on: they give 1346 training songs (205680 tokens), 168 validation and 168 test songs, where its config.json records 1346 training songs (205680 tokens), 168 validation and 169 test songs"
+        ),
+        "{said}"
+    );
 }

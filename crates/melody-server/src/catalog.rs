@@ -62,13 +62,18 @@ pub fn is_plain_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
 }
 
+/// Finds the prepared songs (a folder as `prepare` writes it) of a model that
+/// carries none of its own, such as a shipped one, or says why it has none.
+/// Asked once per model, when the model is first loaded.
+pub type SongsOf = Arc<dyn Fn(&ModelFolder) -> Result<PathBuf, String> + Send + Sync>;
+
 pub struct Catalog {
     assets: PathBuf,
     runs: PathBuf,
     /// A model given on the command line, listed first.
     extra: Option<PathBuf>,
-    /// Prepared songs to judge against and start from, for models without their own.
-    data: Option<PathBuf>,
+    /// Songs to start from and find copies in, for models without their own.
+    songs: Option<SongsOf>,
     device: Device,
     loaded: Mutex<BTreeMap<String, Arc<Loaded>>>,
 }
@@ -82,14 +87,14 @@ impl Catalog {
         assets: PathBuf,
         runs: PathBuf,
         extra: Option<PathBuf>,
-        data: Option<PathBuf>,
+        songs: Option<SongsOf>,
         device: Device,
     ) -> Self {
         Self {
             assets,
             runs,
             extra,
-            data,
+            songs,
             device,
             loaded: Mutex::new(BTreeMap::new()),
         }
@@ -150,8 +155,12 @@ impl Catalog {
             .model
             .keep_stepper()
             .map_err(|e| ServerError::Model(format!("{name}: {e}")))?;
-        let data = folder.data_dir().or_else(|| self.data.clone());
-        let (held_out, training) = match data.as_deref().map(read_songs) {
+        let data = match (folder.data_dir(), &self.songs) {
+            (Some(own), _) => Some(Ok(own)),
+            (None, Some(songs_of)) => Some(songs_of(&folder)),
+            (None, None) => None,
+        };
+        let (held_out, training) = match data.map(|d| d.and_then(|d| read_songs(&d))) {
             Some(Ok((held_out, train))) => (held_out, Some(TrainingIndex::new(&train))),
             Some(Err(error)) => {
                 tracing::warn!("{name}: no held-out songs: {error}");

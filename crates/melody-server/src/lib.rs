@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use crate::batch::Batcher;
+pub use crate::catalog::SongsOf;
 use crate::catalog::{Catalog, Loaded};
 
 /// The largest request body accepted.
@@ -119,8 +120,8 @@ pub struct Config {
     pub runs: PathBuf,
     /// A model folder given on the command line, listed as `given`.
     pub model: Option<PathBuf>,
-    /// Prepared songs for models that do not carry their own data.
-    pub data: Option<PathBuf>,
+    /// Finds prepared songs for models that carry none of their own.
+    pub songs: Option<SongsOf>,
     pub soundfont: Option<SoundFont>,
     pub device: Device,
 }
@@ -136,7 +137,7 @@ impl Config {
             assets,
             runs,
             model: None,
-            data: None,
+            songs: None,
             soundfont: None,
             device: Device::Cpu,
         }
@@ -207,7 +208,7 @@ pub fn start(config: Config) -> Result<Running, ServerError> {
             config.assets,
             config.runs,
             config.model,
-            config.data,
+            config.songs,
             config.device,
         ),
         batcher: Batcher::start(),

@@ -30,5 +30,6 @@ pub use prepare::{
     songs_jsonl, write_atomic, write_prepared,
 };
 pub use train::{
-    FinalMetrics, Objective, RunConfig, RunOptions, TrainConfig, TrainError, TrainOutcome, train,
+    DatasetInfo, FinalMetrics, Objective, RunConfig, RunOptions, TrainConfig, TrainError,
+    TrainOutcome, train,
 };

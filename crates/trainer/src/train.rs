@@ -180,6 +180,46 @@ pub struct DatasetInfo {
     pub train_tokens: usize,
 }
 
+impl DatasetInfo {
+    /// What a run records of `dataset`, read from `source`.
+    pub fn of(dataset: &Dataset, source: &str) -> Self {
+        Self {
+            source: source.to_owned(),
+            fingerprint: dataset.fingerprint.clone(),
+            train_songs: dataset.train.len(),
+            val_songs: dataset.val.len(),
+            test_songs: dataset.test.len(),
+            train_tokens: dataset.train_tokens(),
+        }
+    }
+
+    /// True when `other` holds as many songs in each split and as many
+    /// training tokens: the same songs prepared from another copy do (their
+    /// file paths, and so their fingerprints, differ), where other songs or
+    /// another split all but never do.
+    pub fn same_split(&self, other: &DatasetInfo) -> bool {
+        (
+            self.train_songs,
+            self.val_songs,
+            self.test_songs,
+            self.train_tokens,
+        ) == (
+            other.train_songs,
+            other.val_songs,
+            other.test_songs,
+            other.train_tokens,
+        )
+    }
+
+    /// The splits' sizes, for messages.
+    pub fn describe_split(&self) -> String {
+        format!(
+            "{} training songs ({} tokens), {} validation and {} test songs",
+            self.train_songs, self.train_tokens, self.val_songs, self.test_songs
+        )
+    }
+}
+
 /// Final scores of a run, also written to `metrics.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinalMetrics {
@@ -337,14 +377,7 @@ fn run(
         model: model_config.clone(),
         encoding: dataset.encoding,
         training: config.clone(),
-        dataset: DatasetInfo {
-            source: data_source.to_owned(),
-            fingerprint: dataset.fingerprint.clone(),
-            train_songs: dataset.train.len(),
-            val_songs: dataset.val.len(),
-            test_songs: dataset.test.len(),
-            train_tokens: dataset.train_tokens(),
-        },
+        dataset: DatasetInfo::of(dataset, data_source),
         metrics: None,
         init_from: options.init.as_ref().map(|init| init.source.clone()),
         conditioning: dataset.conditioning.clone(),

@@ -73,3 +73,19 @@ pub fn train_tiny(data: &Path, runs: &Path, name: &str, extra: &[&str]) -> Strin
     args.extend_from_slice(extra);
     succeeds(&args)
 }
+
+/// A copy of `assets/erk` in `dir` whose config.json records `test_songs`
+/// test songs: a model whose recorded split its songs no longer give.
+pub fn erk_recorded_with_test_songs(dir: &Path, test_songs: usize) -> PathBuf {
+    let erk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/erk");
+    let copy = dir.join("erk-misrecorded");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(&erk).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let mut config = json(&copy.join("config.json"));
+    config["dataset"]["test_songs"] = test_songs.into();
+    std::fs::write(copy.join("config.json"), config.to_string()).unwrap();
+    copy
+}

@@ -1,8 +1,9 @@
 //! A server over the shipped models on a free loopback port, and a client.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use melody_server::{Config, Running};
+use melody_server::{Config, Running, SongsOf};
 use serde_json::Value;
 
 pub fn workspace() -> PathBuf {
@@ -17,8 +18,9 @@ pub fn server() -> Running {
 /// The same, with prepared songs for the shipped models.
 pub fn server_with_data(data: Option<PathBuf>) -> Running {
     let runs = std::env::temp_dir().join("melody-server-tests-no-runs");
+    let songs = data.map(|dir| -> SongsOf { Arc::new(move |_| Ok(dir.clone())) });
     melody_server::start(Config {
-        data,
+        songs,
         ..Config::loopback(workspace().join("assets"), runs)
     })
     .expect("the server starts")

@@ -1,0 +1,98 @@
+//! `cargo xtask serve` as a user starts it: without `--data`, each shipped
+//! model offers its own held-out songs, those its config.json says it was
+//! trained on, prepared again; a model whose recorded split they do not give
+//! offers none, rather than songs it may have learned from.
+
+// `songs` and `train_tiny` are for the other suites.
+#[allow(dead_code)]
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::{erk_recorded_with_test_songs, succeeds};
+
+/// The ids of a model's songs as `/api/models/NAME/songs` lists them.
+fn listed_ids(url: &str, model: &str) -> BTreeSet<String> {
+    let text = ureq::get(&format!("{url}api/models/{model}/songs"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    body["songs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|song| song["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn serve_offers_the_songs_each_model_was_trained_on() {
+    let scratch = tempfile::tempdir().unwrap();
+    let misrecorded = erk_recorded_with_test_songs(scratch.path(), 169);
+    // The reference: erk's test songs as `prepare` splits them.
+    let prepared = scratch.path().join("prepared");
+    succeeds(&[
+        "prepare",
+        "--data",
+        "../shared/data/essen/deutschl/erk",
+        "--out",
+        prepared.to_str().unwrap(),
+    ]);
+    let test_ids: BTreeSet<String> = std::fs::read_to_string(prepared.join("songs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|song| song["split"] == "test")
+        .map(|song| song["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(test_ids.len(), 168);
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(["serve", "--port", "0", "--model"])
+        .arg(&misrecorded)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let url = first_line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first_line:?}"))
+        .to_owned();
+
+    let erk = listed_ids(&url, "erk");
+    let given = listed_ids(&url, "given");
+    server.kill().unwrap();
+    let mut said = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    server.wait().unwrap();
+
+    assert_eq!(erk, test_ids, "{said}");
+    assert!(
+        said.contains(
+            "assets/erk: 168 held-out songs to start like, from ../shared/data/essen/deutschl/erk"
+        ),
+        "{said}"
+    );
+    assert!(given.is_empty(), "{given:?}");
+    assert!(
+        said.contains("given: no held-out songs: the songs of ../shared/data/essen/deutschl/erk are not split as those the model was trained on"),
+        "{said}"
+    );
+}
