@@ -96,13 +96,12 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
 fn songs_of(data: Option<PathBuf>) -> Result<SongsOf> {
     let scratch = std::env::temp_dir().join(format!("esac-melody-serve-{}", std::process::id()));
     if let Some(data) = data {
+        let given = data.display().to_string();
         let dir = prepared_data(data, &scratch.join("data"))?;
         return Ok(Arc::new(move |folder: &ModelFolder| {
             let split = Dataset::load_in(&dir, folder.vocabulary.clone())
                 .map_err(anyhow::Error::from)
-                .and_then(|dataset| {
-                    source::check_trained_split(folder, &dataset, &dir.display().to_string())
-                });
+                .and_then(|dataset| source::check_trained_split(folder, &dataset, &given));
             if let Err(error) = split {
                 eprintln!(
                     "warning: {}: {error:#}; the songs offered as held out may be songs it learned from",

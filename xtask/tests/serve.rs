@@ -31,6 +31,40 @@ fn listed_ids(url: &str, model: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Serves with `args`, lists the songs of `erk` and of the `given` model, and
+/// returns them with what the server said on stderr.
+fn serve_and_list(args: &[&str]) -> (BTreeSet<String>, BTreeSet<String>, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let url = first_line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first_line:?}"))
+        .to_owned();
+    let erk = listed_ids(&url, "erk");
+    let given = listed_ids(&url, "given");
+    server.kill().unwrap();
+    let mut said = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    server.wait().unwrap();
+    (erk, given, said)
+}
+
 #[test]
 fn serve_offers_the_songs_each_model_was_trained_on() {
     let scratch = tempfile::tempdir().unwrap();
@@ -53,36 +87,7 @@ fn serve_offers_the_songs_each_model_was_trained_on() {
         .collect();
     assert_eq!(test_ids.len(), 168);
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args(["serve", "--port", "0", "--model"])
-        .arg(&misrecorded)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first_line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let url = first_line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {first_line:?}"))
-        .to_owned();
-
-    let erk = listed_ids(&url, "erk");
-    let given = listed_ids(&url, "given");
-    server.kill().unwrap();
-    let mut said = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut said)
-        .unwrap();
-    server.wait().unwrap();
-
+    let (erk, given, said) = serve_and_list(&["--model", misrecorded.to_str().unwrap()]);
     assert_eq!(erk, test_ids, "{said}");
     assert!(
         said.contains(
@@ -93,6 +98,20 @@ fn serve_offers_the_songs_each_model_was_trained_on() {
     assert!(given.is_empty(), "{given:?}");
     assert!(
         said.contains("given: no held-out songs: the songs of ../shared/data/essen/deutschl/erk are not split as those the model was trained on"),
+        "{said}"
+    );
+
+    // Songs given with --data are offered even to a model not trained on
+    // their split, with a warning.
+    let (_, given, said) = serve_and_list(&[
+        "--model",
+        misrecorded.to_str().unwrap(),
+        "--data",
+        "../shared/data/essen/deutschl/erk",
+    ]);
+    assert_eq!(given, test_ids);
+    assert!(
+        said.contains("warning: ") && said.contains("erk-misrecorded: the songs of ../shared/data/essen/deutschl/erk are not split as those the model was trained on"),
         "{said}"
     );
 }
