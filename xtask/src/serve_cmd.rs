@@ -81,6 +81,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         songs: Some(songs),
         soundfont,
         device: args.device.device()?,
+        warm_up: true,
     })?;
     println!("The composer page is at {} (Ctrl-C stops it)", server.url());
     server.wait();

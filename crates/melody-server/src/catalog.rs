@@ -76,6 +76,9 @@ pub struct Catalog {
     songs: Option<SongsOf>,
     device: Device,
     loaded: Mutex<BTreeMap<String, Arc<Loaded>>>,
+    /// Held while a model loads: one loads at a time, so a request for a
+    /// model that is loading waits for it rather than loading it again.
+    loading: Mutex<()>,
 }
 
 fn is_model_dir(dir: &Path) -> bool {
@@ -97,6 +100,17 @@ impl Catalog {
             songs,
             device,
             loaded: Mutex::new(BTreeMap::new()),
+            loading: Mutex::new(()),
+        }
+    }
+
+    /// Loads every listed model, so that the page's first requests need not
+    /// wait for them; a model that cannot be loaded is logged.
+    pub fn warm(&self) {
+        for listed in self.list() {
+            if let Err(error) = self.get(&listed.name) {
+                tracing::warn!("{error}");
+            }
         }
     }
 
@@ -139,8 +153,13 @@ impl Catalog {
         if !is_plain_name(name) {
             return Err(ServerError::BadModelName(name.to_owned()));
         }
-        if let Some(loaded) = self.loaded.lock().expect("not poisoned").get(name) {
-            return Ok(loaded.clone());
+        let cached = || self.loaded.lock().expect("not poisoned").get(name).cloned();
+        if let Some(loaded) = cached() {
+            return Ok(loaded);
+        }
+        let _loading = self.loading.lock().expect("not poisoned");
+        if let Some(loaded) = cached() {
+            return Ok(loaded);
         }
         let listed = self
             .list()
@@ -216,4 +235,26 @@ fn read_songs(data: &Path) -> Result<(Vec<HeldOut>, Vec<Vec<Token>>), String> {
         }
     }
     Ok((held_out, train))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warming_loads_every_listed_model_once() {
+        let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets");
+        let catalog = Catalog::new(
+            assets,
+            PathBuf::from("no-runs-here"),
+            None,
+            None,
+            Device::Cpu,
+        );
+        catalog.warm();
+        let loaded: Vec<String> = catalog.loaded.lock().unwrap().keys().cloned().collect();
+        assert_eq!(loaded, ["erk", "essen"]);
+        let essen = catalog.loaded.lock().unwrap()["essen"].clone();
+        assert!(Arc::ptr_eq(&catalog.get("essen").unwrap(), &essen));
+    }
 }

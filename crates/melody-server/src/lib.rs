@@ -124,11 +124,15 @@ pub struct Config {
     pub songs: Option<SongsOf>,
     pub soundfont: Option<SoundFont>,
     pub device: Device,
+    /// Load every model in the background from the start, so that the page's
+    /// first requests need not wait for them.
+    pub warm_up: bool,
 }
 
 impl Config {
     /// A server on a free loopback port over the models of `assets` and
-    /// `runs`, on the CPU, with nothing else given.
+    /// `runs`, on the CPU, loading each when first asked for, with nothing
+    /// else given.
     pub fn loopback(assets: PathBuf, runs: PathBuf) -> Self {
         Self {
             host: IpAddr::from([127, 0, 0, 1]),
@@ -140,6 +144,7 @@ impl Config {
             songs: None,
             soundfont: None,
             device: Device::Cpu,
+            warm_up: false,
         }
     }
 }
@@ -215,6 +220,15 @@ pub fn start(config: Config) -> Result<Running, ServerError> {
         soundfont: config.soundfont,
         cache: Mutex::new(VecDeque::new()),
     });
+    if config.warm_up {
+        std::thread::Builder::new()
+            .name("warm-up".into())
+            .spawn({
+                let state = state.clone();
+                move || state.catalog.warm()
+            })
+            .map_err(|e| ServerError::Bind(addr, e))?;
+    }
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("server".into())
