@@ -133,17 +133,21 @@ pub struct Corpus {
 
 impl Corpus {
     /// A prepared folder (with `songs.jsonl`) or songs (a folder, file or zip
-    /// of `.krn`/`.sm`, or an Essen tree), prepared as `train` prepares them,
-    /// so the split is the one the model was trained on.
-    pub fn load(data: &Path) -> Result<Self> {
+    /// of `.krn`/`.sm`, or an Essen tree), prepared as `train` prepares them
+    /// with `encoding`, so the split is the one a model of that encoding was
+    /// trained on.
+    pub fn load(data: &Path, encoding: Encoding) -> Result<Self> {
         let (records, encoding) = if trainer::is_prepared_folder(data) {
             let songs = data.join(trainer::prepare::SONGS_FILE);
             let records = trainer::read_songs(&songs)
                 .with_context(|| format!("cannot read {}", songs.display()))?;
             (records, Encoding::load(data)?.unwrap_or_default())
         } else {
-            let prepared =
-                crate::source::prepare_paths(&[data.to_owned()], &PrepareOptions::default())?;
+            let options = PrepareOptions {
+                encoding,
+                ..PrepareOptions::default()
+            };
+            let prepared = crate::source::prepare_paths(&[data.to_owned()], &options)?;
             (prepared.songs, prepared.encoding)
         };
         let mut corpus = Corpus {
@@ -219,7 +223,7 @@ pub fn run(
     out: &Path,
     data: &Path,
 ) -> Result<Judgement> {
-    let corpus = Corpus::load(data)?;
+    let corpus = Corpus::load(data, *encoding)?;
     if corpus.encoding != *encoding {
         eprintln!(
             "warning: the melodies were encoded as {encoding} but {} as {}; their histograms are not directly comparable",
@@ -256,7 +260,7 @@ pub fn run(
 /// learned from, as if a model had written them, against its test songs: what
 /// a model that wrote songs just like the collection's own would score.
 pub fn run_validation_songs(out: &Path, data: &Path) -> Result<Judgement> {
-    let corpus = Corpus::load(data)?;
+    let corpus = Corpus::load(data, Encoding::default())?;
     if corpus.validation.is_empty() {
         bail!("{} has no validation songs", data.display());
     }

@@ -113,6 +113,20 @@ fn songs_in_their_written_keys_train_sample_and_judge_in_those_keys() {
     // `judge` on its own finds the same data through the sample record.
     succeeds(&["judge", "--samples", samples.to_str().unwrap()]);
     assert_eq!(json(&samples.join("judge.json"))["test"], judgement["test"]);
+    // Given the songs themselves, it prepares them in the melodies' encoding:
+    // the same test songs in their written keys, with nothing to warn of.
+    let raw = dir.path().join("songs");
+    let output = xtask(&[
+        "judge",
+        "--samples",
+        samples.to_str().unwrap(),
+        "--data",
+        raw.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(!said.contains("not directly comparable"), "{said}");
+    assert_eq!(json(&samples.join("judge.json"))["test"], judgement["test"]);
 
     // eval reads the run's data; data of another encoding is refused.
     let eval = succeeds(&["eval", "--model", run.to_str().unwrap()]);
