@@ -12,7 +12,7 @@ use judge::meter::Metric;
 use judge::style::{Labelled, MIN_STYLE_SONGS, StyleClassifier};
 use judge::{Judged, Judgement, Song, Tonality};
 use serde::{Deserialize, Serialize};
-use trainer::{PrepareOptions, Split};
+use trainer::{PrepareOptions, Split, SplitSizes};
 
 use crate::source;
 
@@ -31,6 +31,9 @@ pub struct SampleRecord {
     /// given them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trained_on: Option<String>,
+    /// The sizes of the splits the model was trained on, as its config says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_split: Option<SplitSizes>,
     /// What each melody was asked to be, when the model reads conditions.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub asked: BTreeMap<String, Asked>,
@@ -58,22 +61,40 @@ impl SampleRecord {
     }
 }
 
+/// The songs melodies are judged against.
+#[derive(Debug, Clone)]
+pub struct JudgeData {
+    pub path: PathBuf,
+    /// The split they must give, when they were found as the songs the
+    /// model was trained on.
+    pub trained_split: Option<SplitSizes>,
+}
+
 /// The songs to judge melodies against: `given` (`--data`), else the prepared
 /// data beside the run that wrote them, else the songs their model was
 /// trained on ([`source::songs_trained_on`]), else the cached erk collection.
 pub fn data_to_judge_against(
     given: Option<PathBuf>,
     record: Option<&SampleRecord>,
-) -> Result<PathBuf> {
+) -> Result<JudgeData> {
+    let path = |path| JudgeData {
+        path,
+        trained_split: None,
+    };
     if let Some(given) = given {
-        return Ok(given);
+        return Ok(path(given));
     }
     if let Some(own) = record.and_then(|r| r.data.as_ref()).filter(|d| d.is_dir()) {
-        return Ok(own.clone());
+        return Ok(path(own.clone()));
     }
-    match record.and_then(|r| r.trained_on.as_deref()) {
-        Some(trained_on) => source::songs_trained_on(trained_on, source::Fetch::IfMissing),
-        None => Ok(source::data_or_cached_erk(Vec::new(), "--data")?.remove(0)),
+    match record.and_then(|r| Some((r.trained_on.as_deref()?, r.trained_split))) {
+        Some((trained_on, trained_split)) => Ok(JudgeData {
+            path: source::songs_trained_on(trained_on, source::Fetch::IfMissing)?,
+            trained_split,
+        }),
+        None => Ok(path(
+            source::data_or_cached_erk(Vec::new(), "--data")?.remove(0),
+        )),
     }
 }
 
@@ -194,6 +215,16 @@ impl Corpus {
         }
         Ok(corpus)
     }
+
+    /// The sizes of its splits, as a model trained on it records them.
+    pub fn split_sizes(&self) -> SplitSizes {
+        SplitSizes {
+            train_songs: self.train.len(),
+            val_songs: self.validation.len(),
+            test_songs: self.test.len(),
+            train_tokens: self.train.iter().map(|song| song.tokens.len() + 1).sum(),
+        }
+    }
 }
 
 /// A held-out song's meter and upbeat, when its bars are regular.
@@ -221,9 +252,17 @@ pub fn run(
     encoding: &Encoding,
     asked: &BTreeMap<String, Asked>,
     out: &Path,
-    data: &Path,
+    data: &JudgeData,
 ) -> Result<Judgement> {
-    let corpus = Corpus::load(data, *encoding)?;
+    let corpus = Corpus::load(&data.path, *encoding)?;
+    if let Some(trained) = data.trained_split {
+        source::check_split(
+            trained,
+            corpus.split_sizes(),
+            &data.path.display().to_string(),
+        )?;
+    }
+    let data = data.path.as_path();
     if corpus.encoding != *encoding {
         eprintln!(
             "warning: the melodies were encoded as {encoding} but {} as {}; their histograms are not directly comparable",

@@ -587,7 +587,7 @@ fn run(cli: Cli) -> Result<()> {
             let melodies = judge_cmd::read_samples(&samples)?;
             let record = SampleRecord::read(&samples)?;
             let data = judge_cmd::data_to_judge_against(data, record.as_ref())?;
-            println!("judged against the test songs of {}", data.display());
+            println!("judged against the test songs of {}", data.path.display());
             let (encoding, asked) = record.map(|r| (r.encoding, r.asked)).unwrap_or_default();
             let judgement = judge_cmd::run(&melodies, &encoding, &asked, &samples, &data)?;
             judge_cmd::print(&judgement, &samples);

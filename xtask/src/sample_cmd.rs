@@ -13,6 +13,7 @@ use melody_formats::audio::SoundFont;
 use model_folder::{ModelFolder, ModelRef};
 
 use crate::judge_cmd::{self, Sample, SampleRecord};
+use crate::source;
 use crate::train_cmd::DeviceArg;
 
 /// The model shipped with the repository: trained on the whole Essen
@@ -166,6 +167,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         encoding: folder.encoding,
         data: folder.data_dir(),
         trained_on: folder.trained_on().map(str::to_owned),
+        trained_split: source::trained_split(&folder),
         asked: melodies
             .iter()
             .filter_map(|m| Some((m.name.clone(), m.asking.as_ref()?.asked.clone())))
@@ -214,7 +216,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     }
     if args.judge {
         let data = judge_cmd::data_to_judge_against(args.data.clone(), Some(&record))?;
-        println!("judged against the test songs of {}", data.display());
+        println!("judged against the test songs of {}", data.path.display());
         let judgement =
             judge_cmd::run(&written, &folder.encoding, &record.asked, &args.out, &data)?;
         judge_cmd::print(&judgement, &args.out);

@@ -100,9 +100,12 @@ fn songs_of(data: Option<PathBuf>) -> Result<SongsOf> {
         let given = data.display().to_string();
         let dir = prepared_data(data, &scratch.join("data"))?;
         return Ok(Arc::new(move |folder: &ModelFolder| {
+            let Some(trained) = source::trained_split(folder) else {
+                return Ok(dir.clone());
+            };
             let split = Dataset::load_in(&dir, folder.vocabulary.clone())
                 .map_err(anyhow::Error::from)
-                .and_then(|dataset| source::check_trained_split(folder, &dataset, &given));
+                .and_then(|dataset| source::check_split(trained, dataset.split_sizes(), &given));
             if let Err(error) = split {
                 eprintln!(
                     "warning: {}: {error:#}; the songs offered as held out may be songs it learned from",
@@ -130,7 +133,9 @@ fn songs_trained_on(folder: &ModelFolder, dir: &Path) -> Result<PathBuf> {
     let songs = source::songs_trained_on(trained_on, source::Fetch::Never)?;
     let prepared = source::prepare_as_trained(std::slice::from_ref(&songs), folder)?;
     let dataset = Dataset::from_prepared(prepared.clone(), folder.vocabulary.clone())?;
-    source::check_trained_split(folder, &dataset, &songs.display().to_string())?;
+    if let Some(trained) = source::trained_split(folder) {
+        source::check_split(trained, dataset.split_sizes(), &songs.display().to_string())?;
+    }
     trainer::write_prepared(&prepared, dir)
         .with_context(|| format!("cannot write the prepared songs into {}", dir.display()))?;
     eprintln!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use model_folder::ModelFolder;
-use trainer::{Dataset, DatasetInfo, PrepareOptions, Prepared};
+use trainer::{DatasetInfo, PrepareOptions, Prepared, SplitSizes};
 
 use crate::download;
 
@@ -75,25 +75,26 @@ pub fn prepare_as_trained(paths: &[PathBuf], folder: &ModelFolder) -> Result<Pre
     prepare_paths(paths, &options)
 }
 
-/// Refuses `dataset` (prepared from `songs`) as the songs `folder`'s model
-/// was trained on unless it is split as they were: else its test songs could
-/// be songs the model learned from. A model that records no split passes.
-pub fn check_trained_split(folder: &ModelFolder, dataset: &Dataset, songs: &str) -> Result<()> {
-    let Some(recorded) = folder
-        .config
-        .get("dataset")
-        .and_then(|d| serde_json::from_value::<DatasetInfo>(d.clone()).ok())
-    else {
-        return Ok(());
-    };
-    let found = DatasetInfo::of(dataset, songs);
-    if recorded.same_split(&found) {
+/// The sizes of the splits `folder`'s model was trained on, as its
+/// config.json records them.
+pub fn trained_split(folder: &ModelFolder) -> Option<SplitSizes> {
+    let dataset = folder.config.get("dataset")?;
+    Some(
+        serde_json::from_value::<DatasetInfo>(dataset.clone())
+            .ok()?
+            .split(),
+    )
+}
+
+/// Refuses songs (`songs` names them) that give `found` where the model they
+/// are read for was trained on songs that gave `trained`: their test songs
+/// could then be songs it learned from.
+pub fn check_split(trained: SplitSizes, found: SplitSizes, songs: &str) -> Result<()> {
+    if trained == found {
         return Ok(());
     }
     bail!(
-        "the songs of {songs} are not split as those the model was trained on: they give {}, where its config.json records {}; pass --data with the songs it was trained on",
-        found.describe_split(),
-        recorded.describe_split()
+        "the songs of {songs} are not split as those the model was trained on: they give {found}, where its config.json records {trained}; pass --data with the songs it was trained on"
     )
 }
 

@@ -609,8 +609,8 @@ pub fn eval(
         }
     };
     let mut dataset = songs_for(&folder, &data)?;
-    if trained_on {
-        source::check_trained_split(&folder, &dataset, &data.display().to_string())?;
+    if let Some(trained) = source::trained_split(&folder).filter(|_| trained_on) {
+        source::check_split(trained, dataset.split_sizes(), &data.display().to_string())?;
     }
     if songs == EvalSongs::All {
         let mut every = std::mem::take(&mut dataset.train);

@@ -311,20 +311,39 @@ fn judge_without_data_reads_the_songs_the_model_was_trained_on() {
         168
     );
 
+    // Songs that are not split as the model's were are refused: a model
+    // that says it was tested on one more song.
+    let mut config = json(&moved.join("config.json"));
+    config["dataset"]["source"] = "../shared/data/essen/deutschl/erk".into();
+    config["dataset"]["test_songs"] = 169.into();
+    std::fs::write(moved.join("config.json"), config.to_string()).unwrap();
+    let judge_one_melody = || {
+        succeeds(&[
+            "sample",
+            "--model",
+            moved.to_str().unwrap(),
+            "--num",
+            "1",
+            "--out",
+            samples,
+        ]);
+        let judged = run(&["judge", "--samples", samples]);
+        assert!(!judged.status.success());
+        String::from_utf8_lossy(&judged.stderr).into_owned()
+    };
+    let stderr = judge_one_melody();
+    assert_eq!(
+        json(&out.path().join("samples/sample.json"))["trained_split"],
+        serde_json::json!({"train_songs": 1346, "val_songs": 168, "test_songs": 169, "train_tokens": 205680})
+    );
+    assert!(
+        stderr.contains("the songs of ../shared/data/essen/deutschl/erk are not split as those the model was trained on: they give 1346 training songs (205680 tokens), 168 validation and 168 test songs, where its config.json records 1346 training songs (205680 tokens), 168 validation and 169 test songs"),
+        "{stderr}"
+    );
+
     // Several sources make no one collection to judge against.
     set_source("../a, ../b");
-    succeeds(&[
-        "sample",
-        "--model",
-        moved.to_str().unwrap(),
-        "--num",
-        "1",
-        "--out",
-        samples,
-    ]);
-    let judged = run(&["judge", "--samples", samples]);
-    assert!(!judged.status.success());
-    let stderr = String::from_utf8_lossy(&judged.stderr);
+    let stderr = judge_one_melody();
     assert!(
         stderr.contains("trained on several sources (../a, ../b): pass --data"),
         "{stderr}"

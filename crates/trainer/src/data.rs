@@ -238,6 +238,38 @@ impl Dataset {
     pub fn train_tokens(&self) -> usize {
         self.train.iter().map(|s| s.ids.len() + 1).sum()
     }
+
+    /// The sizes of its splits.
+    pub fn split_sizes(&self) -> SplitSizes {
+        SplitSizes {
+            train_songs: self.train.len(),
+            val_songs: self.val.len(),
+            test_songs: self.test.len(),
+            train_tokens: self.train_tokens(),
+        }
+    }
+}
+
+/// How many songs each split holds, and the training tokens (each song's
+/// terminal included). The same songs prepared again from another copy give
+/// the same sizes (though not the same fingerprint: the file paths differ),
+/// where other songs or another split all but never do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SplitSizes {
+    pub train_songs: usize,
+    pub val_songs: usize,
+    pub test_songs: usize,
+    pub train_tokens: usize,
+}
+
+impl std::fmt::Display for SplitSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} training songs ({} tokens), {} validation and {} test songs",
+            self.train_songs, self.train_tokens, self.val_songs, self.test_songs
+        )
+    }
 }
 
 /// Lower-case hex of a digest.

@@ -20,7 +20,7 @@ pub mod prepare;
 pub mod source;
 pub mod train;
 
-pub use data::Dataset;
+pub use data::{Dataset, SplitSizes};
 pub use eval::{Evaluation, evaluate, evaluate_test};
 pub use init::Init;
 pub use optim::Schedule;

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::data::{
-    Dataset, Track, TrainBatch, Windows, epoch_lanes, epoch_song_batches, epoch_windows,
+    Dataset, SplitSizes, Track, TrainBatch, Windows, epoch_lanes, epoch_song_batches, epoch_windows,
 };
 use crate::eval::{Evaluation, evaluate, evaluate_test};
 use crate::logs::{MetricRow, model_dot};
@@ -183,40 +183,25 @@ pub struct DatasetInfo {
 impl DatasetInfo {
     /// What a run records of `dataset`, read from `source`.
     pub fn of(dataset: &Dataset, source: &str) -> Self {
+        let split = dataset.split_sizes();
         Self {
             source: source.to_owned(),
             fingerprint: dataset.fingerprint.clone(),
-            train_songs: dataset.train.len(),
-            val_songs: dataset.val.len(),
-            test_songs: dataset.test.len(),
-            train_tokens: dataset.train_tokens(),
+            train_songs: split.train_songs,
+            val_songs: split.val_songs,
+            test_songs: split.test_songs,
+            train_tokens: split.train_tokens,
         }
     }
 
-    /// True when `other` holds as many songs in each split and as many
-    /// training tokens: the same songs prepared from another copy do (their
-    /// file paths, and so their fingerprints, differ), where other songs or
-    /// another split all but never do.
-    pub fn same_split(&self, other: &DatasetInfo) -> bool {
-        (
-            self.train_songs,
-            self.val_songs,
-            self.test_songs,
-            self.train_tokens,
-        ) == (
-            other.train_songs,
-            other.val_songs,
-            other.test_songs,
-            other.train_tokens,
-        )
-    }
-
-    /// The splits' sizes, for messages.
-    pub fn describe_split(&self) -> String {
-        format!(
-            "{} training songs ({} tokens), {} validation and {} test songs",
-            self.train_songs, self.train_tokens, self.val_songs, self.test_songs
-        )
+    /// The sizes of its splits.
+    pub fn split(&self) -> SplitSizes {
+        SplitSizes {
+            train_songs: self.train_songs,
+            val_songs: self.val_songs,
+            test_songs: self.test_songs,
+            train_tokens: self.train_tokens,
+        }
     }
 }
 
