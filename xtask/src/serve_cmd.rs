@@ -1,15 +1,14 @@
 //! `cargo xtask serve`: the composer page on this machine.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use melody_server::{Config, SongsOf};
 use model_folder::ModelFolder;
-use trainer::{Dataset, PrepareOptions};
+use trainer::{PrepareOptions, SongRecord, SplitSizes};
 
 use crate::sample_cmd::read_soundfont;
 use crate::source;
@@ -93,78 +92,63 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
 /// songs the model's config.json says it was trained on, where they are here
 /// or in the cache (a request never waits on the network), prepared as it
 /// prepared them when the model is first asked for, and refused when not
-/// split as they were.
+/// split as they were. The songs are kept in memory only.
 fn songs_of(data: Option<PathBuf>) -> Result<SongsOf> {
-    let scratch = std::env::temp_dir().join(format!("esac-melody-serve-{}", std::process::id()));
-    if let Some(data) = data {
-        let given = data.display().to_string();
-        let dir = prepared_data(data, &scratch.join("data"))?;
-        return Ok(Arc::new(move |folder: &ModelFolder| {
-            let Some(trained) = source::trained_split(folder) else {
-                return Ok(dir.clone());
-            };
-            let split = Dataset::load_in(&dir, folder.vocabulary.clone())
-                .map_err(anyhow::Error::from)
-                .and_then(|dataset| source::check_split(trained, dataset.split_sizes(), &given));
-            if let Err(error) = split {
-                eprintln!(
-                    "warning: {}: {error:#}; the songs offered as held out may be songs it learned from",
-                    folder.dir.display()
-                );
-            }
-            Ok(dir.clone())
+    let Some(data) = data else {
+        return Ok(Arc::new(|folder: &ModelFolder| {
+            songs_trained_on(folder).map_err(|error| format!("{error:#}"))
         }));
-    }
-    let prepared = AtomicUsize::new(0);
+    };
+    let given = data.display().to_string();
+    let songs = given_songs(data)?;
+    let split = SplitSizes::of_songs(&songs);
     Ok(Arc::new(move |folder: &ModelFolder| {
-        let dir = scratch.join(format!(
-            "model-{}",
-            prepared.fetch_add(1, Ordering::Relaxed)
-        ));
-        songs_trained_on(folder, &dir).map_err(|error| format!("{error:#}"))
+        if let Some(trained) = source::trained_split(folder)
+            && let Err(error) = source::check_split(trained, split, &given)
+        {
+            eprintln!(
+                "warning: {}: {error:#}; the songs offered as held out may be songs it learned from",
+                folder.dir.display()
+            );
+        }
+        Ok(songs.clone())
     }))
 }
 
-/// The songs `folder`'s model was trained on, prepared into `dir`.
-fn songs_trained_on(folder: &ModelFolder, dir: &Path) -> Result<PathBuf> {
+/// The songs `folder`'s model was trained on, prepared as they were.
+fn songs_trained_on(folder: &ModelFolder) -> Result<Vec<SongRecord>> {
     let trained_on = folder.trained_on().context(
         "its config.json does not say which songs it was trained on: pass --data with them",
     )?;
     let songs = source::songs_trained_on(trained_on, source::Fetch::Never)?;
     let prepared = source::prepare_as_trained(std::slice::from_ref(&songs), folder)?;
-    let dataset = Dataset::from_prepared(prepared.clone(), folder.vocabulary.clone())?;
+    let split = SplitSizes::of_songs(&prepared.songs);
     if let Some(trained) = source::trained_split(folder) {
-        source::check_split(trained, dataset.split_sizes(), &songs.display().to_string())?;
+        source::check_split(trained, split, &songs.display().to_string())?;
     }
-    trainer::write_prepared(&prepared, dir)
-        .with_context(|| format!("cannot write the prepared songs into {}", dir.display()))?;
     eprintln!(
         "{}: {} held-out songs to start like, from {}",
         folder.dir.display(),
-        dataset.test.len(),
+        split.test_songs,
         songs.display()
     );
-    Ok(dir.to_owned())
+    Ok(prepared.songs)
 }
 
-/// A prepared folder as it is; songs prepared as `train` prepares them, into
-/// `dir`.
-fn prepared_data(data: PathBuf, dir: &Path) -> Result<PathBuf> {
+/// The songs of `--data`: a prepared folder's, or songs prepared as `train`
+/// prepares them.
+fn given_songs(data: PathBuf) -> Result<Vec<SongRecord>> {
     if trainer::is_prepared_folder(&data) {
-        return Ok(data);
+        let path = data.join(trainer::prepare::SONGS_FILE);
+        return trainer::read_songs(&path)
+            .with_context(|| format!("cannot read {}", path.display()));
     }
     let paths = source::data_or_cached_erk(vec![data], "--data")?;
     let prepared = source::prepare_paths(&paths, &PrepareOptions::default())?;
-    trainer::write_prepared(&prepared, dir)
-        .with_context(|| format!("cannot write the prepared songs into {}", dir.display()))?;
     eprintln!(
         "{} held-out songs from {} to start like",
-        prepared
-            .songs
-            .iter()
-            .filter(|s| s.split == trainer::Split::Test)
-            .count(),
+        SplitSizes::of_songs(&prepared.songs).test_songs,
         source::describe(&paths)
     );
-    Ok(dir.to_owned())
+    Ok(prepared.songs)
 }

@@ -62,10 +62,10 @@ pub fn is_plain_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
 }
 
-/// Finds the prepared songs (a folder as `prepare` writes it) of a model that
-/// carries none of its own, such as a shipped one, or says why it has none.
-/// Asked once per model, when the model is first loaded.
-pub type SongsOf = Arc<dyn Fn(&ModelFolder) -> Result<PathBuf, String> + Send + Sync>;
+/// Finds the prepared songs of a model that carries none of its own, such as
+/// a shipped one, or says why it has none. Asked once per model, when the
+/// model is first loaded.
+pub type SongsOf = Arc<dyn Fn(&ModelFolder) -> Result<Vec<SongRecord>, String> + Send + Sync>;
 
 pub struct Catalog {
     assets: PathBuf,
@@ -174,12 +174,12 @@ impl Catalog {
             .model
             .keep_stepper()
             .map_err(|e| ServerError::Model(format!("{name}: {e}")))?;
-        let data = match (folder.data_dir(), &self.songs) {
-            (Some(own), _) => Some(Ok(own)),
+        let songs = match (folder.data_dir(), &self.songs) {
+            (Some(own), _) => Some(read_songs(&own)),
             (None, Some(songs_of)) => Some(songs_of(&folder)),
             (None, None) => None,
         };
-        let (held_out, training) = match data.map(|d| d.and_then(|d| read_songs(&d))) {
+        let (held_out, training) = match songs.map(|songs| songs.and_then(split_songs)) {
             Some(Ok((held_out, train))) => (held_out, Some(TrainingIndex::new(&train))),
             Some(Err(error)) => {
                 tracing::warn!("{name}: no held-out songs: {error}");
@@ -201,11 +201,14 @@ impl Catalog {
     }
 }
 
-/// The held-out and training songs of a prepared folder.
-fn read_songs(data: &Path) -> Result<(Vec<HeldOut>, Vec<Vec<Token>>), String> {
+/// The songs of a prepared folder.
+fn read_songs(data: &Path) -> Result<Vec<SongRecord>, String> {
     let path = data.join(SONGS_FILE);
-    let records: Vec<SongRecord> =
-        trainer::read_songs(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    trainer::read_songs(&path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The held-out and training songs among prepared songs.
+fn split_songs(records: Vec<SongRecord>) -> Result<(Vec<HeldOut>, Vec<Vec<Token>>), String> {
     let mut held_out = Vec::new();
     let mut train = Vec::new();
     for record in records {

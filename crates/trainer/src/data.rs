@@ -262,6 +262,21 @@ pub struct SplitSizes {
     pub train_tokens: usize,
 }
 
+impl SplitSizes {
+    /// The sizes of prepared songs' splits, as a model trained on them records them.
+    pub fn of_songs(songs: &[SongRecord]) -> Self {
+        let in_split = |split| songs.iter().filter(move |song| song.split == split);
+        Self {
+            train_songs: in_split(Split::Train).count(),
+            val_songs: in_split(Split::Val).count(),
+            test_songs: in_split(Split::Test).count(),
+            train_tokens: in_split(Split::Train)
+                .map(|song| song.tokens.split_whitespace().count() + 1)
+                .sum(),
+        }
+    }
+}
+
 impl std::fmt::Display for SplitSizes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -18,7 +18,11 @@ pub fn server() -> Running {
 /// The same, with prepared songs for the shipped models.
 pub fn server_with_data(data: Option<PathBuf>) -> Running {
     let runs = std::env::temp_dir().join("melody-server-tests-no-runs");
-    let songs = data.map(|dir| -> SongsOf { Arc::new(move |_| Ok(dir.clone())) });
+    let songs = data.map(|dir| -> SongsOf {
+        Arc::new(move |_| {
+            trainer::read_songs(&dir.join(trainer::prepare::SONGS_FILE)).map_err(|e| e.to_string())
+        })
+    });
     melody_server::start(Config {
         songs,
         ..Config::loopback(workspace().join("assets"), runs)
