@@ -232,6 +232,7 @@ enum BenchCommand {
         /// Folder, file or zip (default: the cached erk collection).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Timed passes over the collection; the best and the median are reported.
         #[arg(long, default_value_t = 20)]
         iterations: usize,
     },
@@ -240,6 +241,7 @@ enum BenchCommand {
         after_help = "Examples:\n  cargo xtask bench train --steps 20\n  cargo xtask bench train --size default --threads 1 --fused-only\n  cargo xtask bench train --device cuda --size all --batch 512 --threads 1\n  cargo xtask bench train --side-inputs --fused-only --steps 20"
     )]
     Train {
+        /// Timed training steps per measurement (after two untimed warm-up steps).
         #[arg(long, default_value_t = 10)]
         steps: usize,
         /// Model sizes to time: hidden 128 x 1 layer, hidden 256 x 2 layers,
@@ -288,11 +290,13 @@ enum BenchCommand {
     /// under 250 ms for 32 clients asking for 8 bars).
     #[command(after_help = "Example:\n  cargo xtask bench serve --clients 32 --requests 320")]
     Serve {
+        /// Clients asking at once in the second run.
         #[arg(long, default_value_t = 32)]
         clients: usize,
         /// Melodies asked for in each run (each with its own seed).
         #[arg(long, default_value_t = 320)]
         requests: usize,
+        /// Bars of each melody asked for.
         #[arg(long, default_value_t = 8)]
         bars: usize,
     },

@@ -53,6 +53,8 @@ pub struct SampleArgs {
     /// [default with --condition: drawn from the training songs].
     #[arg(long, conflicts_with = "max_len")]
     pub bars: Option<usize>,
+    /// Seed of the draws: the same seed gives the same melodies (melody N is
+    /// drawn with seed + N - 1).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Allow a hold `_` before any note and an empty melody.

@@ -16,6 +16,7 @@ use crate::train_cmd::DeviceArg;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Port to listen on (0 picks a free one; the address is printed).
     #[arg(long, default_value_t = 8490)]
     pub port: u16,
     /// Address to listen on. Only loopback addresses are accepted unless

@@ -82,26 +82,32 @@ fn hub_models_without_the_feature_explain_how_to_get_them() {
     );
 }
 
-#[test]
-fn train_help_gives_every_flag_a_description_and_its_default() {
-    let help = String::from_utf8(xtask(&["train", "--help"]).stdout).unwrap();
+/// Each option of a `--help` text with its description: an option's header
+/// line is indented by at most six spaces; its description follows on that
+/// line after two spaces, or on deeper-indented lines.
+fn options_described(help: &str) -> Vec<(String, String)> {
     let options = help
         .split_once("Options:\n")
-        .and_then(|(_, rest)| rest.split_once("\nExamples:"))
-        .map(|(options, _)| options)
-        .unwrap();
-    // An option's header line is indented by at most six spaces; its
-    // description follows on deeper-indented lines.
+        .map(|(_, rest)| rest.split_once("\nExamples:").map_or(rest, |(o, _)| o))
+        .unwrap_or_else(|| panic!("no options in {help}"));
     let mut described: Vec<(String, String)> = Vec::new();
     for line in options.lines() {
         let indent = line.len() - line.trim_start().len();
         if (1..=6).contains(&indent) && line.trim_start().starts_with('-') {
-            described.push((line.trim().to_owned(), String::new()));
+            let (option, text) = line.trim().split_once("  ").unwrap_or((line.trim(), ""));
+            described.push((option.to_owned(), format!("{} ", text.trim())));
         } else if let Some((_, text)) = described.last_mut() {
             text.push_str(line.trim());
             text.push(' ');
         }
     }
+    described
+}
+
+#[test]
+fn train_help_gives_every_flag_a_description_and_its_default() {
+    let help = String::from_utf8(xtask(&["train", "--help"]).stdout).unwrap();
+    let described = options_described(&help);
     assert!(described.len() > 25, "{help}");
     for (option, text) in &described {
         let switch = [
@@ -114,14 +120,48 @@ fn train_help_gives_every_flag_a_description_and_its_default() {
         .iter()
         .any(|s| option.starts_with(s));
         assert!(
-            text.split_whitespace().count() >= 2,
-            "{option} has no description"
-        );
-        assert!(
             switch || text.contains("[default:"),
             "{option} does not say its default: {text}"
         );
     }
+}
+
+#[test]
+fn every_option_of_every_command_is_described() {
+    let commands: &[&[&str]] = &[
+        &["download"],
+        &["prepare"],
+        &["train"],
+        &["sample"],
+        &["judge"],
+        &["eval"],
+        &["logits"],
+        &["export"],
+        &["inspect"],
+        &["publish"],
+        &["completions"],
+        &["serve"],
+        &["bench", "parse"],
+        &["bench", "train"],
+        &["bench", "sample"],
+        &["bench", "serve"],
+    ];
+    let mut undescribed = Vec::new();
+    for command in commands {
+        let help = String::from_utf8(xtask(&[command, &["--help"][..]].concat()).stdout).unwrap();
+        for (option, text) in options_described(&help) {
+            let words = text
+                .split('[')
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .count();
+            if words < 2 {
+                undescribed.push(format!("{} {option}", command.join(" ")));
+            }
+        }
+    }
+    assert!(undescribed.is_empty(), "no description: {undescribed:#?}");
 }
 
 #[test]
