@@ -141,6 +141,11 @@ impl TrainConfig {
                 "hidden size, layer count and embedding width must be positive".into(),
             ));
         }
+        if self.epochs == 0 || self.max_steps == Some(0) {
+            return Err(TrainError::Config(
+                "epochs and the step limit must be positive: nothing would be trained".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -893,4 +898,72 @@ fn resume(run_dir: &Path, expected: &RunConfig, device: &Device) -> Result<Resum
         .collect::<Option<Vec<_>>>()
         .map(|layers| LstmState { layers });
     Ok((model, adam, progress, carry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_that_cannot_train_are_refused_naming_what_is_wrong() {
+        let fine = TrainConfig::reference();
+        assert!(fine.validate().is_ok());
+        let cases: [(TrainConfig, &str); 9] = [
+            (
+                TrainConfig {
+                    batch_size: 0,
+                    ..fine
+                },
+                "batch size",
+            ),
+            (
+                TrainConfig {
+                    eval_every: 0,
+                    ..fine
+                },
+                "eval interval",
+            ),
+            (
+                TrainConfig {
+                    windows: Windows::Lanes,
+                    ..fine
+                },
+                "last-position objective",
+            ),
+            (TrainConfig { lr: 0.0, ..fine }, "learning rate 0"),
+            (
+                TrainConfig {
+                    dropout: 1.0,
+                    ..fine
+                },
+                "dropout 1",
+            ),
+            (
+                TrainConfig {
+                    condition_dropout: -0.1,
+                    ..fine
+                },
+                "condition dropout -0.1",
+            ),
+            (
+                TrainConfig {
+                    hidden_size: 0,
+                    ..fine
+                },
+                "hidden size",
+            ),
+            (TrainConfig { epochs: 0, ..fine }, "epochs"),
+            (
+                TrainConfig {
+                    max_steps: Some(0),
+                    ..fine
+                },
+                "step limit",
+            ),
+        ];
+        for (config, named) in cases {
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains(named), "{message}");
+        }
+    }
 }
