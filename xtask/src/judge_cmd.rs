@@ -303,7 +303,8 @@ pub fn run_validation_songs(out: &Path, data: &Path) -> Result<Judgement> {
     if corpus.validation.is_empty() {
         bail!("{} has no validation songs", data.display());
     }
-    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    fs::create_dir_all(out)
+        .with_context(|| format!("--out: cannot create the folder {}", out.display()))?;
     judge_and_write(
         &corpus.validation,
         Judged::ValidationSongs,

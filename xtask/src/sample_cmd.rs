@@ -163,7 +163,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     }
     let melodies = composer::compose(&folder, &settings, args.num)?;
     fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+        .with_context(|| format!("--out: cannot create the folder {}", args.out.display()))?;
     let record = SampleRecord {
         model: args.model.to_string(),
         encoding: folder.encoding,
