@@ -9,12 +9,14 @@ use clap::Args;
 use composer::{Artifact, Composed, Settings};
 use esac_parse::{Key, Meter, Mode};
 use grid_codec::{parse_tokens, tokens_to_string};
+use indicatif::{ProgressBar, ProgressStyle};
 use melody_formats::audio::SoundFont;
 use model_folder::{ModelFolder, ModelRef};
+use rayon::prelude::*;
 
 use crate::judge_cmd::{self, Sample, SampleRecord};
 use crate::source;
-use crate::train_cmd::DeviceArg;
+use crate::train_cmd::{DeviceArg, available_threads};
 
 /// The model shipped with the repository: trained on the whole Essen
 /// collection, told the meter, mode, style and bars (see assets/README.md).
@@ -186,6 +188,27 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         serde_json::to_string_pretty(&record)?.as_bytes(),
     )
     .with_context(|| format!("cannot write into {}", args.out.display()))?;
+    // Rendering the sound and the picture takes most of the time: the
+    // melodies are written on every core (rayon's global pool keeps one
+    // thread for Candle, see main.rs), then listed in order.
+    let writing = ProgressBar::new(melodies.len() as u64).with_style(
+        ProgressStyle::with_template("writing {pos}/{len} melodies [{bar:30}] ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(available_threads())
+        .build()
+        .context("cannot start the threads that write the melodies")?
+        .install(|| {
+            melodies.par_iter().try_for_each(|composed| {
+                write_outputs(&args.out, composed, soundfont.as_ref())?;
+                writing.inc(1);
+                anyhow::Ok(())
+            })
+        })
+        .inspect_err(|_| writing.abandon())?;
+    writing.finish_and_clear();
     let mut written = Vec::with_capacity(melodies.len());
     for composed in melodies {
         let name = &composed.name;
@@ -195,7 +218,6 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
                 println!("{name}: {caution}");
             }
         }
-        write_outputs(&args.out, &composed, soundfont.as_ref())?;
         let ending = if composed.closed {
             "ended by the model"
         } else {
