@@ -130,6 +130,26 @@ fn half_precision_exports_load_and_sample() {
 }
 
 #[test]
+fn inspect_lists_a_conditioned_models_side_inputs_in_aligned_columns() {
+    let output = xtask(&["inspect", "assets/essen"]);
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    // The longest tensor name sets the column, so every dtype lines up.
+    assert!(
+        said.contains("  side_embeddings.bar_position.weight F32        [49, 49]       2401\n"),
+        "{said}"
+    );
+    assert!(
+        said.contains("  lstm.weight_hh_l0                   F32     [2048, 512]    1048576\n"),
+        "{said}"
+    );
+    assert!(
+        said.contains("side inputs: bar_position (49 values), meter (14 values), mode (3 values), style (28 values), bars_left (34 values)\n"),
+        "{said}"
+    );
+}
+
+#[test]
 fn inspect_refuses_malformed_files_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read(repo_root().join("assets/erk/model.safetensors")).unwrap();

@@ -29,15 +29,22 @@ pub fn inspect(path: &Path) -> Result<String, FolderError> {
         out += &format!("  metadata {key} = {value}\n");
     }
     let mut parameters = 0usize;
+    let name_width = summary
+        .tensors
+        .iter()
+        .map(|(name, _, _)| name.len())
+        .max()
+        .unwrap_or(0)
+        .max(24);
     out += &format!(
-        "  {:<24} {:<6} {:>12} {:>10}\n",
+        "  {:<name_width$} {:<6} {:>12} {:>10}\n",
         "tensor", "dtype", "shape", "values"
     );
     for (name, dtype, shape) in &summary.tensors {
         let count: usize = shape.iter().product();
         parameters += count;
         out += &format!(
-            "  {:<24} {:<6} {:>12} {:>10}\n",
+            "  {:<name_width$} {:<6} {:>12} {:>10}\n",
             name,
             dtype,
             format!("{shape:?}"),
@@ -64,6 +71,14 @@ pub fn inspect(path: &Path) -> Result<String, FolderError> {
                     "loads as: vocabulary {}, embedding {}, hidden {}, {} layer(s), dropout {}\n",
                     c.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.dropout
                 );
+                if !c.side_inputs.is_empty() {
+                    let inputs: Vec<String> = c
+                        .side_inputs
+                        .iter()
+                        .map(|input| format!("{} ({} values)", input.name, input.size))
+                        .collect();
+                    out += &format!("side inputs: {}\n", inputs.join(", "));
+                }
             }
             Err(e) => return Err(invalid(dir, format!("does not load as a model: {e}"))),
         }
