@@ -150,6 +150,8 @@ pub struct Corpus {
     pub test: Vec<Song>,
     /// Tells the collections apart, when the training songs come from several.
     pub classifier: Option<StyleClassifier>,
+    /// The sizes of its splits, as a model trained on it records them.
+    pub split: SplitSizes,
 }
 
 impl Corpus {
@@ -177,6 +179,7 @@ impl Corpus {
             validation: Vec::new(),
             test: Vec::new(),
             classifier: None,
+            split: SplitSizes::of_songs(&records),
         };
         for record in records {
             let tokens = parse_tokens(&record.tokens)
@@ -215,16 +218,6 @@ impl Corpus {
         }
         Ok(corpus)
     }
-
-    /// The sizes of its splits, as a model trained on it records them.
-    pub fn split_sizes(&self) -> SplitSizes {
-        SplitSizes {
-            train_songs: self.train.len(),
-            val_songs: self.validation.len(),
-            test_songs: self.test.len(),
-            train_tokens: self.train.iter().map(|song| song.tokens.len() + 1).sum(),
-        }
-    }
 }
 
 /// A held-out song's meter and upbeat, when its bars are regular.
@@ -255,13 +248,11 @@ pub fn run(
     data: &JudgeData,
 ) -> Result<Judgement> {
     let corpus = Corpus::load(&data.path, *encoding)?;
-    if let Some(trained) = data.trained_split {
-        source::check_split(
-            trained,
-            corpus.split_sizes(),
-            &data.path.display().to_string(),
-        )?;
-    }
+    source::check_split(
+        data.trained_split,
+        corpus.split,
+        &data.path.display().to_string(),
+    )?;
     let data = data.path.as_path();
     if corpus.encoding != *encoding {
         eprintln!(

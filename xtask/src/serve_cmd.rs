@@ -104,9 +104,7 @@ fn songs_of(data: Option<PathBuf>) -> Result<SongsOf> {
     let songs = given_songs(data)?;
     let split = SplitSizes::of_songs(&songs);
     Ok(Arc::new(move |folder: &ModelFolder| {
-        if let Some(trained) = source::trained_split(folder)
-            && let Err(error) = source::check_split(trained, split, &given)
-        {
+        if let Err(error) = source::check_split(source::trained_split(folder), split, &given) {
             eprintln!(
                 "warning: {}: {error:#}; the songs offered as held out may be songs it learned from",
                 folder.dir.display()
@@ -124,9 +122,11 @@ fn songs_trained_on(folder: &ModelFolder) -> Result<Vec<SongRecord>> {
     let songs = source::songs_trained_on(trained_on, source::Fetch::Never)?;
     let prepared = source::prepare_as_trained(std::slice::from_ref(&songs), folder)?;
     let split = SplitSizes::of_songs(&prepared.songs);
-    if let Some(trained) = source::trained_split(folder) {
-        source::check_split(trained, split, &songs.display().to_string())?;
-    }
+    source::check_split(
+        source::trained_split(folder),
+        split,
+        &songs.display().to_string(),
+    )?;
     eprintln!(
         "{}: {} held-out songs to start like, from {}",
         folder.dir.display(),

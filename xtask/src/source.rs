@@ -82,17 +82,18 @@ pub fn trained_split(folder: &ModelFolder) -> Option<SplitSizes> {
     Some(
         serde_json::from_value::<DatasetInfo>(dataset.clone())
             .ok()?
-            .split(),
+            .split,
     )
 }
 
 /// Refuses songs (`songs` names them) that give `found` where the model they
 /// are read for was trained on songs that gave `trained`: their test songs
-/// could then be songs it learned from.
-pub fn check_split(trained: SplitSizes, found: SplitSizes, songs: &str) -> Result<()> {
-    if trained == found {
+/// could then be songs it learned from. A model that records no split
+/// (`None`) takes any.
+pub fn check_split(trained: Option<SplitSizes>, found: SplitSizes, songs: &str) -> Result<()> {
+    let Some(trained) = trained.filter(|trained| *trained != found) else {
         return Ok(());
-    }
+    };
     bail!(
         "the songs of {songs} are not split as those the model was trained on: they give {found}, where its config.json records {trained}; pass --data with the songs it was trained on"
     )

@@ -609,8 +609,12 @@ pub fn eval(
         }
     };
     let mut dataset = songs_for(&folder, &data)?;
-    if let Some(trained) = source::trained_split(&folder).filter(|_| trained_on) {
-        source::check_split(trained, dataset.split_sizes(), &data.display().to_string())?;
+    if trained_on {
+        source::check_split(
+            source::trained_split(&folder),
+            dataset.split_sizes(),
+            &data.display().to_string(),
+        )?;
     }
     if songs == EvalSongs::All {
         let mut every = std::mem::take(&mut dataset.train);

@@ -179,33 +179,18 @@ impl TrainConfig {
 pub struct DatasetInfo {
     pub source: String,
     pub fingerprint: String,
-    pub train_songs: usize,
-    pub val_songs: usize,
-    pub test_songs: usize,
-    pub train_tokens: usize,
+    /// Written as `train_songs`, `val_songs`, `test_songs`, `train_tokens`.
+    #[serde(flatten)]
+    pub split: SplitSizes,
 }
 
 impl DatasetInfo {
     /// What a run records of `dataset`, read from `source`.
     pub fn of(dataset: &Dataset, source: &str) -> Self {
-        let split = dataset.split_sizes();
         Self {
             source: source.to_owned(),
             fingerprint: dataset.fingerprint.clone(),
-            train_songs: split.train_songs,
-            val_songs: split.val_songs,
-            test_songs: split.test_songs,
-            train_tokens: split.train_tokens,
-        }
-    }
-
-    /// The sizes of its splits.
-    pub fn split(&self) -> SplitSizes {
-        SplitSizes {
-            train_songs: self.train_songs,
-            val_songs: self.val_songs,
-            test_songs: self.test_songs,
-            train_tokens: self.train_tokens,
+            split: dataset.split_sizes(),
         }
     }
 }
