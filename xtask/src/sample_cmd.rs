@@ -163,9 +163,10 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     if args.num == 0 {
         bail!("--num must be at least 1");
     }
-    let melodies = composer::compose(&folder, &settings, args.num)?;
+    // Before composing, so that a bad --out does not cost the melodies.
     fs::create_dir_all(&args.out)
         .with_context(|| format!("--out: cannot create the folder {}", args.out.display()))?;
+    let melodies = composer::compose(&folder, &settings, args.num)?;
     let record = SampleRecord {
         model: args.model.to_string(),
         encoding: folder.encoding,

@@ -422,6 +422,30 @@ fn stage_data(data: &[PathBuf], data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// On `--resume` the run keeps its own `data/`: the songs given are staged
+/// beside it and must be the same, so that a refused resume changes nothing.
+fn check_resumed_data(data: &[PathBuf], run_dir: &Path, data_dir: &Path) -> Result<()> {
+    let staging = run_dir.join("data.resume");
+    // Left behind only by a resume that was killed while staging.
+    let _ = std::fs::remove_dir_all(&staging);
+    let staged = stage_data(data, &staging).and_then(|()| Ok(Dataset::load(&staging)?.fingerprint));
+    let _ = std::fs::remove_dir_all(&staging);
+    if staged? == Dataset::load(data_dir)?.fingerprint {
+        return Ok(());
+    }
+    let trained_on = std::fs::read_to_string(run_dir.join("config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<trainer::RunConfig>(&text).ok())
+        .map_or_else(String::new, |config| {
+            format!(" ({})", config.dataset.source)
+        });
+    bail!(
+        "cannot resume {}: {} gives other songs than the run was trained on{trained_on}, and its data/ is left as it was; pass --data with the songs it was trained on",
+        run_dir.display(),
+        source::describe(data)
+    )
+}
+
 /// Prepares the data into the run folder (so the run is self-contained) and trains.
 pub fn train(args: &TrainArgs) -> Result<()> {
     let start = Instant::now();
@@ -440,21 +464,33 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         }
         None => (config, None),
     };
+    // Refused before the run folder is made, so that a refusal leaves none behind.
+    let conditioned = match init.as_ref().map(|init| init.conditioning.is_some()) {
+        Some(false) if args.condition => bail!(
+            "--condition: the --init model reads no conditions, so it cannot start a run that does"
+        ),
+        Some(theirs) => theirs,
+        None => args.condition,
+    };
+    if !conditioned && config.condition_dropout > 0.0 {
+        bail!("--condition-dropout withholds conditions, so it needs --condition");
+    }
     let run_dir = run_folder(args)?;
     let data = source::data_or_cached_erk(args.data.clone(), "--data")?;
     let data_dir = run_dir.join("data");
-    stage_data(&data, &data_dir)?;
+    if args.resume && trainer::is_prepared_folder(&data_dir) {
+        check_resumed_data(&data, &run_dir, &data_dir)?;
+    } else {
+        stage_data(&data, &data_dir)?;
+    }
     let mut dataset = Dataset::load(&data_dir)?;
     let conditioning = match init.as_ref().map(|init| &init.conditioning) {
         // A fine-tuned model keeps its values' meanings.
-        Some(Some(theirs)) => Some(theirs.clone()),
-        Some(None) if args.condition => bail!(
-            "--condition: the --init model reads no conditions, so it cannot start a run that does"
-        ),
-        _ if args.condition => Some(grid_codec::Conditioning::from_songs(
+        Some(theirs) => theirs.clone(),
+        None if conditioned => Some(grid_codec::Conditioning::from_songs(
             dataset.train.iter().map(|s| &s.conditions),
         )),
-        _ => None,
+        None => None,
     };
     if let Some(conditioning) = conditioning {
         eprintln!(
@@ -469,8 +505,6 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             );
         }
         dataset.condition(conditioning);
-    } else if config.condition_dropout > 0.0 {
-        bail!("--condition-dropout withholds conditions, so it needs --condition");
     }
     eprintln!(
         "training on {} songs ({} tokens; {}), validating on {}, testing on {}; {:?} objective, {} epochs at most",
@@ -532,7 +566,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                 run_dir.display()
             ),
         ),
-        trainer::TrainError::Resume { .. } => anyhow::Error::new(error).context(
+        trainer::TrainError::ResumeChanged(_) => anyhow::Error::new(error).context(
             "only --epochs, --max-steps and --patience may change on --resume; to start over, leave out --resume and choose another --name",
         ),
         trainer::TrainError::NonFinite { .. } => {

@@ -311,20 +311,40 @@ fn a_conditioned_model_is_asked_for_meter_mode_length_and_upbeat() {
         ),
         "{said}"
     );
-    let error = fails(&[
-        "train",
-        "--data",
-        songs.to_str().unwrap(),
-        "--runs",
-        runs.to_str().unwrap(),
-        "--name",
-        "plain",
-        "--condition-dropout",
-        "0.1",
-        "--quiet",
-    ]);
-    assert!(
-        error.contains("--condition-dropout withholds conditions, so it needs --condition"),
-        "{error}"
-    );
+    // Settings refused before the run folder is made, each with its message.
+    let refusals: [(&str, &[&str], &str); 3] = [
+        (
+            "plain",
+            &["--condition-dropout", "0.1"],
+            "--condition-dropout withholds conditions, so it needs --condition",
+        ),
+        // A conditioned run cannot start from a model that reads no conditions.
+        (
+            "from-plain",
+            &["--condition", "--init", "assets/erk"],
+            "--condition: the --init model reads no conditions, so it cannot start a run that does",
+        ),
+        // The --init model fixes the architecture.
+        (
+            "resized",
+            &["--init", "assets/erk", "--hidden", "64"],
+            "--init assets/erk has --hidden 128, not 64: leave --hidden out to train it further",
+        ),
+    ];
+    for (name, flags, message) in refusals {
+        let mut args = vec![
+            "train",
+            "--data",
+            songs.to_str().unwrap(),
+            "--runs",
+            runs.to_str().unwrap(),
+            "--name",
+            name,
+            "--quiet",
+        ];
+        args.extend_from_slice(flags);
+        let error = fails(&args);
+        assert!(error.contains(message), "{name}: {error}");
+        assert!(!runs.join(name).exists(), "{name}");
+    }
 }

@@ -110,7 +110,7 @@ fn bars_limit_the_length_in_the_meter() {
 
 #[test]
 fn bad_input_ends_with_a_clear_message() {
-    let cases: [(&[&str], &str); 13] = [
+    let cases: [(&[&str], &str); 15] = [
         (
             &["sample", "--soundfont", "/no/such.sf2"],
             "--soundfont: cannot open /no/such.sf2",
@@ -150,6 +150,12 @@ fn bad_input_ends_with_a_clear_message() {
         (
             &["sample", "--model", "/no/such/model"],
             "no model at /no/such/model",
+        ),
+        (&["sample", "--num", "0"], "--num must be at least 1"),
+        // Refused before composing: 100,000 melodies would take minutes.
+        (
+            &["sample", "--out", "Cargo.toml", "--num", "100000"],
+            "--out: cannot create the folder Cargo.toml",
         ),
         // What the shipped conditioned model is asked for, refused naming what is allowed.
         (

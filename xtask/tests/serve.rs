@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{erk_recorded_with_test_songs, succeeds};
+use common::{erk_recorded_with_test_songs, succeeds, xtask};
 
 /// The ids of a model's songs as `/api/models/NAME/songs` lists them.
 fn listed_ids(url: &str, model: &str) -> BTreeSet<String> {
@@ -113,5 +113,20 @@ fn serve_offers_the_songs_each_model_was_trained_on() {
     assert!(
         said.contains("warning: ") && said.contains("erk-misrecorded: the songs of ../shared/data/essen/deutschl/erk are not split as those the model was trained on"),
         "{said}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = xtask(&["serve", "--port", &port]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{port}: Address already in use"
+        )),
+        "{stderr}"
     );
 }

@@ -280,6 +280,61 @@ fn an_unwritable_run_folder_or_a_corrupted_checkpoint_is_named_and_nothing_is_lo
     );
 }
 
+#[test]
+fn a_resume_with_other_songs_or_settings_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = songs(dir.path());
+    let runs = dir.path().join("runs");
+    let (run, before) = first_checkpoint(&data, &runs);
+    let prepared = |run: &Path| std::fs::read(run.join("data/songs.jsonl")).unwrap();
+    let songs_before = prepared(&run);
+
+    // Other songs: the same less one.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in &files[1..] {
+        std::fs::copy(file, other.join(file.file_name().unwrap())).unwrap();
+    }
+    let output = short_run(&other, &runs, 120, true);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot resume {}: {} gives other songs than the run was trained on ({}), and its data/ is left as it was",
+            run.display(),
+            other.display(),
+            data.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(prepared(&run), songs_before, "the run's songs changed");
+    assert!(!run.join("data.resume").exists());
+
+    // Other settings.
+    let mut command = tiny_run(&data, &runs, "short", 120, true);
+    let output = command
+        .args(["--lr", "0.5"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(&format!(
+            "only --epochs, --max-steps and --patience may change on --resume; to start over, leave out --resume and choose another --name: cannot resume {}: its hyper-parameters differ from these",
+            run.display()
+        )),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(snapshot(&run) == before, "the checkpoint changed");
+    assert_eq!(prepared(&run), songs_before, "the run's songs changed");
+}
+
 /// A small filesystem of its own, for a full disk; None where mounting is not
 /// allowed (not root), in which case the test says so and returns.
 struct SmallDisk(PathBuf);

@@ -271,6 +271,10 @@ pub enum TrainError {
     },
     #[error("cannot resume {run}: {reason}")]
     Resume { run: PathBuf, reason: String },
+    #[error(
+        "cannot resume {0}: its hyper-parameters differ from these (only the epoch count, the step limit and the patience may change)"
+    )]
+    ResumeChanged(PathBuf),
     #[error("{0} already holds a run")]
     RunExists(PathBuf),
     #[error("bad training configuration: {0}")]
@@ -853,9 +857,7 @@ fn resume(run_dir: &Path, expected: &RunConfig, device: &Device) -> Result<Resum
     if comparable(&saved.training) != comparable(&expected.training)
         || saved.model != expected.model
     {
-        return Err(fail(
-            "its hyper-parameters differ from these (only the epoch count, the step limit and the patience may change)".into(),
-        ));
+        return Err(TrainError::ResumeChanged(run_dir.to_owned()));
     }
     let model = load_checkpoint(&state, device)?;
     let mut adam = Adam::new(model.parameters(), adam_config(&expected.training))?;
