@@ -20,6 +20,9 @@ use crate::source;
 /// they were made.
 pub const SAMPLE_RECORD: &str = "sample.json";
 
+/// What `judge` writes beside the melodies: the figures and their histograms.
+pub const JUDGEMENT_FILES: [&str; 2] = ["judge.json", "judge.png"];
+
 /// `sample.json`: the model, its encoding, and the data it was trained on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleRecord {
@@ -323,19 +326,17 @@ fn judge_and_write(
         &data.display().to_string(),
     );
     judgement.judged = judged;
-    let json = out.join("judge.json");
+    let [json, png] = JUDGEMENT_FILES.map(|name| out.join(name));
     trainer::write_atomic(&json, serde_json::to_string_pretty(&judgement)?.as_bytes())
         .with_context(|| format!("cannot write {}", json.display()))?;
-    judge::histograms(&judgement, &out.join("judge.png")).map_err(anyhow::Error::msg)?;
+    judge::histograms(&judgement, &png).map_err(anyhow::Error::msg)?;
     Ok(judgement)
 }
 
 /// Prints the table and where the files went.
 pub fn print(judgement: &Judgement, out: &Path) {
     println!("{}", judge::table(judgement));
-    println!(
-        "  {}\n  {}",
-        out.join("judge.json").display(),
-        out.join("judge.png").display()
-    );
+    for name in JUDGEMENT_FILES {
+        println!("  {}", out.join(name).display());
+    }
 }

@@ -719,7 +719,7 @@ fn prepare(data: &[PathBuf], out: &Path, options: &PrepareOptions) -> Result<()>
     let start = Instant::now();
     let prepared = source::prepare_paths(data, options)?;
     let files = trainer::write_prepared(&prepared, out)
-        .with_context(|| format!("cannot write into {}", out.display()))?;
+        .with_context(|| format!("--out: cannot write into {}", out.display()))?;
     let r = &prepared.report;
     println!(
         "read {} files from {}: {} songs, {} rejected",

@@ -1,6 +1,7 @@
 //! `cargo xtask sample`: new melodies as tokens, MIDI, MusicXML, ABC, WAV and
 //! a piano-roll PNG.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -167,6 +168,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     fs::create_dir_all(&args.out)
         .with_context(|| format!("--out: cannot create the folder {}", args.out.display()))?;
     let melodies = composer::compose(&folder, &settings, args.num)?;
+    remove_earlier_run(&args.out, melodies.len())?;
     let record = SampleRecord {
         model: args.model.to_string(),
         encoding: folder.encoding,
@@ -255,6 +257,52 @@ pub fn read_soundfont(path: &Path) -> Result<SoundFont> {
         .with_context(|| format!("--soundfont: cannot open {}", path.display()))?;
     SoundFont::read(&mut std::io::BufReader::new(&mut file))
         .with_context(|| format!("--soundfont {}", path.display()))
+}
+
+/// Removes what an earlier `sample` into `dir` left that this run does not
+/// replace: its melodies past the `num` written now, and its judgement.
+/// Otherwise `judge` on the folder would judge two runs' melodies as one,
+/// against this run's `sample.json`.
+fn remove_earlier_run(dir: &Path, num: usize) -> Result<()> {
+    let earlier_melody = |name: &str| {
+        let (stem, ext) = name.rsplit_once('.')?;
+        let index: usize = stem.strip_prefix("melody-")?.parse().ok()?;
+        (index > num && OUTPUTS.contains(&ext)).then_some(index)
+    };
+    let mut melodies = BTreeSet::new();
+    let mut judgement_files = BTreeSet::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let earlier = earlier_melody(&name);
+        let judgement = judge_cmd::JUDGEMENT_FILES.contains(&name.as_ref());
+        if earlier.is_none() && !judgement {
+            continue;
+        }
+        fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        melodies.extend(earlier);
+        if judgement {
+            judgement_files.insert(name.into_owned());
+        }
+    }
+    let mut removed: Vec<String> = Vec::new();
+    match (melodies.first(), melodies.last()) {
+        (Some(first), Some(last)) if first == last => removed.push(format!("melody-{first}")),
+        (Some(first), Some(last)) => removed.push(format!("melody-{first} to melody-{last}")),
+        _ => {}
+    }
+    removed.extend(judgement_files);
+    if let Some((last, others)) = removed.split_last() {
+        let listed = match others {
+            [] => last.clone(),
+            _ => format!("{} and {last}", others.join(", ")),
+        };
+        eprintln!(
+            "removed {listed} from {}, left by an earlier run",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// The files written for each melody, by extension.

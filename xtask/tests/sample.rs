@@ -109,6 +109,56 @@ fn bars_limit_the_length_in_the_meter() {
 }
 
 #[test]
+fn a_second_run_into_the_same_folder_leaves_only_its_own_melodies() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let sample = |num: &str| {
+        let args = [
+            "sample",
+            "--model",
+            "assets/erk",
+            "--bars",
+            "2",
+            "--num",
+            num,
+            "--out",
+            dir,
+        ];
+        let output = xtask(&args);
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    sample("3");
+    std::fs::write(out.path().join("judge.json"), "{}").unwrap();
+    std::fs::write(out.path().join("melody-notes.txt"), "mine").unwrap();
+    let said = sample("1");
+    assert!(
+        said.contains(&format!(
+            "removed melody-2 to melody-3 and judge.json from {dir}, left by an earlier run"
+        )),
+        "{said}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "melody-1.abc",
+            "melody-1.mid",
+            "melody-1.musicxml",
+            "melody-1.png",
+            "melody-1.txt",
+            "melody-1.wav",
+            "melody-notes.txt",
+            "sample.json"
+        ]
+    );
+}
+
+#[test]
 fn bad_input_ends_with_a_clear_message() {
     let cases: [(&[&str], &str); 15] = [
         (
