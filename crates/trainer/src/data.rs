@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use grid_codec::{Conditioning, Encoding, SongConditions, Vocabulary};
+use grid_codec::{Conditioning, Encoding, EncodingError, SongConditions, VocabError, Vocabulary};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,6 +27,12 @@ pub enum DataError {
     },
     #[error("the {0} split has no songs")]
     EmptySplit(&'static str),
+    /// `tokenizer.json` unreadable; the error names the file.
+    #[error(transparent)]
+    Tokenizer(VocabError),
+    /// `encoding.json` unreadable; the error names the file.
+    #[error(transparent)]
+    Encoding(#[from] EncodingError),
 }
 
 /// One song as the model reads it.
@@ -78,10 +84,7 @@ impl Dataset {
     /// must hold songs.
     pub fn load(dir: &Path) -> Result<Self, DataError> {
         let tokenizer_path = dir.join(TOKENIZER_FILE);
-        let vocabulary = Vocabulary::load(&tokenizer_path).map_err(|e| DataError::File {
-            path: tokenizer_path.clone(),
-            message: e.to_string(),
-        })?;
+        let vocabulary = Vocabulary::load(&tokenizer_path).map_err(DataError::Tokenizer)?;
         Self::load_in(dir, vocabulary)?.with_every_split()
     }
 
@@ -96,9 +99,7 @@ impl Dataset {
             message,
         };
         let songs = read_songs(&songs_path).map_err(|e| file_error(&songs_path, e.to_string()))?;
-        let encoding = Encoding::load(dir)
-            .map_err(|e| file_error(dir, e.to_string()))?
-            .unwrap_or_default();
+        let encoding = Encoding::load(dir)?.unwrap_or_default();
         let mut hasher = Sha256::new();
         for path in [&songs_path, &tokenizer_path] {
             hasher.update(fs::read(path).map_err(|e| file_error(path, e.to_string()))?);

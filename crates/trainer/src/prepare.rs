@@ -529,7 +529,7 @@ pub fn songs_jsonl(songs: &[SongRecord]) -> io::Result<String> {
     Ok(lines)
 }
 
-/// Reads `songs.jsonl`; errors name the line.
+/// Reads `songs.jsonl`; errors name the line and column, the caller the file.
 pub fn read_songs(path: &Path) -> io::Result<Vec<SongRecord>> {
     let text = fs::read_to_string(path)?;
     text.lines()
@@ -537,9 +537,14 @@ pub fn read_songs(path: &Path) -> io::Result<Vec<SongRecord>> {
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
             serde_json::from_str(line).map_err(|e| {
+                // serde places the error within the line; the file's line is ours.
+                let message = e.to_string();
+                let message = message
+                    .rsplit_once(" at line ")
+                    .map_or(message.as_str(), |(what, _)| what);
                 io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("{}:{}: {e}", path.display(), i + 1),
+                    format!("line {}, column {}: {message}", i + 1, e.column()),
                 )
             })
         })
@@ -709,5 +714,38 @@ mod tests {
             serde_json::from_str(&fs::read_to_string(&files.report).unwrap()).unwrap();
         assert_eq!(report, prepared.report);
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn damaged_files_are_named_once_with_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut collection = Collection::default();
+        collection.songs.push(song("A", &[3]));
+        let prepared = prepare(&collection, &PrepareOptions::default()).unwrap();
+        let files = write_prepared(&prepared, dir.path()).unwrap();
+        // A second line cut short after its eighth character.
+        let mut text = fs::read_to_string(&files.songs).unwrap();
+        text.push_str("{\"id\":\"B");
+        fs::write(&files.songs, text).unwrap();
+        let column = 8;
+        assert_eq!(
+            read_songs(&files.songs).unwrap_err().to_string(),
+            format!("line 2, column {column}: EOF while parsing a string")
+        );
+        let error = crate::Dataset::load(dir.path()).err().unwrap().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}: line 2, column {column}: EOF while parsing a string",
+                files.songs.display()
+            )
+        );
+        fs::write(&files.tokenizer, "{}").unwrap();
+        let error = crate::Dataset::load(dir.path()).err().unwrap().to_string();
+        assert_eq!(
+            error.matches(&*files.tokenizer.to_string_lossy()).count(),
+            1,
+            "{error}"
+        );
     }
 }
