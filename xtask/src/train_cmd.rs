@@ -433,17 +433,19 @@ fn check_resumed_data(data: &[PathBuf], run_dir: &Path, data_dir: &Path) -> Resu
     if staged? == Dataset::load(data_dir)?.fingerprint {
         return Ok(());
     }
-    let trained_on = std::fs::read_to_string(run_dir.join("config.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<trainer::RunConfig>(&text).ok())
-        .map_or_else(String::new, |config| {
-            format!(" ({})", config.dataset.source)
-        });
+    let trained_on = recorded_source(run_dir).map_or_else(String::new, |s| format!(" ({s})"));
     bail!(
         "cannot resume {}: {} gives other songs than the run was trained on{trained_on}, and its data/ is left as it was; pass --data with the songs it was trained on",
         run_dir.display(),
         source::describe(data)
     )
+}
+
+/// The songs a run's config.json says it was trained on.
+fn recorded_source(run_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(run_dir.join("config.json")).ok()?;
+    let config: trainer::RunConfig = serde_json::from_str(&text).ok()?;
+    Some(config.dataset.source)
 }
 
 /// Prepares the data into the run folder (so the run is self-contained) and trains.
@@ -476,13 +478,21 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         bail!("--condition-dropout withholds conditions, so it needs --condition");
     }
     let run_dir = run_folder(args)?;
-    let data = source::data_or_cached_erk(args.data.clone(), "--data")?;
     let data_dir = run_dir.join("data");
-    if args.resume && trainer::is_prepared_folder(&data_dir) {
-        check_resumed_data(&data, &run_dir, &data_dir)?;
+    let resuming = args.resume && trainer::is_prepared_folder(&data_dir);
+    // What the songs are called in config.json: --data, or on --resume
+    // without it the run's own songs, read as they were prepared.
+    let source = if resuming && args.data.is_empty() {
+        recorded_source(&run_dir).unwrap_or_else(|| data_dir.display().to_string())
     } else {
-        stage_data(&data, &data_dir)?;
-    }
+        let data = source::data_or_cached_erk(args.data.clone(), "--data")?;
+        if resuming {
+            check_resumed_data(&data, &run_dir, &data_dir)?;
+        } else {
+            stage_data(&data, &data_dir)?;
+        }
+        source::describe(&data)
+    };
     let mut dataset = Dataset::load(&data_dir)?;
     let conditioning = match init.as_ref().map(|init| &init.conditioning) {
         // A fine-tuned model keeps its values' meanings.
@@ -546,14 +556,17 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let data_label = if collections > 1 {
         format!("{collections} collections")
     } else {
-        data.first()
-            .and_then(|p| p.file_name())
+        // The first source's last part: `erk` for .../deutschl/erk.
+        source
+            .split(", ")
+            .next()
+            .and_then(|first| Path::new(first).file_name())
             .map_or_else(|| "songs".to_owned(), |n| n.to_string_lossy().into_owned())
     };
     let mut progress = Progress::new(args.quiet, data_label, config.epochs);
     let outcome = trainer::train(
         &dataset,
-        &source::describe(&data),
+        &source,
         &config,
         &run_dir,
         &options,

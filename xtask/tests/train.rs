@@ -19,16 +19,13 @@ fn erk() -> PathBuf {
     dir
 }
 
-/// A tiny training run; an empty `name` leaves `--name` out.
+/// A tiny training run; an empty `data` or `name` leaves its flag out.
 fn tiny_run(data: &Path, runs: &Path, name: &str, steps: u32, resume: bool) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.args([
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--runs",
-        runs.to_str().unwrap(),
-    ]);
+    command.args(["train", "--runs", runs.to_str().unwrap()]);
+    if !data.as_os_str().is_empty() {
+        command.args(["--data", data.to_str().unwrap()]);
+    }
     if !name.is_empty() {
         command.args(["--name", name]);
     }
@@ -333,6 +330,25 @@ fn a_resume_with_other_songs_or_settings_is_refused_and_changes_nothing() {
     );
     assert!(snapshot(&run) == before, "the checkpoint changed");
     assert_eq!(prepared(&run), songs_before, "the run's songs changed");
+
+    // Without --data, a resume reads the run's own songs (nothing is
+    // fetched: the cache is empty) and records them as it was trained on.
+    let empty_cache = dir.path().join("empty-cache");
+    let output = tiny_run(Path::new(""), &runs, "short", 120, true)
+        .env("ESAC_MELODY_CACHE", &empty_cache)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(saved_step(&run), Some(120));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["dataset"]["source"], data.to_str().unwrap());
+    assert!(!empty_cache.exists() || std::fs::read_dir(&empty_cache).unwrap().next().is_none());
 }
 
 /// A small filesystem of its own, for a full disk; None where mounting is not
