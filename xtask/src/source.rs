@@ -46,12 +46,11 @@ pub enum Fetch {
 /// `essen`). Prepared again, the same songs give the same test songs, since a
 /// split stays put.
 pub fn songs_trained_on(trained_on: &str, fetch: Fetch) -> Result<PathBuf> {
-    if trained_on.contains(", ") {
-        bail!(
+    let [path] = <[PathBuf; 1]>::try_from(recorded_paths(trained_on)).map_err(|_| {
+        anyhow::anyhow!(
             "the model was trained on several sources ({trained_on}): pass --data with a folder `cargo xtask prepare` writes from them, for the same test songs"
-        );
-    }
-    let path = PathBuf::from(trained_on);
+        )
+    })?;
     if path.exists() {
         return Ok(path);
     }
@@ -140,13 +139,23 @@ fn fetch_named(name: &str, why: &str, flag: &str, fetch: Fetch) -> Result<PathBu
         })
 }
 
-/// The paths as one line, for messages.
+/// What joins the paths in messages and in `config.json`'s `dataset.source`
+/// (so a path that holds it reads back as two).
+const PATH_SEPARATOR: &str = ", ";
+
+/// The paths as one line, for messages and for `config.json`'s
+/// `dataset.source`, which [`recorded_paths`] reads back.
 pub fn describe(paths: &[PathBuf]) -> String {
     paths
         .iter()
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(PATH_SEPARATOR)
+}
+
+/// The paths a `dataset.source` that [`describe`] wrote names.
+pub fn recorded_paths(recorded: &str) -> Vec<PathBuf> {
+    recorded.split(PATH_SEPARATOR).map(PathBuf::from).collect()
 }
 
 /// Reads and prepares the songs under `paths` (folders, zips, Essen trees) as
@@ -157,4 +166,24 @@ pub fn prepare_paths(paths: &[PathBuf], options: &PrepareOptions) -> Result<Prep
     )?;
     trainer::prepare_named(&named, options)
         .with_context(|| format!("nothing to prepare in {}", describe(paths)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_source_reads_back_as_the_paths_it_was_written_from() {
+        let paths = [
+            PathBuf::from("../shared/data/essen/deutschl/erk"),
+            PathBuf::from("my songs.zip"),
+        ];
+        let recorded = describe(&paths);
+        assert_eq!(recorded, "../shared/data/essen/deutschl/erk, my songs.zip");
+        assert_eq!(recorded_paths(&recorded), paths);
+        assert_eq!(
+            recorded_paths("runs/erk/data"),
+            [PathBuf::from("runs/erk/data")]
+        );
+    }
 }

@@ -424,16 +424,20 @@ fn stage_data(data: &[PathBuf], data_dir: &Path) -> Result<()> {
 
 /// On `--resume` the run keeps its own `data/`: the songs given are staged
 /// beside it and must be the same, so that a refused resume changes nothing.
-fn check_resumed_data(data: &[PathBuf], run_dir: &Path, data_dir: &Path) -> Result<()> {
+/// Gives the run's songs.
+fn check_resumed_data(data: &[PathBuf], run_dir: &Path, data_dir: &Path) -> Result<Dataset> {
     let staging = run_dir.join("data.resume");
     // Left behind only by a resume that was killed while staging.
     let _ = std::fs::remove_dir_all(&staging);
     let staged = stage_data(data, &staging).and_then(|()| Ok(Dataset::load(&staging)?.fingerprint));
     let _ = std::fs::remove_dir_all(&staging);
-    if staged? == Dataset::load(data_dir)?.fingerprint {
-        return Ok(());
+    let run_songs = Dataset::load(data_dir)?;
+    if staged? == run_songs.fingerprint {
+        return Ok(run_songs);
     }
-    let trained_on = recorded_source(run_dir).map_or_else(String::new, |s| format!(" ({s})"));
+    let trained_on = recorded_paths(run_dir).map_or_else(String::new, |paths| {
+        format!(" ({})", source::describe(&paths))
+    });
     bail!(
         "cannot resume {}: {} gives other songs than the run was trained on{trained_on}, and its data/ is left as it was; pass --data with the songs it was trained on",
         run_dir.display(),
@@ -442,10 +446,10 @@ fn check_resumed_data(data: &[PathBuf], run_dir: &Path, data_dir: &Path) -> Resu
 }
 
 /// The songs a run's config.json says it was trained on.
-fn recorded_source(run_dir: &Path) -> Option<String> {
+fn recorded_paths(run_dir: &Path) -> Option<Vec<PathBuf>> {
     let text = std::fs::read_to_string(run_dir.join("config.json")).ok()?;
     let config: trainer::RunConfig = serde_json::from_str(&text).ok()?;
-    Some(config.dataset.source)
+    Some(source::recorded_paths(&config.dataset.source))
 }
 
 /// Prepares the data into the run folder (so the run is self-contained) and trains.
@@ -480,20 +484,25 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let run_dir = run_folder(args)?;
     let data_dir = run_dir.join("data");
     let resuming = args.resume && trainer::is_prepared_folder(&data_dir);
-    // What the songs are called in config.json: --data, or on --resume
-    // without it the run's own songs, read as they were prepared.
-    let source = if resuming && args.data.is_empty() {
-        recorded_source(&run_dir).unwrap_or_else(|| data_dir.display().to_string())
+    // What config.json says the songs are: --data, or on --resume without it
+    // what the run recorded, its own songs read as they were prepared.
+    let (songs_from, run_songs) = if resuming && args.data.is_empty() {
+        let recorded = recorded_paths(&run_dir).unwrap_or_else(|| vec![data_dir.clone()]);
+        (recorded, None)
     } else {
         let data = source::data_or_cached_erk(args.data.clone(), "--data")?;
-        if resuming {
-            check_resumed_data(&data, &run_dir, &data_dir)?;
+        let run_songs = if resuming {
+            Some(check_resumed_data(&data, &run_dir, &data_dir)?)
         } else {
             stage_data(&data, &data_dir)?;
-        }
-        source::describe(&data)
+            None
+        };
+        (data, run_songs)
     };
-    let mut dataset = Dataset::load(&data_dir)?;
+    let mut dataset = match run_songs {
+        Some(dataset) => dataset,
+        None => Dataset::load(&data_dir)?,
+    };
     let conditioning = match init.as_ref().map(|init| &init.conditioning) {
         // A fine-tuned model keeps its values' meanings.
         Some(theirs) => theirs.clone(),
@@ -557,16 +566,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         format!("{collections} collections")
     } else {
         // The first source's last part: `erk` for .../deutschl/erk.
-        source
-            .split(", ")
-            .next()
-            .and_then(|first| Path::new(first).file_name())
+        songs_from
+            .first()
+            .and_then(|first| first.file_name())
             .map_or_else(|| "songs".to_owned(), |n| n.to_string_lossy().into_owned())
     };
     let mut progress = Progress::new(args.quiet, data_label, config.epochs);
     let outcome = trainer::train(
         &dataset,
-        &source,
+        &source::describe(&songs_from),
         &config,
         &run_dir,
         &options,
