@@ -77,6 +77,8 @@ step "cargo xtask judge --samples samples"
 run judge cargo xtask judge --samples samples
 test -s samples/judge.json && test -s samples/judge.png || fail "judge wrote nothing"
 grep -q "runs/erk/data" samples/judge.json || fail "judge did not use the run's own data"
+grep -q "^longest copy: tokens .* of the training song E[0-9]" "$logs/judge" ||
+  fail "judge does not name the training song of the longest copy"
 
 step "cargo xtask export --run runs/erk --out export/erk"
 run export cargo xtask export --run runs/erk --out export/erk
@@ -190,7 +192,9 @@ $(section judge)
 Four melodies are a small sample: judge a few hundred (\`--num 200\`) before
 reading much into the numbers. The copying rows compare the melodies' longest run
 shared with a training song, and their share of 16-token stretches found in
-training songs, with the same measures for unseen real songs.
+training songs, with the same measures for unseen real songs; the line under
+the histogram distances names the training song that holds the longest run,
+and where (\`judge.json\` has each melody's).
 
 ## 4. Export, inspect, share
 

@@ -193,7 +193,7 @@ impl Corpus {
                 metric: record_metric(&record, &encoding),
                 minor: record.key.map(|k| k.mode.is_minor_like()),
                 style: Some(record.collection.clone()).filter(|c| !c.is_empty()),
-                name: record.id,
+                name: record.label(),
                 tokens,
                 closed: true,
             };

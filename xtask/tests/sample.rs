@@ -426,7 +426,16 @@ fn judge_reads_the_validation_songs_as_a_model_that_writes_real_songs() {
         .lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
         .filter(|song| song["split"] == "val")
-        .map(|song| song["id"].as_str().unwrap().to_owned())
+        // Named as a person finds them: id, title and file.
+        .map(|song| {
+            let file = song["file"].as_str().unwrap();
+            format!(
+                "{} {} ({})",
+                song["id"].as_str().unwrap(),
+                song["title"].as_str().unwrap(),
+                &file[file.rfind('/').unwrap() + 1..]
+            )
+        })
         .collect();
     assert!(validation.len() > 150, "{}", validation.len());
     let stdout = succeeds(&[

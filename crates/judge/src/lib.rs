@@ -161,11 +161,17 @@ fn key_spelling(pitch_class: u8, mode: Mode) -> Spelling {
 }
 
 /// Finds the longest stretch of a melody that occurs verbatim in any training
-/// song: a suffix automaton over all training songs, walked once per melody.
+/// song, and where: a suffix automaton over all training songs (one text, each
+/// song followed by a break), walked once per melody.
 struct SuffixAutomaton {
     next: Vec<Vec<(u32, u32)>>,
     link: Vec<u32>,
     len: Vec<u32>,
+    /// Where in the text the state's strings first end: all of them end
+    /// there, so a match in that state ends there too.
+    first_end: Vec<u32>,
+    /// Where each song starts in the text.
+    song_starts: Vec<u32>,
 }
 
 /// Separates songs in the automaton; no token maps to it, so no match crosses it.
@@ -186,13 +192,22 @@ impl SuffixAutomaton {
             next: vec![Vec::new()],
             link: vec![u32::MAX],
             len: vec![0],
+            first_end: vec![0],
+            song_starts: Vec::with_capacity(songs.len()),
         };
         let mut last = 0u32;
+        let mut position = 0u32;
         for song in songs {
-            for &token in song.as_ref() {
-                last = automaton.extend(last, symbol(token));
+            automaton.song_starts.push(position);
+            for c in song
+                .as_ref()
+                .iter()
+                .map(|&token| symbol(token))
+                .chain([SONG_BREAK])
+            {
+                last = automaton.extend(last, c, position);
+                position += 1;
             }
-            last = automaton.extend(last, SONG_BREAK);
         }
         automaton
     }
@@ -212,15 +227,17 @@ impl SuffixAutomaton {
         }
     }
 
-    fn add_state(&mut self, len: u32, link: u32, next: Vec<(u32, u32)>) -> u32 {
+    fn add_state(&mut self, len: u32, link: u32, next: Vec<(u32, u32)>, first_end: u32) -> u32 {
         self.next.push(next);
         self.link.push(link);
         self.len.push(len);
+        self.first_end.push(first_end);
         (self.len.len() - 1) as u32
     }
 
-    fn extend(&mut self, last: u32, c: u32) -> u32 {
-        let current = self.add_state(self.len[last as usize] + 1, 0, Vec::new());
+    /// Adds `c`, the text's symbol at `position`.
+    fn extend(&mut self, last: u32, c: u32, position: u32) -> u32 {
+        let current = self.add_state(self.len[last as usize] + 1, 0, Vec::new(), position);
         let mut p = last;
         loop {
             if self.go(p, c).is_some() {
@@ -240,6 +257,7 @@ impl SuffixAutomaton {
                 self.len[p as usize] + 1,
                 self.link[q as usize],
                 self.next[q as usize].clone(),
+                self.first_end[q as usize],
             );
             loop {
                 if self.go(p, c) != Some(q) {
@@ -257,9 +275,12 @@ impl SuffixAutomaton {
         current
     }
 
-    fn longest_match(&self, tokens: &[Token]) -> usize {
-        let (mut state, mut length, mut best) = (0u32, 0u32, 0u32);
-        for &token in tokens {
+    /// The first of the longest runs of `tokens` that a song holds.
+    fn longest_match(&self, tokens: &[Token]) -> Option<SharedRun> {
+        let (mut state, mut length) = (0u32, 0u32);
+        // The run's length, the state it ended in and where in the melody.
+        let mut best = (0u32, 0u32, 0usize);
+        for (at, &token) in tokens.iter().enumerate() {
             let c = symbol(token);
             loop {
                 if let Some(to) = self.go(state, c) {
@@ -274,20 +295,50 @@ impl SuffixAutomaton {
                 state = self.link[state as usize];
                 length = self.len[state as usize];
             }
-            best = best.max(length);
+            if length > best.0 {
+                best = (length, state, at);
+            }
         }
-        best as usize
+        let (length, state, melody_end) = best;
+        if length == 0 {
+            return None;
+        }
+        let song_end = self.first_end[state as usize];
+        let song = self.song_starts.partition_point(|&start| start <= song_end) - 1;
+        Some(SharedRun {
+            length: length as usize,
+            melody_start: melody_end + 1 - length as usize,
+            song,
+            song_start: (song_end + 1 - length - self.song_starts[song]) as usize,
+        })
     }
+}
+
+/// The longest run of a melody's tokens that a training song holds verbatim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedRun {
+    /// Its length in tokens (grid steps).
+    pub length: usize,
+    /// Where it starts in the melody (0 for the first token).
+    pub melody_start: usize,
+    /// Which training song holds it: its place among the indexed songs.
+    pub song: usize,
+    /// Where it starts in that song.
+    pub song_start: usize,
 }
 
 /// What the training songs hold, for the copying measures.
 pub struct TrainingIndex {
     automaton: SuffixAutomaton,
     ngrams: HashSet<Vec<Token>>,
+    /// What a copy's song is called, by its place in the index.
+    names: Vec<String>,
 }
 
 impl TrainingIndex {
-    /// The index of `train`, each song's tokens (owned or borrowed).
+    /// The index of `train`, each song's tokens (owned or borrowed); the songs
+    /// are called "training song 1", "training song 2"... until
+    /// [`Self::with_names`] names them.
     pub fn new<Tokens: AsRef<[Token]>>(train: &[Tokens]) -> Self {
         Self {
             automaton: SuffixAutomaton::new(train),
@@ -295,12 +346,30 @@ impl TrainingIndex {
                 .iter()
                 .flat_map(|song| song.as_ref().windows(COPY_NGRAM).map(<[Token]>::to_vec))
                 .collect(),
+            names: (1..=train.len())
+                .map(|n| format!("training song {n}"))
+                .collect(),
         }
     }
 
-    /// The longest run of tokens shared verbatim with a training song.
-    pub fn longest_copy(&self, tokens: &[Token]) -> usize {
+    /// Names the songs, in the order they were indexed.
+    ///
+    /// # Panics
+    /// When `names` does not name every song once.
+    pub fn with_names(self, names: Vec<String>) -> Self {
+        assert_eq!(names.len(), self.names.len(), "one name per indexed song");
+        Self { names, ..self }
+    }
+
+    /// The longest run of tokens shared verbatim with a training song (the
+    /// first such run), and where.
+    pub fn longest_copy(&self, tokens: &[Token]) -> Option<SharedRun> {
         self.automaton.longest_match(tokens)
+    }
+
+    /// The name of the song a [`SharedRun`] is in.
+    pub fn song_name(&self, run: &SharedRun) -> &str {
+        &self.names[run.song]
     }
 
     /// Share of the melody's n-grams found in the training songs (None when it
@@ -327,10 +396,47 @@ pub struct MelodyJudgement {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
     pub longest_copy: usize,
+    /// The training song that holds the longest copy, when it shares a token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<CopiedFrom>,
     pub copied_ngrams: Option<f64>,
     /// The collection the style classifier finds it nearest, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub style_found: Option<String>,
+}
+
+/// Where a melody's longest copy is in a training song.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopiedFrom {
+    /// The training song, as the index names it.
+    pub song: String,
+    /// Where the copy starts in the melody and in the song, in tokens from 0.
+    pub melody_start: usize,
+    pub song_start: usize,
+}
+
+impl CopiedFrom {
+    /// The copy, `length` tokens of the melody `melody`, for a person:
+    /// counted from 1, as "tokens 17-80 of melody-3 (64 grid steps) are
+    /// tokens 33-96 of the training song E0001 ...".
+    pub fn describe(&self, melody: &str, length: usize) -> String {
+        let span = |start: usize| format!("{}-{}", start + 1, start + length);
+        format!(
+            "tokens {} of {melody} ({length} grid steps) are tokens {} of the training song {}",
+            span(self.melody_start),
+            span(self.song_start),
+            self.song
+        )
+    }
+
+    /// The copy `run` of `index`.
+    pub fn of(run: &SharedRun, index: &TrainingIndex) -> Self {
+        Self {
+            song: index.song_name(run).to_owned(),
+            melody_start: run.melody_start,
+            song_start: run.song_start,
+        }
+    }
 }
 
 /// Statistics of a set of melodies. Histograms are shares that sum to 1.
@@ -479,13 +585,15 @@ pub fn statistics(
         {
             tonic_endings += 1;
         }
+        let copy = index.longest_copy(&melody.tokens);
         judged.push(MelodyJudgement {
             name: melody.name.clone(),
             tokens: melody.tokens.len(),
             notes: notes.len(),
             closed: melody.closed,
             key: melody.tonality.and_then(Tonality::key),
-            longest_copy: index.longest_copy(&melody.tokens),
+            longest_copy: copy.map_or(0, |run| run.length),
+            copied_from: copy.map(|run| CopiedFrom::of(&run, index)),
             copied_ngrams: index.copied_ngrams(&melody.tokens),
             style_found: None,
         });
@@ -662,7 +770,8 @@ pub fn judge(
     data_name: &str,
 ) -> Judgement {
     let train_tokens: Vec<&[Token]> = train.iter().map(|song| song.tokens.as_slice()).collect();
-    let index = TrainingIndex::new(&train_tokens);
+    let index = TrainingIndex::new(&train_tokens)
+        .with_names(train.iter().map(|song| song.name.clone()).collect());
     let held_out = test;
     let (generated, mut melodies) = statistics(samples, &index);
     if let Some(classifier) = classifier {
@@ -758,6 +867,19 @@ pub fn table(j: &Judgement) -> String {
     out += "histogram distance (total variation, 0 = same):";
     for (name, d) in &j.distance {
         out += &format!(" {name} {d:.3}");
+    }
+    // The first of the longest, so that the line names the table's maximum.
+    let longest = j
+        .melodies
+        .iter()
+        .rev()
+        .filter_map(|m| Some((m, m.copied_from.as_ref()?)))
+        .max_by_key(|(m, _)| m.longest_copy);
+    if let Some((melody, from)) = longest {
+        out += &format!(
+            "\nlongest copy: {}",
+            from.describe(&melody.name, melody.longest_copy)
+        );
     }
     for m in &j.meters {
         let (g, t) = (&m.generated, &m.test);
@@ -928,21 +1050,35 @@ mod tests {
         parse_tokens(text).unwrap()
     }
 
-    /// The longest common run, by brute force.
-    fn longest_common(a: &[Token], songs: &[Vec<Token>]) -> usize {
-        let mut best = 0;
-        for song in songs {
-            for i in 0..a.len() {
-                for j in 0..song.len() {
-                    let mut k = 0;
-                    while i + k < a.len() && j + k < song.len() && a[i + k] == song[j + k] {
-                        k += 1;
-                    }
-                    best = best.max(k);
-                }
-            }
-        }
-        best
+    /// The longest common run, by brute force: the first such run of the
+    /// melody, found in the first song and place that hold it.
+    fn longest_common(a: &[Token], songs: &[Vec<Token>]) -> Option<SharedRun> {
+        let run_at = |i: usize, song: &[Token], j: usize| {
+            (0..)
+                .take_while(|&k| i + k < a.len() && j + k < song.len() && a[i + k] == song[j + k])
+                .count()
+        };
+        let length = (0..a.len())
+            .flat_map(|i| {
+                songs
+                    .iter()
+                    .flat_map(move |s| (0..s.len()).map(move |j| (i, s, j)))
+            })
+            .map(|(i, s, j)| run_at(i, s, j))
+            .max()
+            .filter(|&length| length > 0)?;
+        (0..a.len()).find_map(|melody_start| {
+            songs.iter().enumerate().find_map(|(song, s)| {
+                (0..s.len())
+                    .find(|&j| run_at(melody_start, s, j) >= length)
+                    .map(|song_start| SharedRun {
+                        length,
+                        melody_start,
+                        song,
+                        song_start,
+                    })
+            })
+        })
     }
 
     #[test]
@@ -969,7 +1105,40 @@ mod tests {
         }
         // The end of the first song followed by the start of the second is not
         // one run: 67 _ _ _ | 67 _ 65.
-        assert_eq!(index.longest_copy(&tokens("67 _ _ _ 67 _ 65")), 4);
+        let run = index.longest_copy(&tokens("67 _ _ _ 67 _ 65")).unwrap();
+        assert_eq!(
+            run,
+            SharedRun {
+                length: 4,
+                melody_start: 0,
+                song: 0,
+                song_start: 8
+            }
+        );
+        assert_eq!(index.song_name(&run), "training song 1");
+        // Worked by hand: "64 _ 62 _ 60" is in the second song from its fifth token.
+        let named = TrainingIndex::new(&train).with_names(vec!["a".into(), "b".into(), "c".into()]);
+        let run = named.longest_copy(&tokens("r 64 _ 62 _ 60 55")).unwrap();
+        assert_eq!((run.length, run.melody_start, run.song_start), (5, 1, 4));
+        assert_eq!(named.song_name(&run), "b");
+        assert_eq!(index.longest_copy(&tokens("55 57 59")), None);
+    }
+
+    proptest::proptest! {
+        /// Over a small alphabet, so that runs repeat within and across songs.
+        #[test]
+        fn longest_copy_is_where_brute_force_finds_it(
+            songs in proptest::collection::vec(proptest::collection::vec(0u8..4, 0..24), 1..6),
+            melody in proptest::collection::vec(0u8..4, 0..24),
+        ) {
+            let token = |&i: &u8| [Token::Note(60), Token::Note(62), Token::Hold, Token::Rest][usize::from(i)];
+            let songs: Vec<Vec<Token>> = songs.iter().map(|s| s.iter().map(token).collect()).collect();
+            let melody: Vec<Token> = melody.iter().map(token).collect();
+            proptest::prop_assert_eq!(
+                TrainingIndex::new(&songs).longest_copy(&melody),
+                longest_common(&melody, &songs)
+            );
+        }
     }
 
     /// Notes as (MIDI pitch, quarter notes) on the sixteenth grid.

@@ -121,6 +121,11 @@ function show(melody) {
       + `Written in ${melody.key}; ${melody.closed ? "ended by the model" : "stopped at the length limit"}.`
     : `Written in ${melody.key}, ${melody.meter}; ${melody.closed ? "ended by the model" : "stopped at the length limit"}.`;
   const s = melody.statistics;
+  // Steps counted from 1, as the score is read.
+  const span = (start) => `${start + 1}-${start + s.longest_copy}`;
+  const copyText = () => s.longest_copy === null ? "(training songs not known)"
+    : !s.copied_from ? "none"
+    : `${s.longest_copy} grid steps: steps ${span(s.copied_from.melody_start)} here are steps ${span(s.copied_from.song_start)} of ${s.copied_from.song}`;
   const rows = [
     ["Notes", s.notes],
     ["Grid steps", s.grid_steps],
@@ -129,7 +134,7 @@ function show(melody) {
     ["Range", s.range_semitones === null ? "" : `${s.range_semitones} semitones`],
     ["Ends on the tonic", s.ends_on_tonic ? "yes" : "no"],
     ["Key the notes suggest (Krumhansl-Kessler)", s.key_found || ""],
-    ["Longest copy from a training song", s.longest_copy === null ? "(training songs not known)" : `${s.longest_copy} grid steps`],
+    ["Longest copy from a training song", copyText()],
   ];
   $("stats").replaceChildren(...rows.map(([k, v]) => {
     const tr = document.createElement("tr");

@@ -180,7 +180,13 @@ impl Catalog {
             (None, None) => None,
         };
         let (held_out, training) = match songs.map(|songs| songs.and_then(split_songs)) {
-            Some(Ok((held_out, train))) => (held_out, Some(TrainingIndex::new(&train))),
+            Some(Ok((held_out, train))) => {
+                let (names, tokens): (Vec<String>, Vec<Vec<Token>>) = train.into_iter().unzip();
+                (
+                    held_out,
+                    Some(TrainingIndex::new(&tokens).with_names(names)),
+                )
+            }
             Some(Err(error)) => {
                 tracing::warn!("{name}: no held-out songs: {error}");
                 (Vec::new(), None)
@@ -207,15 +213,18 @@ fn read_songs(data: &Path) -> Result<Vec<SongRecord>, String> {
     trainer::read_songs(&path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The held-out songs, and the training songs' names and tokens.
+type SplitSongs = (Vec<HeldOut>, Vec<(String, Vec<Token>)>);
+
 /// The held-out and training songs among prepared songs.
-fn split_songs(records: Vec<SongRecord>) -> Result<(Vec<HeldOut>, Vec<Vec<Token>>), String> {
+fn split_songs(records: Vec<SongRecord>) -> Result<SplitSongs, String> {
     let mut held_out = Vec::new();
     let mut train = Vec::new();
     for record in records {
         let tokens =
             parse_tokens(&record.tokens).map_err(|e| format!("song {}: {e}", record.id))?;
         match record.split {
-            Split::Train => train.push(tokens),
+            Split::Train => train.push((record.label(), tokens)),
             Split::Test => held_out.push(HeldOut {
                 bars: record
                     .bars

@@ -738,6 +738,7 @@ fn statistics(loaded: &Loaded, composed: &Composed) -> Value {
         "highest": highest,
         "range_semitones": lowest.zip(highest).map(|(l, h)| h - l),
         "longest_copy": loaded.training.as_ref().map(|_| judged.longest_copy),
+        "copied_from": judged.copied_from,
         "key_found": judge::find_key(&composed.tokens).map(|k| k.key.to_string()),
     })
 }

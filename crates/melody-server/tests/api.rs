@@ -174,9 +174,23 @@ fn a_melody_can_start_like_a_held_out_song() {
     // The shipped model guides major melodies towards major by default.
     assert_eq!(melody["asked"]["mode_guidance"], 0.3);
     // The primer (10 grid steps) is also the opening of the training song.
-    assert!(
-        melody["statistics"]["longest_copy"].as_u64().unwrap() >= 10,
-        "{melody}"
+    let statistics = &melody["statistics"];
+    let length = statistics["longest_copy"].as_u64().unwrap() as usize;
+    assert!(length >= 10, "{melody}");
+    // Named, and where it says: the same tokens in the melody and the song.
+    let from = &statistics["copied_from"];
+    assert_eq!(from["song"], "T1 T (deutschl/erk)");
+    let (in_melody, in_song) = (
+        from["melody_start"].as_u64().unwrap() as usize,
+        from["song_start"].as_u64().unwrap() as usize,
+    );
+    let song: Vec<&str> = "55 _ 60 _ 59 _ 60 _ 62 _ 60 _ 59 _ 59 _ 55 _ 60 _"
+        .split(' ')
+        .collect();
+    let melody_tokens: Vec<&str> = tokens.split(' ').collect();
+    assert_eq!(
+        melody_tokens[in_melody..in_melody + length],
+        song[in_song..in_song + length]
     );
     let (status, body) = get_json(&server, "/api/generate?start_like=E0003&prime=60");
     assert_eq!(status, 400);

@@ -66,6 +66,17 @@ fn browser_installed() -> bool {
     found
 }
 
+/// The text of the element with that id.
+async fn text_of(client: &fantoccini::Client, id: &str) -> String {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn wait_until(client: &fantoccini::Client, what: &str, script: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -83,8 +94,21 @@ fn the_page_draws_plays_and_downloads_a_melody() {
     if !browser_installed() {
         return;
     }
+    // One training song, so that the page has a copy to name: any melody
+    // with a note longer than a step shares its holds.
+    let songs = tempfile_dir("browser-songs");
+    let song = |id: &str, split: &str| {
+        format!(
+            r#"{{"id":"{id}","file":"t.krn","title":"Scale","split":"{split}","transposed_by":0,"tokens":"60 _ 62 _ 64 _ 65 _ 67 _ _ _ 72 _ _ _"}}"#
+        )
+    };
+    std::fs::write(
+        songs.join("songs.jsonl"),
+        format!("{}\n{}\n", song("T1", "train"), song("E1", "test")),
+    )
+    .unwrap();
     // The server runs its own runtime, so it starts outside the test's.
-    let server = common::server();
+    let server = common::server_with_data(Some(songs));
     let driver = start_driver();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -180,14 +204,21 @@ async fn drive(server: &melody_server::Running, driver: &Driver) {
     assert_eq!(melody["asked"]["meter"], "3/4");
     assert_eq!(melody["asked"]["bars"], 8);
     assert_eq!(melody["asked"]["mode_guidance"], 0.5);
-    let asked = client
-        .find(Locator::Id("asked"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let asked = text_of(&client, "asked").await;
     assert!(asked.contains("(guided, weight 0.5)"), "{asked}");
+    // The statistics name the training song that holds the longest copy.
+    let stats = text_of(&client, "stats").await;
+    let from = &melody["statistics"]["copied_from"];
+    let copy = format!(
+        "{} grid steps: steps {}-",
+        melody["statistics"]["longest_copy"],
+        from["melody_start"].as_u64().unwrap() + 1
+    );
+    assert_eq!(from["song"], "T1 Scale (t.krn)");
+    assert!(
+        stats.contains(&copy) && stats.contains("of T1 Scale (t.krn)"),
+        "{stats}"
+    );
     let drawn = client
         .execute(
             "const s = document.getElementById('score');

@@ -85,6 +85,26 @@ impl SongRecord {
             layout: self.bars.clone(),
         }
     }
+
+    /// The song as a person finds it: its id, its title, and its collection
+    /// or else its file, as in `E0001 ES FREIT EIN WILDER WASSERMANN
+    /// (deutschl/erk)`.
+    pub fn label(&self) -> String {
+        let place = if self.collection.is_empty() {
+            Path::new(&self.file).file_name().map_or_else(
+                || self.file.clone(),
+                |name| name.to_string_lossy().into_owned(),
+            )
+        } else {
+            self.collection.clone()
+        };
+        let title = if self.title.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.title)
+        };
+        format!("{}{title} ({place})", self.id)
+    }
 }
 
 /// A song or file that did not make it, with the reason.
@@ -570,6 +590,20 @@ mod tests {
                 .push(Event::new(Pitch::Note(67), Duration::new(s, 48)));
         }
         m
+    }
+
+    #[test]
+    fn a_song_is_labelled_by_id_title_and_collection_or_file() {
+        // The first line of erk's songs.jsonl, tokens cut short.
+        let line = r#"{"id":"E0001","file":"../shared/data/essen/deutschl/erk/deut0567.krn","title":"ES FREIT EIN WILDER WASSERMANN","split":"train","transposed_by":-5,"tokens":"55 _"}"#;
+        let mut song: SongRecord = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            song.label(),
+            "E0001 ES FREIT EIN WILDER WASSERMANN (deut0567.krn)"
+        );
+        song.collection = "deutschl/erk".into();
+        song.title.clear();
+        assert_eq!(song.label(), "E0001 (deutschl/erk)");
     }
 
     #[test]

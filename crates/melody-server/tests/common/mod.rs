@@ -11,6 +11,10 @@ pub fn workspace() -> PathBuf {
 }
 
 /// A server offering the shipped models (and no runs).
+#[allow(
+    dead_code,
+    reason = "the browser test gives the server songs of its own"
+)]
 pub fn server() -> Running {
     server_with_data(None)
 }
