@@ -21,6 +21,10 @@ pub enum EvalSongs {
     Test,
     /// Every song: for songs the model never saw, such as a collection of your own.
     All,
+    /// The test songs that are not variants of a training song (80% or more of
+    /// their 16-token stretches in one): the held-out figure without the tunes
+    /// the model learned under other words or in another version.
+    TestWithoutVariants,
 }
 
 /// Where a model runs.
@@ -677,6 +681,9 @@ pub fn eval(
         every.append(&mut dataset.test);
         dataset.test = every;
     }
+    if songs == EvalSongs::TestWithoutVariants {
+        leave_out_variants(&mut dataset);
+    }
     if dataset.test.is_empty() {
         bail!(
             "{} holds no test songs; --songs all scores every song",
@@ -718,6 +725,39 @@ pub fn eval(
         println!("{}", serde_json::to_string_pretty(&json)?);
     }
     Ok(())
+}
+
+/// Leaves out the test songs that are variants of a training song, and says
+/// how many.
+fn leave_out_variants(dataset: &mut Dataset) {
+    // A vocabulary holds at most 131 tokens (128 pitches, `_`, `r`, `.`).
+    let ids = |songs: &[trainer::data::Song]| -> Vec<Vec<u8>> {
+        songs
+            .iter()
+            .map(|song| {
+                song.ids
+                    .iter()
+                    .map(|&id| u8::try_from(id).expect("a vocabulary of at most 131 tokens"))
+                    .collect()
+            })
+            .collect()
+    };
+    let (train, test) = (ids(&dataset.train), ids(&dataset.test));
+    let found = trainer::variants::variants_of(
+        &train.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        &test.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    );
+    let before = dataset.test.len();
+    dataset.test = std::mem::take(&mut dataset.test)
+        .into_iter()
+        .zip(found)
+        .filter_map(|(song, variant)| variant.is_none().then_some(song))
+        .collect();
+    eprintln!(
+        "scoring {} of {before} test songs; left out as variants of a training song: {}",
+        dataset.test.len(),
+        before - dataset.test.len()
+    );
 }
 
 /// The songs of `data` as `folder`'s model reads them: a prepared folder

@@ -51,6 +51,37 @@ fn prepare_erk_matches_the_reference_vocabulary_and_counts() {
     assert_eq!(report["songs_per_split"]["val"], 168);
     assert_eq!(report["songs_per_split"]["test"], 168);
 
+    // Variants, as a separate Python script over songs.jsonl finds them: the
+    // held-out songs with 80% or more of their 16-token stretches in one
+    // training song.
+    let variants: Vec<(&str, &str, &str)> = report["held_out_variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            assert_eq!(v["training_collection"], serde_json::Value::Null);
+            (
+                v["id"].as_str().unwrap(),
+                v["split"].as_str().unwrap(),
+                v["training_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        variants,
+        [
+            ("E0698A", "val", "E0698"),
+            ("E0816C", "test", "E0816B"),
+            ("E0935B", "val", "E0935A"),
+        ]
+    );
+    let shared_by = |i: usize| report["held_out_variants"][i]["shared"].as_f64().unwrap();
+    assert!((shared_by(0) - 0.9379).abs() < 1e-4 && (shared_by(1) - 0.8407).abs() < 1e-4);
+    assert!(
+        stdout.contains("variants: 2 validation and 1 test songs are variants of a training song"),
+        "{stdout}"
+    );
+
     // Same 38 tokens in the same order as the reference notebook's vocabulary.
     let vocab = grid_codec::Vocabulary::load(&out.path().join("tokenizer.json")).unwrap();
     let ours: Vec<String> = vocab.tokens().iter().map(ToString::to_string).collect();

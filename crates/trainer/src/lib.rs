@@ -19,6 +19,7 @@ pub mod optim;
 pub mod prepare;
 pub mod source;
 pub mod train;
+pub mod variants;
 
 pub use data::{Dataset, SplitSizes};
 pub use eval::{Evaluation, evaluate, evaluate_test};

@@ -117,6 +117,22 @@ pub struct Exclusion {
     pub reason: String,
 }
 
+/// A held-out song whose tune a training song mostly holds (see
+/// [`crate::variants`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutVariant {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub collection: String,
+    pub split: Split,
+    /// The training song that holds the most of its stretches.
+    pub training_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub training_collection: String,
+    /// The share of its 16-token stretches that training song holds.
+    pub shared: f64,
+}
+
 /// `report.json`: what was read, kept, and left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -136,6 +152,9 @@ pub struct Report {
     pub duplicates: usize,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub duplicate_songs: Vec<Exclusion>,
+    /// Validation and test songs that are variants of a training song.
+    #[serde(default)]
+    pub held_out_variants: Vec<HeldOutVariant>,
     /// Counts per collection, when several were prepared together.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub collections: BTreeMap<String, CollectionCounts>,
@@ -429,6 +448,7 @@ pub fn prepare_sources(
             });
         }
     }
+    let held_out_variants = held_out_variants(&kept, sources);
     let vocabulary = Vocabulary::build(
         kept.iter()
             .flat_map(|c| c.versions.iter().map(|v| v.tokens.as_slice())),
@@ -459,6 +479,7 @@ pub fn prepare_sources(
         on_grid,
         duplicates: duplicate_songs.len(),
         duplicate_songs,
+        held_out_variants,
         collections: if sources.len() > 1 {
             counts
         } else {
@@ -477,6 +498,39 @@ pub fn prepare_sources(
         report,
         encoding: options.encoding,
     })
+}
+
+/// The held-out songs among `kept` that are variants of a training song,
+/// each compared in its first version.
+fn held_out_variants(kept: &[Candidate], sources: &[Source]) -> Vec<HeldOutVariant> {
+    let bytes = |songs: &[&Candidate]| -> Vec<Vec<u8>> {
+        songs
+            .iter()
+            .map(|c| crate::variants::token_bytes(&c.versions[0].tokens))
+            .collect()
+    };
+    let (train, held_out): (Vec<&Candidate>, Vec<&Candidate>) =
+        kept.iter().partition(|c| c.split == Split::Train);
+    let (train_bytes, held_out_bytes) = (bytes(&train), bytes(&held_out));
+    let found = crate::variants::variants_of(
+        &train_bytes.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        &held_out_bytes.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    );
+    held_out
+        .iter()
+        .zip(found)
+        .filter_map(|(song, found)| {
+            let (of, shared) = found?;
+            Some(HeldOutVariant {
+                id: song.song.id.clone(),
+                collection: sources[song.source].name.clone(),
+                split: song.split,
+                training_id: train[of].song.id.clone(),
+                training_collection: sources[train[of].source].name.clone(),
+                shared,
+            })
+        })
+        .collect()
 }
 
 /// A collection's name for messages.
