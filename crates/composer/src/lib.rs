@@ -50,6 +50,8 @@ pub enum Field {
     ModeGuidance,
     Key,
     Tempo,
+    /// The token grammar, which the command line turns off with `--no-grammar`.
+    Grammar,
 }
 
 impl Field {
@@ -69,13 +71,17 @@ impl Field {
             Field::ModeGuidance => "mode_guidance",
             Field::Key => "key",
             Field::Tempo => "tempo",
+            Field::Grammar => "grammar",
         }
     }
 }
 
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "--{}", self.api_name().replace('_', "-"))
+        match self {
+            Field::Grammar => write!(f, "--no-grammar"),
+            field => write!(f, "--{}", field.api_name().replace('_', "-")),
+        }
     }
 }
 
@@ -86,8 +92,14 @@ pub enum ComposeError {
     Setting { field: Field, message: String },
     #[error(transparent)]
     Sample(#[from] SampleError),
-    #[error(transparent)]
-    Decode(#[from] grid_codec::DecodeError),
+    /// Without the grammar, the model may start with a hold or end at once.
+    #[error(
+        "{name}: the model's tokens make no melody ({source}); without the grammar (--no-grammar, the API's grammar=false) a melody may start with a hold or end at once: keep the grammar, or try another seed"
+    )]
+    NoMelody {
+        name: String,
+        source: grid_codec::DecodeError,
+    },
     /// The asked key takes a note out of MIDI's range.
     #[error(transparent)]
     Transpose(#[from] grid_codec::FilterReason),
@@ -111,6 +123,7 @@ impl ComposeError {
     pub fn field(&self) -> Option<Field> {
         match self {
             ComposeError::Setting { field, .. } => Some(*field),
+            ComposeError::NoMelody { .. } => Some(Field::Grammar),
             ComposeError::Sample(SampleError::Temperature(_)) => Some(Field::Temperature),
             ComposeError::Sample(SampleError::TopP(_)) => Some(Field::TopP),
             ComposeError::Sample(SampleError::TopK) => Some(Field::TopK),
@@ -582,7 +595,11 @@ pub fn notate(
             id: name.to_owned(),
             title: name.to_owned(),
         },
-    )?;
+    )
+    .map_err(|source| ComposeError::NoMelody {
+        name: name.to_owned(),
+        source,
+    })?;
     let key = match wanted {
         Some(key) => {
             // The nearest way to the key: at most a tritone up or down.
@@ -717,6 +734,38 @@ mod tests {
             mode_guidance: 0.0,
             songs_alike,
         }
+    }
+
+    #[test]
+    fn tokens_that_make_no_melody_name_the_melody_and_the_grammar() {
+        // What the model may write without the grammar: a hold first, or an
+        // end at once. Before, the server answered these with a 500.
+        let notated = |tokens: &str| {
+            let tokens = grid_codec::parse_tokens(tokens).unwrap();
+            notate(
+                &Encoding::default(),
+                &Settings::default(),
+                "melody-4",
+                tokens,
+                true,
+                None,
+            )
+            .unwrap_err()
+        };
+        let error = notated("_ 60 _");
+        assert_eq!(error.field(), Some(Field::Grammar));
+        assert_eq!(Field::Grammar.to_string(), "--no-grammar");
+        assert!(
+            error.to_string().starts_with(
+                "melody-4: the model's tokens make no melody (token 1: `_` holds a note, but no note or rest has started yet); without the grammar (--no-grammar, the API's grammar=false)"
+            ),
+            "{error}"
+        );
+        assert!(
+            notated("")
+                .to_string()
+                .contains("make no melody (the tokens hold no note or rest)")
+        );
     }
 
     #[test]

@@ -242,11 +242,21 @@ impl<'m> Session<'m> {
     }
 }
 
+/// The smallest temperature the logits are divided by. Below it (1.3e-51 is
+/// 0 in f32) the quotients overflowed to infinities and the softmax to NaN;
+/// at it, logits up to 1e8 stay finite and the likeliest token is a sure
+/// choice. Every temperature above it divides as given, so that melodies stay
+/// as they were.
+const MIN_TEMPERATURE: f32 = 1e-30;
+
 /// Next-token probabilities of each row of `(rows, vocab)` logits, each at
 /// its own temperature.
 fn probabilities(logits: &Tensor, temperatures: &[f64]) -> Result<Vec<Vec<f32>>, SampleError> {
     let rows = temperatures.len();
-    let temperatures: Vec<f32> = temperatures.iter().map(|&t| t as f32).collect();
+    let temperatures: Vec<f32> = temperatures
+        .iter()
+        .map(|&t| (t as f32).max(MIN_TEMPERATURE))
+        .collect();
     let temperatures = Tensor::from_vec(temperatures, (rows, 1), logits.device())?;
     let scaled = logits.to_dtype(DType::F32)?.broadcast_div(&temperatures)?;
     Ok(softmax(&scaled)?.to_vec2()?)
@@ -615,6 +625,30 @@ mod tests {
         )
         .unwrap();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_tiny_temperature_always_takes_the_likeliest_token() {
+        // Found by the API's property test: 1.3e-51 is 0 in f32, and logits
+        // divided by it were infinite, their softmax NaN, the melody empty.
+        let (model, vocabulary) = setup();
+        let melody = |temperature: f64, top_k: Option<usize>, seed: u64| {
+            let config = SamplingConfig {
+                seed,
+                temperature,
+                top_k,
+                max_len: 30,
+                ..Default::default()
+            };
+            generate(&model, &vocabulary, &[], 1, &config, SideValues::default()).unwrap()
+        };
+        let greedy = melody(1.0, Some(1), 1);
+        assert!(!greedy[0].0.is_empty());
+        for temperature in [1.3e-51, 1e-40, 1e-30, 1e-9] {
+            for seed in [1, 2] {
+                assert_eq!(melody(temperature, None, seed), greedy, "{temperature}");
+            }
+        }
     }
 
     #[test]
