@@ -742,11 +742,7 @@ fn leave_out_variants(dataset: &mut Dataset) {
             })
             .collect()
     };
-    let (train, test) = (ids(&dataset.train), ids(&dataset.test));
-    let found = trainer::variants::variants_of(
-        &train.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-        &test.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-    );
+    let found = trainer::variants::variants_of(&ids(&dataset.train), &ids(&dataset.test));
     let before = dataset.test.len();
     dataset.test = std::mem::take(&mut dataset.test)
         .into_iter()

@@ -22,6 +22,18 @@ impl Token {
     pub const END: &'static str = ".";
     pub const HOLD: &'static str = "_";
     pub const REST: &'static str = "r";
+
+    /// The token as one byte, a different one for every token a text or a
+    /// vocabulary can hold (a note is a MIDI number, 0-127): for the indexes
+    /// that compare runs of tokens.
+    pub fn byte(self) -> u8 {
+        match self {
+            Token::Note(pitch) => pitch,
+            Token::Rest => 128,
+            Token::Hold => 129,
+            Token::End => 130,
+        }
+    }
 }
 
 impl fmt::Display for Token {

@@ -178,12 +178,7 @@ struct SuffixAutomaton {
 const SONG_BREAK: u32 = u32::MAX;
 
 fn symbol(token: Token) -> u32 {
-    match token {
-        Token::End => 0,
-        Token::Note(n) => u32::from(n) + 1,
-        Token::Rest => 200,
-        Token::Hold => 201,
-    }
+    u32::from(token.byte())
 }
 
 impl SuffixAutomaton {

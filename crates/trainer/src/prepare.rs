@@ -506,16 +506,12 @@ fn held_out_variants(kept: &[Candidate], sources: &[Source]) -> Vec<HeldOutVaria
     let bytes = |songs: &[&Candidate]| -> Vec<Vec<u8>> {
         songs
             .iter()
-            .map(|c| crate::variants::token_bytes(&c.versions[0].tokens))
+            .map(|c| c.versions[0].tokens.iter().map(|t| t.byte()).collect())
             .collect()
     };
     let (train, held_out): (Vec<&Candidate>, Vec<&Candidate>) =
         kept.iter().partition(|c| c.split == Split::Train);
-    let (train_bytes, held_out_bytes) = (bytes(&train), bytes(&held_out));
-    let found = crate::variants::variants_of(
-        &train_bytes.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-        &held_out_bytes.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-    );
+    let found = crate::variants::variants_of(&bytes(&train), &bytes(&held_out));
     held_out
         .iter()
         .zip(found)

@@ -5,7 +5,6 @@
 //! figures can be read with and without them.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use grid_codec::Token;
 
 /// Stretches compared, in tokens: a bar of 4/4 on the 1/16 grid.
 pub const VARIANT_NGRAM: usize = 16;
@@ -13,19 +12,6 @@ pub const VARIANT_NGRAM: usize = 16;
 /// The share of a held-out song's stretches one training song must hold for
 /// the held-out song to count as its variant.
 pub const VARIANT_SHARE: f64 = 0.8;
-
-/// Tokens as the search reads them, a byte each.
-pub fn token_bytes(tokens: &[Token]) -> Vec<u8> {
-    tokens
-        .iter()
-        .map(|token| match *token {
-            Token::Note(pitch) => pitch,
-            Token::Rest => 128,
-            Token::Hold => 129,
-            Token::End => 130,
-        })
-        .collect()
-}
 
 /// Each stretch of `song` as one number: its 16 bytes side by side, so that
 /// two stretches are equal exactly when their numbers are.
@@ -42,15 +28,18 @@ fn stretches(song: &[u8]) -> impl Iterator<Item = u128> + '_ {
 /// For each of `held_out`, the training song that holds the largest share of
 /// its [`VARIANT_NGRAM`]-token stretches (counted with repeats; the first such
 /// song on a tie), with that share, where it is at least [`VARIANT_SHARE`].
-/// Songs are tokens as bytes ([`token_bytes`], or token ids), without the
-/// terminal `.`.
-pub fn variants_of(train: &[&[u8]], held_out: &[&[u8]]) -> Vec<Option<(usize, f64)>> {
+/// Songs are tokens as bytes ([`grid_codec::Token::byte`], or token ids),
+/// without the terminal `.`.
+pub fn variants_of(
+    train: &[impl AsRef<[u8]>],
+    held_out: &[impl AsRef<[u8]>],
+) -> Vec<Option<(usize, f64)>> {
     // Which training songs hold each stretch, each song once.
     let mut holders: HashMap<u128, Vec<u32>> = HashMap::new();
     let mut distinct = HashSet::new();
     for (song, bytes) in train.iter().enumerate() {
         distinct.clear();
-        distinct.extend(stretches(bytes));
+        distinct.extend(stretches(bytes.as_ref()));
         for &stretch in &distinct {
             holders.entry(stretch).or_default().push(song as u32);
         }
@@ -62,7 +51,7 @@ pub fn variants_of(train: &[&[u8]], held_out: &[&[u8]]) -> Vec<Option<(usize, f6
         .iter()
         .map(|bytes| {
             let mut total = 0usize;
-            for stretch in stretches(bytes) {
+            for stretch in stretches(bytes.as_ref()) {
                 total += 1;
                 for &song in holders.get(&stretch).into_iter().flatten() {
                     if held[song as usize] == 0 {
@@ -88,7 +77,11 @@ pub fn variants_of(train: &[&[u8]], held_out: &[&[u8]]) -> Vec<Option<(usize, f6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grid_codec::parse_tokens;
+    use grid_codec::{Token, parse_tokens};
+
+    fn token_bytes(tokens: &[Token]) -> Vec<u8> {
+        tokens.iter().map(|token| token.byte()).collect()
+    }
 
     /// Quarter notes of these pitches on the 1/16 grid.
     fn quarters(pitches: &[u8]) -> Vec<Token> {
