@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use composer::{Artifact, Composed, Settings};
+use composer::{Artifact, Asking, ComposeError, Composed, Settings, Unnotated};
 use esac_parse::{Key, Meter, Mode};
-use grid_codec::{parse_tokens, tokens_to_string};
+use grid_codec::{Token, parse_tokens, tokens_to_string};
 use indicatif::{ProgressBar, ProgressStyle};
 use melody_formats::audio::SoundFont;
 use model_folder::{ModelFolder, ModelRef};
@@ -169,19 +169,20 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         .with_context(|| format!("--out: cannot create the folder {}", args.out.display()))?;
     let melodies = composer::compose(&folder, &settings, args.num)?;
     remove_earlier_run(&args.out, melodies.len())?;
+    let generated: Vec<Generated> = melodies.iter().map(Generated::of).collect();
     let record = SampleRecord {
         model: args.model.to_string(),
         encoding: folder.encoding,
         data: folder.data_dir(),
         trained_on: folder.trained_on().map(str::to_owned),
         trained_split: source::trained_split(&folder),
-        asked: melodies
+        asked: generated
             .iter()
-            .filter_map(|m| Some((m.name.clone(), m.asking.as_ref()?.asked.clone())))
+            .filter_map(|m| Some((m.name.to_owned(), m.asking?.asked.clone())))
             .collect(),
-        mode_guidance: melodies
+        mode_guidance: generated
             .iter()
-            .filter_map(|m| Some((m.name.clone(), m.asking.as_ref()?.mode_guidance)))
+            .filter_map(|m| Some((m.name.to_owned(), m.asking?.mode_guidance)))
             .filter(|(_, weight)| *weight > 0.0)
             .collect(),
         step_weights: folder.model.step_weights(),
@@ -204,43 +205,81 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         .build()
         .context("cannot start the threads that write the melodies")?
         .install(|| {
-            melodies.par_iter().try_for_each(|composed| {
-                write_outputs(&args.out, composed, soundfont.as_ref())?;
+            melodies.par_iter().try_for_each(|melody| {
+                match melody {
+                    Ok(composed) => write_outputs(&args.out, composed, soundfont.as_ref())?,
+                    Err(unnotated) => write_tokens_only(&args.out, unnotated)?,
+                }
                 writing.inc(1);
                 anyhow::Ok(())
             })
         })
         .inspect_err(|_| writing.abandon())?;
     writing.finish_and_clear();
-    let mut written = Vec::with_capacity(melodies.len());
-    for composed in melodies {
-        let name = &composed.name;
-        if let Some(asking) = &composed.asking {
+    for melody in &generated {
+        let name = melody.name;
+        if let Some(asking) = melody.asking {
             println!("{name} asked for: {}", asking.description());
             if let Some(caution) = asking.caution() {
                 println!("{name}: {caution}");
             }
         }
-        let ending = if composed.closed {
+        let ending = if melody.closed {
             "ended by the model"
         } else {
             "stopped at the length limit"
         };
+        let written_in = match melody.composed {
+            Some(composed) => format!("written in {}", composed.key),
+            None => "no score".to_owned(),
+        };
         println!(
-            "{name} ({} tokens, {ending}; written in {}):\n  {}",
-            composed.tokens.len(),
-            composed.key,
-            tokens_to_string(&composed.tokens)
+            "{name} ({} tokens, {ending}; {written_in}):\n  {}",
+            melody.tokens.len(),
+            tokens_to_string(melody.tokens)
         );
-        for ext in OUTPUTS {
+        let outputs: &[&str] = if melody.composed.is_some() {
+            &OUTPUTS
+        } else {
+            &OUTPUTS[..1]
+        };
+        for ext in outputs {
             println!("  {}", args.out.join(format!("{name}.{ext}")).display());
         }
-        written.push(Sample {
-            name: composed.name,
-            tokens: composed.tokens,
-            closed: composed.closed,
-        });
     }
+    let unnotated: Vec<&Unnotated> = melodies
+        .iter()
+        .filter_map(|m| m.as_ref().err().map(Box::as_ref))
+        .collect();
+    for melody in &unnotated {
+        let why = match &melody.error {
+            ComposeError::NoMelody { .. } => melody.error.to_string(),
+            error => format!("{}: {error}", melody.name),
+        };
+        let tokens = args.out.join(format!("{}.txt", melody.name));
+        eprintln!(
+            "warning: {why}; only its tokens were written, to {}",
+            tokens.display()
+        );
+    }
+    if unnotated.len() == melodies.len() {
+        let none = match melodies.len() {
+            1 => "the melody makes no score".to_owned(),
+            count => format!("none of the {count} melodies makes a score"),
+        };
+        bail!(
+            "{none} (see the warnings above); the tokens are in {}",
+            args.out.display()
+        );
+    }
+    let written: Vec<Sample> = generated
+        .iter()
+        .map(|m| Sample {
+            name: m.name.to_owned(),
+            tokens: m.tokens.to_vec(),
+            closed: m.closed,
+        })
+        .collect();
     if args.judge {
         let data = judge_cmd::data_to_judge_against(args.data.clone(), Some(&record))?;
         println!("judged against the test songs of {}", data.path.display());
@@ -249,6 +288,36 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         judge_cmd::print(&judgement, &args.out);
     }
     Ok(())
+}
+
+/// What every generated melody has, whether or not it makes a score.
+struct Generated<'a> {
+    name: &'a str,
+    tokens: &'a [Token],
+    closed: bool,
+    asking: Option<&'a Asking>,
+    composed: Option<&'a Composed>,
+}
+
+impl<'a> Generated<'a> {
+    fn of(melody: &'a Result<Composed, Box<Unnotated>>) -> Self {
+        match melody {
+            Ok(composed) => Generated {
+                name: &composed.name,
+                tokens: &composed.tokens,
+                closed: composed.closed,
+                asking: composed.asking.as_ref(),
+                composed: Some(composed),
+            },
+            Err(unnotated) => Generated {
+                name: &unnotated.name,
+                tokens: &unnotated.tokens,
+                closed: unnotated.closed,
+                asking: unnotated.asking.as_ref(),
+                composed: None,
+            },
+        }
+    }
 }
 
 /// A `--soundfont` file, read with errors that name it.
@@ -305,7 +374,30 @@ fn remove_earlier_run(dir: &Path, num: usize) -> Result<()> {
     Ok(())
 }
 
-/// The files written for each melody, by extension.
+/// The tokens of a melody that makes no score, and none of the other files:
+/// those an earlier run left under its name are removed, so that they are not
+/// taken for this melody's.
+fn write_tokens_only(dir: &Path, unnotated: &Unnotated) -> Result<()> {
+    let path = |ext: &str| dir.join(format!("{}.{ext}", unnotated.name));
+    let tokens = path(Artifact::Tokens.extension());
+    fs::write(
+        &tokens,
+        composer::token_text(&unnotated.tokens, unnotated.closed),
+    )
+    .with_context(|| format!("cannot write {}", tokens.display()))?;
+    for ext in &OUTPUTS[1..] {
+        let earlier = path(ext);
+        match fs::remove_file(&earlier) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(error).with_context(|| format!("cannot remove {}", earlier.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The files written for each melody, by extension, the tokens first.
 const OUTPUTS: [&str; 6] = ["txt", "mid", "musicxml", "abc", "wav", "png"];
 
 /// Tokens, MIDI, MusicXML, ABC, WAV and piano roll for one melody. The `.txt`

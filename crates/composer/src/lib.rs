@@ -492,12 +492,15 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
 }
 
 /// Plans and generates `count` melodies in one batch (melody `i` with seed
-/// `settings.seed + i`), and notates each.
+/// `settings.seed + i`), and notates each. A melody whose score cannot be
+/// made (its tokens make no melody, or the asked key takes it out of MIDI's
+/// range) comes back as [`Unnotated`], so that one such melody does not cost
+/// the others.
 pub fn compose(
     folder: &ModelFolder,
     settings: &Settings,
     count: usize,
-) -> Result<Vec<Composed>, ComposeError> {
+) -> Result<Vec<Result<Composed, Box<Unnotated>>>, ComposeError> {
     let plans = (0..count)
         .map(|index| plan(folder, settings, index))
         .collect::<Result<Vec<_>, _>>()?;
@@ -508,23 +511,58 @@ pub fn compose(
         &settings.prime,
         &sampling,
     )?;
-    melodies
+    Ok(melodies
         .into_iter()
         .zip(plans)
         .enumerate()
         .map(|(index, ((generated, closed), plan))| {
             let mut tokens = settings.primer();
             tokens.extend(generated);
+            let name = format!("melody-{}", index + 1);
             notate(
                 &folder.encoding,
                 settings,
-                &format!("melody-{}", index + 1),
-                tokens,
+                &name,
+                tokens.clone(),
                 closed,
-                plan.asking,
+                plan.asking.clone(),
             )
+            .map_err(|error| {
+                Box::new(Unnotated {
+                    name,
+                    tokens,
+                    closed,
+                    asking: plan.asking,
+                    error,
+                })
+            })
         })
-        .collect()
+        .collect())
+}
+
+/// A generated melody that makes no score: its tokens, what it was asked to
+/// be, and why.
+#[derive(Debug)]
+pub struct Unnotated {
+    pub name: String,
+    pub tokens: Vec<Token>,
+    pub closed: bool,
+    pub asking: Option<Asking>,
+    pub error: ComposeError,
+}
+
+/// Tokens as `sample` writes them and `judge` reads them: one line, ending
+/// with `.` when the model ended the melody.
+pub fn token_text(tokens: &[Token], closed: bool) -> String {
+    let mut text = grid_codec::tokens_to_string(tokens);
+    if closed {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push('.');
+    }
+    text.push('\n');
+    text
 }
 
 /// A generated melody: its tokens (primer included, in the model's key), how
@@ -696,10 +734,7 @@ pub fn render(
 ) -> Result<Vec<u8>, ComposeError> {
     let melody = &composed.melody;
     Ok(match artifact {
-        Artifact::Tokens => {
-            let end = if composed.closed { " ." } else { "" };
-            format!("{}{end}\n", grid_codec::tokens_to_string(&composed.tokens)).into_bytes()
-        }
+        Artifact::Tokens => token_text(&composed.tokens, composed.closed).into_bytes(),
         Artifact::Midi => to_midi(melody, &MidiOptions::default())?,
         Artifact::MusicXml => melody_formats::musicxml::to_musicxml(melody)?.into_bytes(),
         Artifact::Abc => melody_formats::abc::to_abc(melody)?.into_bytes(),

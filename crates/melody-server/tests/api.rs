@@ -45,7 +45,10 @@ fn a_melody_is_the_one_the_composer_gives_the_command_line() {
         mode: Some("minor".parse().unwrap()),
         ..Settings::default()
     };
-    let composed = &composer::compose(&folder, &settings, 1).unwrap()[0];
+    let composed = composer::compose(&folder, &settings, 1)
+        .unwrap()
+        .remove(0)
+        .unwrap();
     assert_eq!(
         melody["tokens"],
         grid_codec::tokens_to_string(&composed.tokens)
