@@ -500,23 +500,44 @@ pub fn prepare_sources(
     })
 }
 
-/// The held-out songs among `kept` that are variants of a training song,
-/// each compared in its first version.
+/// The held-out songs among `kept` that are variants of a training song:
+/// for an augmented encoding, those with any version mostly held by any
+/// version of a training song (the largest share kept), so that a variant
+/// whose range puts its versions in other keys is found, and every song of
+/// which `eval`, reading each version, finds a version is listed.
 fn held_out_variants(kept: &[Candidate], sources: &[Source]) -> Vec<HeldOutVariant> {
-    let bytes = |songs: &[&Candidate]| -> Vec<Vec<u8>> {
+    // Every version of `songs`, as bytes, each with the index of its song.
+    let versions = |songs: &[&Candidate]| -> (Vec<Vec<u8>>, Vec<usize>) {
         songs
             .iter()
-            .map(|c| c.versions[0].tokens.iter().map(|t| t.byte()).collect())
-            .collect()
+            .enumerate()
+            .flat_map(|(song, c)| {
+                c.versions
+                    .iter()
+                    .map(move |v| (v.tokens.iter().map(|t| t.byte()).collect(), song))
+            })
+            .unzip()
     };
     let (train, held_out): (Vec<&Candidate>, Vec<&Candidate>) =
         kept.iter().partition(|c| c.split == Split::Train);
-    let found = crate::variants::variants_of(&bytes(&train), &bytes(&held_out));
+    let (training_versions, training_song) = versions(&train);
+    let (held_out_versions, held_out_song) = versions(&held_out);
+    let found = crate::variants::variants_of(&training_versions, &held_out_versions);
+    // The best version of each held-out song: (training song, share).
+    let mut best: Vec<Option<(usize, f64)>> = vec![None; held_out.len()];
+    for (version, found) in found.into_iter().enumerate() {
+        if let Some((of, shared)) = found {
+            let song = &mut best[held_out_song[version]];
+            if song.is_none_or(|(_, best)| shared > best) {
+                *song = Some((training_song[of], shared));
+            }
+        }
+    }
     held_out
         .iter()
-        .zip(found)
-        .filter_map(|(song, found)| {
-            let (of, shared) = found?;
+        .zip(best)
+        .filter_map(|(song, best)| {
+            let (of, shared) = best?;
             Some(HeldOutVariant {
                 id: song.song.id.clone(),
                 collection: sources[song.source].name.clone(),
