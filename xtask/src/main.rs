@@ -82,7 +82,7 @@ enum Command {
         after_help = "Examples:\n  cargo xtask train\n  cargo xtask train --name big --hidden 256 --layers 2\n  cargo xtask train --name reference --reference-recipe\n  cargo xtask train --name erk --resume"
     )]
     Train(Box<TrainArgs>),
-    /// Write new melodies as tokens, MIDI, MusicXML, WAV and a piano-roll PNG.
+    /// Write new melodies as tokens, MIDI, MusicXML, ABC, WAV and a piano-roll PNG.
     #[command(
         after_help = "Examples:\n  cargo xtask sample --prime \"55 _ _ _\"\n  cargo xtask sample --num 4 --temperature 0.8 --top-p 0.95 --key G --meter 3/4\n  cargo xtask sample --meter 6/8 --mode minor --style deutschl/zuccal --bars 8 --num 4\n  cargo xtask sample --model runs/erk --seed 7 --out samples/mine"
     )]

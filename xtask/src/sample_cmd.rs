@@ -60,7 +60,8 @@ pub struct SampleArgs {
     /// drawn with seed + N - 1).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Allow a hold `_` before any note and an empty melody.
+    /// Allow a hold `_` before any note and an empty melody (such a melody
+    /// makes no score: its tokens alone are written, with a warning).
     #[arg(long)]
     pub no_grammar: bool,
     /// Meter, e.g. 3/4 or 6/8: asked of a model trained with --condition, else

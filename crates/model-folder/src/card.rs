@@ -222,7 +222,7 @@ the model):
 {usage}
 ```
 
-This writes each melody as tokens, MIDI, MusicXML, WAV and a piano-roll PNG.
+This writes each melody as tokens, MIDI, MusicXML, ABC, WAV and a piano-roll PNG.
 `generation_config.json` holds the default sampling settings.{python}
 
 ## Limitations
