@@ -1,5 +1,6 @@
 //! `cargo xtask train`, `eval` and `logits`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -22,8 +23,9 @@ pub enum EvalSongs {
     /// Every song: for songs the model never saw, such as a collection of your own.
     All,
     /// The test songs that are not variants of a training song (80% or more of
-    /// their 16-token stretches in one): the held-out figure without the tunes
-    /// the model learned under other words or in another version.
+    /// their 16-token stretches in one; in all keys, of any of their versions):
+    /// the held-out figure without the tunes the model learned under other
+    /// words or in another version.
     TestWithoutVariants,
 }
 
@@ -727,8 +729,9 @@ pub fn eval(
     Ok(())
 }
 
-/// Leaves out the test songs that are variants of a training song, and says
-/// how many.
+/// Leaves out the test songs that are variants of a training song (every
+/// version of a song of which any version is, as `prepare`'s report lists
+/// them), and says how many.
 fn leave_out_variants(dataset: &mut Dataset) {
     // A vocabulary holds at most 131 tokens (128 pitches, `_`, `r`, `.`).
     let ids = |songs: &[trainer::data::Song]| -> Vec<Vec<u8>> {
@@ -743,11 +746,20 @@ fn leave_out_variants(dataset: &mut Dataset) {
             .collect()
     };
     let found = trainer::variants::variants_of(&ids(&dataset.train), &ids(&dataset.test));
+    let variant_tunes: HashSet<usize> = dataset
+        .test
+        .iter()
+        .zip(&found)
+        .filter_map(|(song, variant)| variant.and(song.tune))
+        .collect();
     let before = dataset.test.len();
     dataset.test = std::mem::take(&mut dataset.test)
         .into_iter()
         .zip(found)
-        .filter_map(|(song, variant)| variant.is_none().then_some(song))
+        .filter(|(song, variant)| {
+            variant.is_none() && song.tune.is_none_or(|tune| !variant_tunes.contains(&tune))
+        })
+        .map(|(song, _)| song)
         .collect();
     eprintln!(
         "scoring {} of {before} test songs; left out as variants of a training song: {}",

@@ -46,6 +46,10 @@ pub struct Song {
     pub side: Vec<Vec<u32>>,
     /// What is known of the song for conditioning.
     pub conditions: SongConditions,
+    /// Which song of its split this is a version of, counting them as read
+    /// (an augmented encoding gives each song a version per key, one after
+    /// another); `None` for songs made in memory.
+    pub tune: Option<usize>,
 }
 
 impl Song {
@@ -55,6 +59,7 @@ impl Song {
             ids,
             side: Vec::new(),
             conditions: SongConditions::default(),
+            tune: None,
         }
     }
 }
@@ -140,7 +145,15 @@ impl Dataset {
             conditioning: None,
             fingerprint,
         };
+        // Versions of one song come one after another, under its id.
+        let mut tunes = 0;
+        let mut previous: Option<(String, String, Split)> = None;
         for song in songs {
+            let tune = (song.id.clone(), song.collection.clone(), song.split);
+            if previous.as_ref() != Some(&tune) {
+                tunes += 1;
+                previous = Some(tune);
+            }
             let ids = dataset
                 .vocabulary
                 .encode(&song.tokens)
@@ -154,6 +167,7 @@ impl Dataset {
                 ids,
                 side: Vec::new(),
                 conditions: song.conditions(),
+                tune: Some(tunes),
             };
             match split {
                 Split::Train => dataset.train.push(ids),
@@ -531,6 +545,7 @@ mod tests {
         let song = |style: &str, minor: bool| Song {
             ids: vec![1, 2, 3, 4],
             side: Vec::new(),
+            tune: None,
             conditions: SongConditions {
                 meter: Some("3/4".parse().unwrap()),
                 key: Some(if minor { "a" } else { "C" }.parse().unwrap()),
