@@ -12,7 +12,7 @@ use judge::meter::Metric;
 use judge::style::{Labelled, MIN_STYLE_SONGS, StyleClassifier};
 use judge::{Judged, Judgement, Song, Tonality};
 use serde::{Deserialize, Serialize};
-use trainer::{PrepareOptions, Split, SplitSizes};
+use trainer::{Split, SplitSizes};
 
 use crate::source;
 
@@ -169,11 +169,7 @@ impl Corpus {
                 .with_context(|| format!("cannot read {}", songs.display()))?;
             (records, Encoding::load(data)?.unwrap_or_default())
         } else {
-            let options = PrepareOptions {
-                encoding,
-                ..PrepareOptions::default()
-            };
-            let prepared = crate::source::prepare_paths(&[data.to_owned()], &options)?;
+            let prepared = crate::source::prepare_to_read(&[data.to_owned()], encoding)?;
             (prepared.songs, prepared.encoding)
         };
         let mut corpus = Corpus {

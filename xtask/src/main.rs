@@ -781,19 +781,16 @@ fn prepare(data: &[PathBuf], out: &Path, options: &PrepareOptions) -> Result<()>
             r.tokens_per_split[&split]
         );
     }
-    let variants = |split| {
-        r.held_out_variants
-            .iter()
-            .filter(|v| v.split == split)
-            .count()
-    };
-    println!(
-        "  variants: {} validation and {} test songs are variants of a training song ({}% or more of their {}-token stretches in it; kept, listed in report.json)",
-        variants(Split::Val),
-        variants(Split::Test),
-        trainer::variants::VARIANT_SHARE * 100.0,
-        trainer::variants::VARIANT_NGRAM
-    );
+    if let Some(found) = &r.held_out_variants {
+        let variants = |split| found.iter().filter(|v| v.split == split).count();
+        println!(
+            "  variants: {} validation and {} test songs are variants of a training song ({}% or more of their {}-token stretches in it; kept, listed in report.json)",
+            variants(Split::Val),
+            variants(Split::Test),
+            trainer::variants::VARIANT_SHARE * 100.0,
+            trainer::variants::VARIANT_NGRAM
+        );
+    }
     println!(
         "vocabulary: {} tokens; split seed {}; {:.2} s",
         r.vocabulary_size,

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use grid_codec::Encoding;
 use melody_server::{Config, SongsOf};
 use model_folder::ModelFolder;
-use trainer::{PrepareOptions, SongRecord, SplitSizes};
+use trainer::{SongRecord, SplitSizes};
 
 use crate::sample_cmd::read_soundfont;
 use crate::source;
@@ -145,7 +146,7 @@ fn given_songs(data: PathBuf) -> Result<Vec<SongRecord>> {
             .with_context(|| format!("cannot read {}", path.display()));
     }
     let paths = source::data_or_cached_erk(vec![data], "--data")?;
-    let prepared = source::prepare_paths(&paths, &PrepareOptions::default())?;
+    let prepared = source::prepare_to_read(&paths, Encoding::default())?;
     eprintln!(
         "{} held-out songs from {} to start like",
         SplitSizes::of_songs(&prepared.songs).test_songs,

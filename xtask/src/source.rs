@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use grid_codec::Encoding;
 use model_folder::ModelFolder;
 use trainer::{DatasetInfo, PrepareOptions, Prepared, SplitSizes};
 
@@ -67,8 +68,16 @@ pub fn songs_trained_on(trained_on: &str, fetch: Fetch) -> Result<PathBuf> {
 /// The songs under `paths` prepared as `folder`'s model's songs were: with
 /// its encoding, split as `train` splits them.
 pub fn prepare_as_trained(paths: &[PathBuf], folder: &ModelFolder) -> Result<Prepared> {
+    prepare_to_read(paths, folder.encoding)
+}
+
+/// The songs under `paths` prepared with `encoding` and split as `train`
+/// splits them, to be read rather than written: without the variant search,
+/// which only `report.json` needs.
+pub fn prepare_to_read(paths: &[PathBuf], encoding: Encoding) -> Result<Prepared> {
     let options = PrepareOptions {
-        encoding: folder.encoding,
+        encoding,
+        find_variants: false,
         ..PrepareOptions::default()
     };
     prepare_paths(paths, &options)

@@ -37,6 +37,10 @@ pub struct PrepareOptions {
     /// Shares of songs for validation and test; the rest is training.
     pub val_share: f64,
     pub test_share: f64,
+    /// Look for held-out songs that are variants of training songs, for
+    /// `report.json`. Songs prepared only to be read (by `judge`, `eval`, the
+    /// server) skip it: in all keys it takes more than half the time.
+    pub find_variants: bool,
 }
 
 impl Default for PrepareOptions {
@@ -46,6 +50,7 @@ impl Default for PrepareOptions {
             seed: 42,
             val_share: 0.1,
             test_share: 0.1,
+            find_variants: true,
         }
     }
 }
@@ -152,9 +157,10 @@ pub struct Report {
     pub duplicates: usize,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub duplicate_songs: Vec<Exclusion>,
-    /// Validation and test songs that are variants of a training song.
-    #[serde(default)]
-    pub held_out_variants: Vec<HeldOutVariant>,
+    /// Validation and test songs that are variants of a training song;
+    /// `None` where they were not looked for ([`PrepareOptions::find_variants`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_variants: Option<Vec<HeldOutVariant>>,
     /// Counts per collection, when several were prepared together.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub collections: BTreeMap<String, CollectionCounts>,
@@ -448,7 +454,9 @@ pub fn prepare_sources(
             });
         }
     }
-    let held_out_variants = held_out_variants(&kept, sources);
+    let held_out_variants = options
+        .find_variants
+        .then(|| held_out_variants(&kept, sources));
     let vocabulary = Vocabulary::build(
         kept.iter()
             .flat_map(|c| c.versions.iter().map(|v| v.tokens.as_slice())),
