@@ -46,8 +46,8 @@ pub struct Song {
     pub side: Vec<Vec<u32>>,
     /// What is known of the song for conditioning.
     pub conditions: SongConditions,
-    /// Which song of its split this is a version of, counting them as read
-    /// (an augmented encoding gives each song a version per key, one after
+    /// Which song this is a version of, the songs numbered as read (an
+    /// augmented encoding gives each song a version per key, one after
     /// another); `None` for songs made in memory.
     pub tune: Option<usize>,
 }
