@@ -717,7 +717,7 @@ fn resolve_target(target: &str) -> Result<download::Collection> {
 
 fn prepare(data: &[PathBuf], out: &Path, options: &PrepareOptions) -> Result<()> {
     let start = Instant::now();
-    let prepared = source::prepare_paths(data, options)?;
+    let prepared = source::prepare_paths_with_spinner(data, options)?;
     let files = trainer::write_prepared(&prepared, out)
         .with_context(|| format!("--out: cannot write into {}", out.display()))?;
     let r = &prepared.report;

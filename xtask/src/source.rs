@@ -2,9 +2,11 @@
 //! trained on, or the cached erk collection, downloaded on first use.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use grid_codec::Encoding;
+use indicatif::{ProgressBar, ProgressStyle};
 use model_folder::ModelFolder;
 use trainer::{DatasetInfo, PrepareOptions, Prepared, SplitSizes};
 
@@ -175,6 +177,25 @@ pub fn prepare_paths(paths: &[PathBuf], options: &PrepareOptions) -> Result<Prep
     )?;
     trainer::prepare_named(&named, options)
         .with_context(|| format!("nothing to prepare in {}", describe(paths)))
+}
+
+/// [`prepare_paths`] with a spinner, for the commands whose work it is
+/// (`prepare`, and `train` staging its data): under a second for the
+/// reference encoding, but about ten for the whole collection in all keys.
+/// Drawn on a terminal only; the readers that prepare on the fly (`judge`,
+/// `eval`, the server's background loads) show none, so it cannot cut into
+/// their own lines.
+pub fn prepare_paths_with_spinner(paths: &[PathBuf], options: &PrepareOptions) -> Result<Prepared> {
+    let spinner = ProgressBar::new_spinner()
+        .with_style(
+            ProgressStyle::with_template("{spinner} preparing {msg} ({elapsed})")
+                .expect("valid template"),
+        )
+        .with_message(describe(paths));
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let prepared = prepare_paths(paths, options);
+    spinner.finish_and_clear();
+    prepared
 }
 
 #[cfg(test)]

@@ -413,7 +413,7 @@ fn stage_data(data: &[PathBuf], data_dir: &Path) -> Result<()> {
         }
         return Ok(());
     }
-    let prepared = source::prepare_paths(data, &PrepareOptions::default())?;
+    let prepared = source::prepare_paths_with_spinner(data, &PrepareOptions::default())?;
     for (split, songs) in &prepared.report.songs_per_split {
         if *songs == 0 {
             bail!(
