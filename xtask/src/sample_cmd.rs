@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use composer::{Artifact, Asking, ComposeError, Composed, Settings, Unnotated};
+use composer::{Artifact, ComposeError, Composed, Settings, Unnotated};
 use esac_parse::{Key, Meter, Mode};
-use grid_codec::{Token, parse_tokens, tokens_to_string};
+use grid_codec::{parse_tokens, tokens_to_string};
 use indicatif::{ProgressBar, ProgressStyle};
 use melody_formats::audio::SoundFont;
 use model_folder::{ModelFolder, ModelRef};
@@ -170,7 +170,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         .with_context(|| format!("--out: cannot create the folder {}", args.out.display()))?;
     let melodies = composer::compose(&folder, &settings, args.num)?;
     remove_earlier_run(&args.out, melodies.len())?;
-    let generated: Vec<Generated> = melodies.iter().map(Generated::of).collect();
+    let generated: Vec<&composer::Generated> = melodies.iter().map(composer::generated).collect();
     let record = SampleRecord {
         model: args.model.to_string(),
         encoding: folder.encoding,
@@ -179,11 +179,11 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         trained_split: source::trained_split(&folder),
         asked: generated
             .iter()
-            .filter_map(|m| Some((m.name.to_owned(), m.asking?.asked.clone())))
+            .filter_map(|m| Some((m.name.clone(), m.asking.as_ref()?.asked.clone())))
             .collect(),
         mode_guidance: generated
             .iter()
-            .filter_map(|m| Some((m.name.to_owned(), m.asking?.mode_guidance)))
+            .filter_map(|m| Some((m.name.clone(), m.asking.as_ref()?.mode_guidance)))
             .filter(|(_, weight)| *weight > 0.0)
             .collect(),
         step_weights: folder.model.step_weights(),
@@ -217,9 +217,10 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         })
         .inspect_err(|_| writing.abandon())?;
     writing.finish_and_clear();
-    for melody in &generated {
-        let name = melody.name;
-        if let Some(asking) = melody.asking {
+    for composition in &melodies {
+        let melody = composer::generated(composition);
+        let name = &melody.name;
+        if let Some(asking) = &melody.asking {
             println!("{name} asked for: {}", asking.description());
             if let Some(caution) = asking.caution() {
                 println!("{name}: {caution}");
@@ -230,16 +231,16 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         } else {
             "stopped at the length limit"
         };
-        let written_in = match melody.composed {
-            Some(composed) => format!("written in {}", composed.key),
-            None => "no score".to_owned(),
+        let written_in = match composition {
+            Ok(composed) => format!("written in {}", composed.key),
+            Err(_) => "no score".to_owned(),
         };
         println!(
             "{name} ({} tokens, {ending}; {written_in}):\n  {}",
             melody.tokens.len(),
-            tokens_to_string(melody.tokens)
+            tokens_to_string(&melody.tokens)
         );
-        let outputs: &[&str] = if melody.composed.is_some() {
+        let outputs: &[&str] = if composition.is_ok() {
             &OUTPUTS
         } else {
             &OUTPUTS[..1]
@@ -255,9 +256,9 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     for melody in &unnotated {
         let why = match &melody.error {
             ComposeError::NoMelody { .. } => melody.error.to_string(),
-            error => format!("{}: {error}", melody.name),
+            error => format!("{}: {error}", melody.generated.name),
         };
-        let tokens = args.out.join(format!("{}.txt", melody.name));
+        let tokens = args.out.join(format!("{}.txt", melody.generated.name));
         eprintln!(
             "warning: {why}; only its tokens were written, to {}",
             tokens.display()
@@ -276,8 +277,8 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     let written: Vec<Sample> = generated
         .iter()
         .map(|m| Sample {
-            name: m.name.to_owned(),
-            tokens: m.tokens.to_vec(),
+            name: m.name.clone(),
+            tokens: m.tokens.clone(),
             closed: m.closed,
         })
         .collect();
@@ -289,36 +290,6 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         judge_cmd::print(&judgement, &args.out);
     }
     Ok(())
-}
-
-/// What every generated melody has, whether or not it makes a score.
-struct Generated<'a> {
-    name: &'a str,
-    tokens: &'a [Token],
-    closed: bool,
-    asking: Option<&'a Asking>,
-    composed: Option<&'a Composed>,
-}
-
-impl<'a> Generated<'a> {
-    fn of(melody: &'a Result<Composed, Box<Unnotated>>) -> Self {
-        match melody {
-            Ok(composed) => Generated {
-                name: &composed.name,
-                tokens: &composed.tokens,
-                closed: composed.closed,
-                asking: composed.asking.as_ref(),
-                composed: Some(composed),
-            },
-            Err(unnotated) => Generated {
-                name: &unnotated.name,
-                tokens: &unnotated.tokens,
-                closed: unnotated.closed,
-                asking: unnotated.asking.as_ref(),
-                composed: None,
-            },
-        }
-    }
 }
 
 /// A `--soundfont` file, read with errors that name it.
@@ -379,11 +350,12 @@ fn remove_earlier_run(dir: &Path, num: usize) -> Result<()> {
 /// those an earlier run left under its name are removed, so that they are not
 /// taken for this melody's.
 fn write_tokens_only(dir: &Path, unnotated: &Unnotated) -> Result<()> {
-    let path = |ext: &str| dir.join(format!("{}.{ext}", unnotated.name));
+    let generated = &unnotated.generated;
+    let path = |ext: &str| dir.join(format!("{}.{ext}", generated.name));
     let tokens = path(Artifact::Tokens.extension());
     fs::write(
         &tokens,
-        composer::token_text(&unnotated.tokens, unnotated.closed),
+        composer::token_text(&generated.tokens, generated.closed),
     )
     .with_context(|| format!("cannot write {}", tokens.display()))?;
     for ext in &OUTPUTS[1..] {
@@ -404,7 +376,7 @@ const OUTPUTS: [&str; 6] = ["txt", "mid", "musicxml", "abc", "wav", "png"];
 /// Tokens, MIDI, MusicXML, ABC, WAV and piano roll for one melody. The `.txt`
 /// ends with `.` when the model ended the melody, so `judge` can tell.
 fn write_outputs(dir: &Path, composed: &Composed, soundfont: Option<&SoundFont>) -> Result<()> {
-    let path = |ext: &str| dir.join(format!("{}.{ext}", composed.name));
+    let path = |ext: &str| dir.join(format!("{}.{ext}", composed.generated.name));
     for artifact in [
         Artifact::Tokens,
         Artifact::Midi,
@@ -416,7 +388,11 @@ fn write_outputs(dir: &Path, composed: &Composed, soundfont: Option<&SoundFont>)
         fs::write(&file, composer::render(composed, artifact, soundfont)?)
             .with_context(|| format!("cannot write {}", file.display()))?;
     }
-    melody_formats::piano_roll::piano_roll(&composed.melody, &composed.name, &path("png"))
-        .map_err(anyhow::Error::msg)?;
+    melody_formats::piano_roll::piano_roll(
+        &composed.melody,
+        &composed.generated.name,
+        &path("png"),
+    )
+    .map_err(anyhow::Error::msg)?;
     Ok(())
 }

@@ -500,7 +500,7 @@ pub fn compose(
     folder: &ModelFolder,
     settings: &Settings,
     count: usize,
-) -> Result<Vec<Result<Composed, Box<Unnotated>>>, ComposeError> {
+) -> Result<Vec<Composition>, ComposeError> {
     let plans = (0..count)
         .map(|index| plan(folder, settings, index))
         .collect::<Result<Vec<_>, _>>()?;
@@ -518,37 +518,46 @@ pub fn compose(
         .map(|(index, ((generated, closed), plan))| {
             let mut tokens = settings.primer();
             tokens.extend(generated);
-            let name = format!("melody-{}", index + 1);
-            notate(
-                &folder.encoding,
-                settings,
-                &name,
-                tokens.clone(),
+            let generated = Generated {
+                name: format!("melody-{}", index + 1),
+                tokens,
                 closed,
-                plan.asking.clone(),
-            )
-            .map_err(|error| {
-                Box::new(Unnotated {
-                    name,
-                    tokens,
-                    closed,
-                    asking: plan.asking,
-                    error,
-                })
-            })
+                asking: plan.asking,
+            };
+            notate(&folder.encoding, settings, generated)
         })
         .collect())
 }
 
-/// A generated melody that makes no score: its tokens, what it was asked to
-/// be, and why.
-#[derive(Debug)]
-pub struct Unnotated {
+/// What every generated melody has, whether or not it makes a score: its
+/// tokens (primer included, in the model's key), how it ended and what it
+/// was asked to be.
+#[derive(Debug, Clone)]
+pub struct Generated {
     pub name: String,
     pub tokens: Vec<Token>,
+    /// Ended by the model (`.`), not stopped at the length limit.
     pub closed: bool,
     pub asking: Option<Asking>,
+}
+
+/// A generated melody that makes no score, and why.
+#[derive(Debug)]
+pub struct Unnotated {
+    pub generated: Generated,
     pub error: ComposeError,
+}
+
+/// What [`compose`] gives for one melody: its score, or why it has none.
+/// Either way [`generated`] gives what the model wrote.
+pub type Composition = Result<Composed, Box<Unnotated>>;
+
+/// What the model wrote for a melody, whether or not it makes a score.
+pub fn generated(composition: &Composition) -> &Generated {
+    match composition {
+        Ok(composed) => &composed.generated,
+        Err(unnotated) => &unnotated.generated,
+    }
 }
 
 /// Tokens as `sample` writes them and `judge` reads them: one line, ending
@@ -565,15 +574,10 @@ pub fn token_text(tokens: &[Token], closed: bool) -> String {
     text
 }
 
-/// A generated melody: its tokens (primer included, in the model's key), how
-/// it ended, what it was asked to be, and its score.
+/// A generated melody with its score.
 #[derive(Debug, Clone)]
 pub struct Composed {
-    pub name: String,
-    pub tokens: Vec<Token>,
-    /// Ended by the model (`.`), not stopped at the length limit.
-    pub closed: bool,
-    pub asking: Option<Asking>,
+    pub generated: Generated,
     /// In the key it is written in, with meter, upbeat and tempo.
     pub melody: Melody,
     pub key: Key,
@@ -598,15 +602,33 @@ fn tokens_key(tokens: &[Token], encoding: &Encoding, wanted: Option<Key>) -> Key
 
 /// Makes the score of generated tokens: in the asked meter and upbeat (or
 /// the settings' or 4/4), in the settings' key (a minor melody of the
-/// reference encoding in A minor), at the settings' tempo.
-pub fn notate(
+/// reference encoding in A minor), at the settings' tempo. Tokens that make
+/// no melody, or an asked key that takes it out of MIDI's range, give it
+/// back as [`Unnotated`].
+pub fn notate(encoding: &Encoding, settings: &Settings, generated: Generated) -> Composition {
+    match score(encoding, settings, &generated) {
+        Ok((melody, key, meter)) => Ok(Composed {
+            generated,
+            melody,
+            key,
+            meter,
+        }),
+        Err(error) => Err(Box::new(Unnotated { generated, error })),
+    }
+}
+
+/// The score of [`notate`]: the melody, its key and its meter.
+fn score(
     encoding: &Encoding,
     settings: &Settings,
-    name: &str,
-    tokens: Vec<Token>,
-    closed: bool,
-    asking: Option<Asking>,
-) -> Result<Composed, ComposeError> {
+    generated: &Generated,
+) -> Result<(Melody, Key, Meter), ComposeError> {
+    let Generated {
+        name,
+        tokens,
+        asking,
+        ..
+    } = generated;
     let asked = asking.as_ref().map(|asking| &asking.asked);
     let meter = asked.map_or(settings.meter.unwrap_or(DEFAULT_METER), |a| a.meter);
     let pickup = asked.map_or(settings.pickup.unwrap_or(0), |a| a.pickup);
@@ -619,9 +641,9 @@ pub fn notate(
             mode: Mode::Minor,
         })
     });
-    let source_key = tokens_key(&tokens, encoding, wanted);
+    let source_key = tokens_key(tokens, encoding, wanted);
     let mut melody = decode(
-        &tokens,
+        tokens,
         &DecodeOptions {
             step: encoding.step,
             meter: Some(meter),
@@ -630,12 +652,12 @@ pub fn notate(
                 mode: wanted.map_or(source_key.mode, |k| k.mode),
                 ..source_key
             }),
-            id: name.to_owned(),
-            title: name.to_owned(),
+            id: name.clone(),
+            title: name.clone(),
         },
     )
     .map_err(|source| ComposeError::NoMelody {
-        name: name.to_owned(),
+        name: name.clone(),
         source,
     })?;
     let key = match wanted {
@@ -654,7 +676,7 @@ pub fn notate(
         None => source_key,
     };
     melody.tempo_qpm = Some(settings.tempo);
-    if let Some(asking) = &asking {
+    if let Some(asking) = asking {
         let caution = asking
             .caution()
             .map_or_else(String::new, |caution| format!("; {caution}"));
@@ -663,15 +685,7 @@ pub fn notate(
             asking.description()
         )];
     }
-    Ok(Composed {
-        name: name.to_owned(),
-        tokens,
-        closed,
-        asking,
-        melody,
-        key,
-        meter,
-    })
+    Ok((melody, key, meter))
 }
 
 /// A written form of a melody.
@@ -734,7 +748,9 @@ pub fn render(
 ) -> Result<Vec<u8>, ComposeError> {
     let melody = &composed.melody;
     Ok(match artifact {
-        Artifact::Tokens => token_text(&composed.tokens, composed.closed).into_bytes(),
+        Artifact::Tokens => {
+            token_text(&composed.generated.tokens, composed.generated.closed).into_bytes()
+        }
         Artifact::Midi => to_midi(melody, &MidiOptions::default())?,
         Artifact::MusicXml => melody_formats::musicxml::to_musicxml(melody)?.into_bytes(),
         Artifact::Abc => melody_formats::abc::to_abc(melody)?.into_bytes(),
@@ -777,15 +793,17 @@ mod tests {
         // end at once. Before, the server answered these with a 500.
         let notated = |tokens: &str| {
             let tokens = grid_codec::parse_tokens(tokens).unwrap();
-            notate(
-                &Encoding::default(),
-                &Settings::default(),
-                "melody-4",
-                tokens,
-                true,
-                None,
-            )
-            .unwrap_err()
+            let generated = Generated {
+                name: "melody-4".to_owned(),
+                tokens: tokens.clone(),
+                closed: true,
+                asking: None,
+            };
+            let unnotated = notate(&Encoding::default(), &Settings::default(), generated)
+                .expect_err("no score");
+            // What the model wrote comes back with the reason.
+            assert_eq!(unnotated.generated.tokens, tokens);
+            unnotated.error
         };
         let error = notated("_ 60 _");
         assert_eq!(error.field(), Some(Field::Grammar));

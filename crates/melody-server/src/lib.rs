@@ -23,7 +23,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use candle_core::Device;
-use composer::{Artifact, ComposeError, Composed, Settings};
+use composer::{Artifact, ComposeError, Composed, Generated, Settings};
 use esac_parse::{Key, Meter, Mode};
 use grid_codec::{parse_tokens, tokens_to_string};
 use judge::{Song, Tonality, TrainingIndex};
@@ -587,15 +587,16 @@ async fn compose(
         .map_err(ServerError::Generate)?;
     let mut tokens = primer;
     tokens.extend(generated);
-    let name = format!("{} seed {}", loaded.name, settings.seed);
-    let composed = Arc::new(composer::notate(
-        &loaded.folder.encoding,
-        &settings,
-        &name,
+    let generated = Generated {
+        name: format!("{} seed {}", loaded.name, settings.seed),
         tokens,
         closed,
-        plan.asking,
-    )?);
+        asking: plan.asking,
+    };
+    let composed = Arc::new(
+        composer::notate(&loaded.folder.encoding, &settings, generated)
+            .map_err(|unnotated| unnotated.error)?,
+    );
     let mut cache = state.cache.lock().expect("not poisoned");
     cache.push_back((key, composed.clone()));
     if cache.len() > CACHE_SIZE {
@@ -669,9 +670,9 @@ fn describe_melody(
         "model": loaded.name,
         "query": request.canonical,
         "seed": request.settings.seed,
-        "tokens": tokens_to_string(&composed.tokens),
-        "closed": composed.closed,
-        "asked": composed.asking.as_ref().map(|asking| {
+        "tokens": tokens_to_string(&composed.generated.tokens),
+        "closed": composed.generated.closed,
+        "asked": composed.generated.asking.as_ref().map(|asking| {
             let a = &asking.asked;
             json!({
                 "meter": a.meter.to_string(),
@@ -700,10 +701,10 @@ fn describe_melody(
 fn statistics(loaded: &Loaded, composed: &Composed) -> Value {
     let encoding = &loaded.folder.encoding;
     let song = Song {
-        name: composed.name.clone(),
-        tokens: composed.tokens.clone(),
-        closed: composed.closed,
-        tonality: Tonality::of(encoding, None, &composed.tokens),
+        name: composed.generated.name.clone(),
+        tokens: composed.generated.tokens.clone(),
+        closed: composed.generated.closed,
+        tonality: Tonality::of(encoding, None, &composed.generated.tokens),
         meter: None,
         metric: None,
         minor: None,
@@ -739,7 +740,7 @@ fn statistics(loaded: &Loaded, composed: &Composed) -> Value {
         "range_semitones": lowest.zip(highest).map(|(l, h)| h - l),
         "longest_copy": loaded.training.as_ref().map(|_| judged.longest_copy),
         "copied_from": judged.copied_from,
-        "key_found": judge::find_key(&composed.tokens).map(|k| k.key.to_string()),
+        "key_found": judge::find_key(&composed.generated.tokens).map(|k| k.key.to_string()),
     })
 }
 
@@ -772,7 +773,7 @@ async fn artifact(
     .map_err(|e| ServerError::Generate(e.to_string()))??;
     let file = format!(
         "{}.{}",
-        composed.name.replace([' ', ':'], "-"),
+        composed.generated.name.replace([' ', ':'], "-"),
         artifact.extension()
     );
     Ok((

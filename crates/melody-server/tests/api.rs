@@ -51,7 +51,7 @@ fn a_melody_is_the_one_the_composer_gives_the_command_line() {
         .unwrap();
     assert_eq!(
         melody["tokens"],
-        grid_codec::tokens_to_string(&composed.tokens)
+        grid_codec::tokens_to_string(&composed.generated.tokens)
     );
     assert_eq!(melody["asked"]["meter"], "3/4");
     assert_eq!(melody["asked"]["mode"], "minor");
