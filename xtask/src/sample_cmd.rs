@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use composer::{Artifact, ComposeError, Composed, Settings, Unnotated};
+use composer::{Artifact, ComposeError, Composed, Composition, Settings, Unnotated};
 use esac_parse::{Key, Meter, Mode};
 use grid_codec::{parse_tokens, tokens_to_string};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -169,7 +169,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     fs::create_dir_all(&args.out)
         .with_context(|| format!("--out: cannot create the folder {}", args.out.display()))?;
     let melodies = composer::compose(&folder, &settings, args.num)?;
-    remove_earlier_run(&args.out, melodies.len())?;
+    remove_earlier_run(&args.out, &melodies)?;
     let generated: Vec<&composer::Generated> = melodies.iter().map(composer::generated).collect();
     let record = SampleRecord {
         model: args.model.to_string(),
@@ -301,16 +301,24 @@ pub fn read_soundfont(path: &Path) -> Result<SoundFont> {
 }
 
 /// Removes what an earlier `sample` into `dir` left that this run does not
-/// replace: its melodies past the `num` written now, and its judgement.
-/// Otherwise `judge` on the folder would judge two runs' melodies as one,
-/// against this run's `sample.json`.
-fn remove_earlier_run(dir: &Path, num: usize) -> Result<()> {
+/// replace: its melodies past those written now, the files other than the
+/// tokens of a melody that now makes no score, and its judgement. Otherwise
+/// `judge` on the folder would judge two runs' melodies as one, against this
+/// run's `sample.json`, and an earlier score would be taken for the melody.
+fn remove_earlier_run(dir: &Path, melodies: &[Composition]) -> Result<()> {
+    let unscored: BTreeSet<usize> = (1..=melodies.len())
+        .filter(|index| melodies[index - 1].is_err())
+        .collect();
+    // The melody's index, and whether it is past those written now.
     let earlier_melody = |name: &str| {
         let (stem, ext) = name.rsplit_once('.')?;
         let index: usize = stem.strip_prefix("melody-")?.parse().ok()?;
-        (index > num && OUTPUTS.contains(&ext)).then_some(index)
+        let past = index > melodies.len();
+        let replaced_by_tokens_only = unscored.contains(&index) && ext != OUTPUTS[0];
+        ((past || replaced_by_tokens_only) && OUTPUTS.contains(&ext)).then_some((index, past))
     };
-    let mut melodies = BTreeSet::new();
+    let mut past_melodies = BTreeSet::new();
+    let mut unscored_melodies = BTreeSet::new();
     let mut judgement_files = BTreeSet::new();
     for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
@@ -321,13 +329,17 @@ fn remove_earlier_run(dir: &Path, num: usize) -> Result<()> {
             continue;
         }
         fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
-        melodies.extend(earlier);
-        if judgement {
-            judgement_files.insert(name.into_owned());
-        }
+        match earlier {
+            Some((index, true)) => past_melodies.insert(index),
+            Some((index, false)) => unscored_melodies.insert(index),
+            None => judgement_files.insert(name.into_owned()),
+        };
     }
-    let mut removed: Vec<String> = Vec::new();
-    match (melodies.first(), melodies.last()) {
+    let mut removed: Vec<String> = unscored_melodies
+        .iter()
+        .map(|index| format!("melody-{index} (all but its tokens)"))
+        .collect();
+    match (past_melodies.first(), past_melodies.last()) {
         (Some(first), Some(last)) if first == last => removed.push(format!("melody-{first}")),
         (Some(first), Some(last)) => removed.push(format!("melody-{first} to melody-{last}")),
         _ => {}
@@ -346,28 +358,19 @@ fn remove_earlier_run(dir: &Path, num: usize) -> Result<()> {
     Ok(())
 }
 
-/// The tokens of a melody that makes no score, and none of the other files:
-/// those an earlier run left under its name are removed, so that they are not
-/// taken for this melody's.
+/// The tokens of a melody that makes no score, and none of the other files.
 fn write_tokens_only(dir: &Path, unnotated: &Unnotated) -> Result<()> {
     let generated = &unnotated.generated;
-    let path = |ext: &str| dir.join(format!("{}.{ext}", generated.name));
-    let tokens = path(Artifact::Tokens.extension());
+    let tokens = dir.join(format!(
+        "{}.{}",
+        generated.name,
+        Artifact::Tokens.extension()
+    ));
     fs::write(
         &tokens,
         composer::token_text(&generated.tokens, generated.closed),
     )
-    .with_context(|| format!("cannot write {}", tokens.display()))?;
-    for ext in &OUTPUTS[1..] {
-        let earlier = path(ext);
-        match fs::remove_file(&earlier) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                return Err(error).with_context(|| format!("cannot remove {}", earlier.display()));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    .with_context(|| format!("cannot write {}", tokens.display()))
 }
 
 /// The files written for each melody, by extension, the tokens first.

@@ -201,6 +201,12 @@ fn a_melody_that_makes_no_score_costs_only_its_own_files() {
     assert!(output.status.success(), "{stderr}");
     assert!(
         stderr.contains(&format!(
+            "removed melody-2 (all but its tokens) from {dir}, left by an earlier run"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
             "warning: melody-2: the model's tokens make no melody (the tokens hold no note or rest); without the grammar (--no-grammar, the API's grammar=false) a melody may start with a hold or end at once: keep the grammar, or try another seed; only its tokens were written, to {dir}/melody-2.txt"
         )),
         "{stderr}"
