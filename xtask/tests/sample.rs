@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod common;
 
+use esac_parse::Key;
 use std::path::PathBuf;
 
 use common::{json, succeeds, xtask};
@@ -611,6 +612,27 @@ fn judge_finds_the_asked_style_with_the_whole_collection() {
     // collections and no meter, before).
     assert_eq!(styles[0]["test"], 21);
     assert!((styles[0]["test_found"].as_f64().unwrap() - 14.0 / 21.0).abs() < 1e-9);
+    // Each melody names the key the key finder gives it, and the mode
+    // comparison counts those keys' modes against the asked ones.
+    let asked = json(&out.path().join("sample.json"))["asked"].clone();
+    for comparison in judged["modes"].as_array().unwrap() {
+        let minor = comparison["mode"] == "minor";
+        let (mut of_mode, mut found) = (0, 0);
+        for melody in judged["melodies"].as_array().unwrap() {
+            if asked[melody["name"].as_str().unwrap()]["minor"] != minor {
+                continue;
+            }
+            of_mode += 1;
+            let key: Key = melody["key_found"].as_str().unwrap().parse().unwrap();
+            found += usize::from(key.mode.is_minor_like() == minor);
+        }
+        assert_eq!(comparison["generated"], of_mode);
+        let share = comparison["generated_found"].as_f64().unwrap();
+        assert!(
+            (share - found as f64 / of_mode as f64).abs() < 1e-12,
+            "{comparison}"
+        );
+    }
     // Every bar of the written scores, upbeat and last aside, holds one bar
     // of its meter, for the melodies and the held-out songs alike.
     let meters = judged["meters"].as_array().unwrap();

@@ -395,6 +395,11 @@ pub struct MelodyJudgement {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copied_from: Option<CopiedFrom>,
     pub copied_ngrams: Option<f64>,
+    /// The key Krumhansl-Kessler key finding gives its notes (absent without
+    /// notes): the mode comparison counts its mode, as `style_found` is the
+    /// style comparison's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_found: Option<Key>,
     /// The collection the style classifier finds it nearest, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub style_found: Option<String>,
@@ -590,6 +595,7 @@ pub fn statistics(
             longest_copy: copy.map_or(0, |run| run.length),
             copied_from: copy.map(|run| CopiedFrom::of(&run, index)),
             copied_ngrams: index.copied_ngrams(&melody.tokens),
+            key_found: find_key(&melody.tokens).map(|found| found.key),
             style_found: None,
         });
     }
@@ -1269,6 +1275,17 @@ mod tests {
         assert!((s.in_scale - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(s.ends_on_tonic, 0.0);
         assert_eq!(judged[0].key, None);
+        // Either way the key finder's key is given: the C major triad, C
+        // held longest, correlates best with C major's profile.
+        let (_, judged) = statistics(
+            &[song("60 _ 64 _ 67 _ 72 _ _ _", Tonality::ReferenceKeys)],
+            &index,
+        );
+        assert_eq!(judged[0].key, None);
+        assert_eq!(
+            judged[0].key_found.map(|k| k.to_string()).as_deref(),
+            Some("C major")
+        );
     }
 
     #[test]
