@@ -1,6 +1,6 @@
 //! `cargo xtask train`, `eval` and `logits`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -745,20 +745,28 @@ fn leave_out_variants(dataset: &mut Dataset) {
             })
             .collect()
     };
-    let found = trainer::variants::variants_of(&ids(&dataset.train), &ids(&dataset.test));
-    let variant_tunes: HashSet<usize> = dataset
+    // The versions of one tune are one song; a song without a tune is its own.
+    let mut songs = HashMap::new();
+    let song_of: Vec<usize> = dataset
         .test
         .iter()
-        .zip(&found)
-        .filter_map(|(song, variant)| variant.and(song.tune))
+        .enumerate()
+        .map(|(index, song)| {
+            let next = songs.len();
+            *songs.entry(song.tune.ok_or(index)).or_insert(next)
+        })
         .collect();
+    let found = trainer::variants::song_variants_of(
+        &ids(&dataset.train),
+        &ids(&dataset.test),
+        &song_of,
+        songs.len(),
+    );
     let before = dataset.test.len();
     dataset.test = std::mem::take(&mut dataset.test)
         .into_iter()
-        .zip(found)
-        .filter(|(song, variant)| {
-            variant.is_none() && song.tune.is_none_or(|tune| !variant_tunes.contains(&tune))
-        })
+        .zip(song_of)
+        .filter(|(_, song)| found[*song].is_none())
         .map(|(song, _)| song)
         .collect();
     eprintln!(

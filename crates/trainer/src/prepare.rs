@@ -509,10 +509,8 @@ pub fn prepare_sources(
 }
 
 /// The held-out songs among `kept` that are variants of a training song:
-/// for an augmented encoding, those with any version mostly held by any
-/// version of a training song (the largest share kept), so that a variant
-/// whose range puts its versions in other keys is found, and every song of
-/// which `eval`, reading each version, finds a version is listed.
+/// every version of each compared with every version of the training songs
+/// ([`crate::variants::song_variants_of`]), as `eval` compares them.
 fn held_out_variants(kept: &[Candidate], sources: &[Source]) -> Vec<HeldOutVariant> {
     // Every version of `songs`, as bytes, each with the index of its song.
     let versions = |songs: &[&Candidate]| -> (Vec<Vec<u8>>, Vec<usize>) {
@@ -530,22 +528,18 @@ fn held_out_variants(kept: &[Candidate], sources: &[Source]) -> Vec<HeldOutVaria
         kept.iter().partition(|c| c.split == Split::Train);
     let (training_versions, training_song) = versions(&train);
     let (held_out_versions, held_out_song) = versions(&held_out);
-    let found = crate::variants::variants_of(&training_versions, &held_out_versions);
-    // The best version of each held-out song: (training song, share).
-    let mut best: Vec<Option<(usize, f64)>> = vec![None; held_out.len()];
-    for (version, found) in found.into_iter().enumerate() {
-        if let Some((of, shared)) = found {
-            let song = &mut best[held_out_song[version]];
-            if song.is_none_or(|(_, best)| shared > best) {
-                *song = Some((training_song[of], shared));
-            }
-        }
-    }
+    let best = crate::variants::song_variants_of(
+        &training_versions,
+        &held_out_versions,
+        &held_out_song,
+        held_out.len(),
+    );
     held_out
         .iter()
         .zip(best)
         .filter_map(|(song, best)| {
-            let (of, shared) = best?;
+            let (version, shared) = best?;
+            let of = training_song[version];
             Some(HeldOutVariant {
                 id: song.song.id.clone(),
                 collection: sources[song.source].name.clone(),

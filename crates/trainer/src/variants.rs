@@ -74,6 +74,30 @@ pub fn variants_of(
         .collect()
 }
 
+/// [`variants_of`] for songs written in several versions (one per key, in an
+/// augmented encoding): for each held-out song, the training version that
+/// holds the largest share of any of its versions, with that share. Version
+/// `v` of `held_out` belongs to song `song_of[v]`, below `songs`. A song is a
+/// variant when any of its versions is, so that a variant whose range puts
+/// its versions in other keys than the training song's is found.
+pub fn song_variants_of(
+    train: &[impl AsRef<[u8]>],
+    held_out: &[impl AsRef<[u8]>],
+    song_of: &[usize],
+    songs: usize,
+) -> Vec<Option<(usize, f64)>> {
+    let mut best: Vec<Option<(usize, f64)>> = vec![None; songs];
+    for (version, found) in variants_of(train, held_out).into_iter().enumerate() {
+        if let Some((of, shared)) = found {
+            let song = &mut best[song_of[version]];
+            if song.is_none_or(|(_, best)| shared > best) {
+                *song = Some((of, shared));
+            }
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +148,18 @@ mod tests {
         // tune, the 15 across the middle are not: 10 of 25.
         assert_eq!(variants_of(&train, &[&twice]), [None]);
         assert_eq!(variants_of(&train, &[&tune]), [Some((0, 1.0))]);
+    }
+
+    #[test]
+    fn a_song_is_a_variant_by_its_best_version() {
+        let tune = token_bytes(&quarters(&[60, 62, 64, 65, 67, 65, 64, 62, 60, 60]));
+        let up: Vec<u8> = token_bytes(&quarters(&[62, 64, 66, 67, 69, 67, 66, 64, 62, 62]));
+        let mut changed = tune.clone();
+        changed[36] = Token::Note(67).byte();
+        // Song 0 in two versions: one a tone up, held by nothing, and one with
+        // its last quarter changed (21 of 25). Song 1: only the tone up.
+        // Song 2: the tune itself.
+        let found = song_variants_of(&[&tune], &[&up, &changed, &up, &tune], &[0, 0, 1, 2], 3);
+        assert_eq!(found, [Some((0, 21.0 / 25.0)), None, Some((0, 1.0))]);
     }
 }
