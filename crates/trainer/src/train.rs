@@ -108,10 +108,28 @@ impl TrainConfig {
 
     /// Refuses settings that cannot train, naming what is wrong.
     pub fn validate(&self) -> Result<(), TrainError> {
-        if self.batch_size == 0 || self.seq_len == 0 || self.eval_every == 0 {
-            return Err(TrainError::Config(
-                "batch size, sequence length and eval interval must be positive".into(),
-            ));
+        let zero: Vec<&str> = [
+            ("batch size", Some(self.batch_size)),
+            ("sequence length", Some(self.seq_len)),
+            ("eval interval", Some(self.eval_every)),
+            ("hidden size", Some(self.hidden_size)),
+            ("layer count", Some(self.num_layers)),
+            ("embedding width", self.embedding_dim),
+            ("epochs", Some(self.epochs)),
+            ("step limit", self.max_steps),
+        ]
+        .into_iter()
+        .filter(|(_, value)| *value == Some(0))
+        .map(|(name, _)| name)
+        .collect();
+        if let Some((last, others)) = zero.split_last() {
+            let named = match others {
+                [] => last.to_string(),
+                _ => format!("{} and {last}", others.join(", ")),
+            };
+            return Err(TrainError::Config(format!(
+                "{named} must be positive, not 0: nothing would be trained"
+            )));
         }
         if self.objective == Objective::Last && self.windows != Windows::Stream {
             return Err(TrainError::Config(
@@ -135,16 +153,6 @@ impl TrainConfig {
                 "condition dropout {} must be in [0, 1)",
                 self.condition_dropout
             )));
-        }
-        if self.hidden_size == 0 || self.num_layers == 0 || self.embedding_dim == Some(0) {
-            return Err(TrainError::Config(
-                "hidden size, layer count and embedding width must be positive".into(),
-            ));
-        }
-        if self.epochs == 0 || self.max_steps == Some(0) {
-            return Err(TrainError::Config(
-                "epochs and the step limit must be positive: nothing would be trained".into(),
-            ));
         }
         Ok(())
     }
@@ -952,5 +960,18 @@ mod tests {
             let message = config.validate().unwrap_err().to_string();
             assert!(message.contains(named), "{message}");
         }
+        // Only what is wrong is named.
+        let message = TrainConfig {
+            num_layers: 0,
+            max_steps: Some(0),
+            ..fine
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            message,
+            "bad training configuration: layer count and step limit must be positive, not 0: nothing would be trained"
+        );
     }
 }
