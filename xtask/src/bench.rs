@@ -67,7 +67,7 @@ pub fn parse(data: &Path, iterations: usize) -> Result<ParseBench> {
 #[derive(Debug, Serialize)]
 pub struct TrainBench {
     pub bench: &'static str,
-    /// Where it ran ([`device_name`]).
+    /// Where it ran, as Candle names the device (`Cpu`, `Cuda { gpu_id: 0 }`).
     pub device: String,
     pub hidden: usize,
     pub layers: usize,

@@ -3,7 +3,7 @@
 //! [`download`] fetches and verifies collections, [`source`] picks the data a
 //! command reads when none is named, [`train_cmd`] trains and evaluates
 //! models (with [`loss_plot`]'s progress bar and loss curve attached), [`sample_cmd`] writes new melodies, [`judge_cmd`] reads them back
-//! for the `judge` library, and [`bench`] measures the parser, the training
+//! for the `judge` library, and [`mod@bench`] measures the parser, the training
 //! step and sampling.
 
 pub mod bench;

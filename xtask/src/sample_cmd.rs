@@ -26,7 +26,7 @@ pub const PRETRAINED: &str = "assets/essen";
 #[derive(Debug, Args)]
 pub struct SampleArgs {
     /// A run folder, a model folder (model.safetensors with config.json and
-    /// tokenizer.json, or the reference notebook's vocab.json) or hub:OWNER/NAME[@REVISION].
+    /// tokenizer.json, or the reference notebook's vocab.json) or hub:OWNER/NAME (@REVISION after it picks a revision).
     #[arg(long, default_value = PRETRAINED)]
     pub model: ModelRef,
     /// Tokens the melody starts with, e.g. "55 _ _ _" (default: start from nothing).

@@ -473,7 +473,7 @@ impl Key {
     }
 }
 
-/// `G major`, `F# minor`, `D dorian`: what [`Key::from_str`] reads back.
+/// `G major`, `F# minor`, `D dorian`: what [`Key`]'s `FromStr` reads back.
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.tonic, self.mode)

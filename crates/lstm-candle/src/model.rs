@@ -782,7 +782,7 @@ impl MelodyModel {
     /// `(batch, time)` summed over the positions where `mask` is 1 (or weighted
     /// by it), and the final state; the same as [`Self::masked_nll`] of
     /// [`Self::forward`]. On the CPU the output layer and the loss run as one
-    /// fused op ([`OutputLoss`]) on the fused stack's time-major outputs.
+    /// fused op (`OutputLoss`) on the fused stack's time-major outputs.
     pub fn summed_nll(
         &self,
         ids: &Tensor,

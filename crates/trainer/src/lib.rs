@@ -1,11 +1,11 @@
 //! The data pipeline, the training loop, evaluation and checkpoints; it shows nothing itself.
 //!
 //! [`source`] reads songs from a folder, a file, a zip or the download cache;
-//! [`prepare`] turns a parsed collection into what training reads: grid tokens
+//! [`mod@prepare`] turns a parsed collection into what training reads: grid tokens
 //! per song (`songs.jsonl`), a song-level seeded train/val/test split (the
 //! reference split 64-token windows at random, which leaks neighbouring windows
 //! into validation), the vocabulary (`tokenizer.json`) and a report of every song
-//! left out and why (`report.json`). [`train`] trains the LSTM of `lstm-candle`
+//! left out and why (`report.json`). [`mod@train`] trains the LSTM of `lstm-candle`
 //! on it with checkpoints, reporting to [`observe::Observer`]s (the run's
 //! `metrics.csv` and TensorBoard logs are observers here; progress bars and
 //! pictures are the caller's); [`eval`] scores whole held-out songs.
