@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use grid_codec::conditions::Asked;
 use grid_codec::{Encoding, Token, parse_tokens};
 use judge::meter::Metric;
-use judge::style::{Labelled, MIN_STYLE_SONGS, StyleClassifier};
+use judge::style::{Labelled, StyleClassifier};
 use judge::{Judged, Judgement, Song, Tonality};
 use serde::{Deserialize, Serialize};
 use trainer::{Split, SplitSizes};
@@ -199,16 +199,13 @@ impl Corpus {
                 Split::Test => corpus.test.push(song),
             }
         }
-        corpus.classifier = StyleClassifier::fit(
-            corpus.train.iter().filter_map(|song| {
-                Some(Labelled {
-                    style: song.style.as_deref()?,
-                    tokens: &song.tokens,
-                    meter: song.meter,
-                })
-            }),
-            MIN_STYLE_SONGS,
-        );
+        corpus.classifier = StyleClassifier::fit_corpus(corpus.train.iter().filter_map(|song| {
+            Some(Labelled {
+                style: song.style.as_deref()?,
+                tokens: &song.tokens,
+                meter: song.meter,
+            })
+        }));
         if corpus.train.is_empty() || corpus.test.is_empty() {
             bail!(
                 "{} has no training or no test songs to judge against",

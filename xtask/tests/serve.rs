@@ -10,9 +10,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
-use common::{erk_recorded_with_test_songs, succeeds, xtask};
+use common::{erk_recorded_with_test_songs, json, succeeds, xtask};
 
 /// The ids of a model's songs as `/api/models/NAME/songs` lists them.
 fn listed_ids(url: &str, model: &str) -> BTreeSet<String> {
@@ -34,6 +34,14 @@ fn listed_ids(url: &str, model: &str) -> BTreeSet<String> {
 /// Serves with `args`, lists the songs of `erk` and of the `given` model, and
 /// returns them with what the server said on stderr.
 fn serve_and_list(args: &[&str]) -> (BTreeSet<String>, BTreeSet<String>, String) {
+    let (server, url) = serve(args);
+    let erk = listed_ids(&url, "erk");
+    let given = listed_ids(&url, "given");
+    (erk, given, stop(server))
+}
+
+/// `serve` with `args` on a free port, and the address it prints.
+fn serve(args: &[&str]) -> (Child, String) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
         .args(["serve", "--port", "0"])
@@ -51,8 +59,11 @@ fn serve_and_list(args: &[&str]) -> (BTreeSet<String>, BTreeSet<String>, String)
         .find(|word| word.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {first_line:?}"))
         .to_owned();
-    let erk = listed_ids(&url, "erk");
-    let given = listed_ids(&url, "given");
+    (server, url)
+}
+
+/// Stops a server, and returns what it said on stderr.
+fn stop(mut server: Child) -> String {
     server.kill().unwrap();
     let mut said = String::new();
     server
@@ -62,7 +73,7 @@ fn serve_and_list(args: &[&str]) -> (BTreeSet<String>, BTreeSet<String>, String)
         .read_to_string(&mut said)
         .unwrap();
     server.wait().unwrap();
-    (erk, given, said)
+    said
 }
 
 #[test]
@@ -114,6 +125,48 @@ fn serve_offers_the_songs_each_model_was_trained_on() {
         said.contains("warning: ") && said.contains("erk-misrecorded: the songs of ../shared/data/essen/deutschl/erk are not split as those the model was trained on"),
         "{said}"
     );
+}
+
+#[test]
+fn the_page_judges_a_melody_as_judge_does() {
+    // The composer API's statistics of the shipped model's melodies name the
+    // key the key finder gives and the collection the style classifier finds
+    // nearest, fitted on the songs the model was trained on: what `judge`
+    // writes for the same melodies.
+    let (server, url) = serve(&[]);
+    let query = "bars=8&meter=3/4&mode=minor";
+    let answers: Vec<serde_json::Value> = (11..15)
+        .map(|seed| {
+            let text = ureq::get(&format!("{url}api/generate?seed={seed}&{query}"))
+                .call()
+                .unwrap()
+                .body_mut()
+                .read_to_string()
+                .unwrap();
+            serde_json::from_str(&text).unwrap()
+        })
+        .collect();
+    let said = stop(server);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    succeeds(&[
+        "sample", "--seed", "11", "--bars", "8", "--meter", "3/4", "--mode", "minor", "--num", "4",
+        "--judge", "--out", dir,
+    ]);
+    let judged = json(&out.path().join("judge.json"));
+    for (index, answer) in answers.iter().enumerate() {
+        let melody = &judged["melodies"][index];
+        let tokens =
+            std::fs::read_to_string(out.path().join(format!("melody-{}.txt", index + 1))).unwrap();
+        assert_eq!(
+            tokens,
+            format!("{} .\n", answer["tokens"].as_str().unwrap())
+        );
+        let statistics = &answer["statistics"];
+        assert_eq!(statistics["key_found"], melody["key_found"], "{said}");
+        assert!(statistics["style_found"].is_string(), "{statistics}");
+        assert_eq!(statistics["style_found"], melody["style_found"]);
+    }
 }
 
 #[test]

@@ -147,6 +147,16 @@ impl StyleClassifier {
             .sum()
     }
 
+    /// Fits on a corpus's training songs as `judge` and the composer page do:
+    /// each labelled with its collection (none where that is empty), and a
+    /// centroid for each collection with at least [`MIN_STYLE_SONGS`].
+    pub fn fit_corpus<'a>(songs: impl IntoIterator<Item = Labelled<'a>>) -> Option<Self> {
+        Self::fit(
+            songs.into_iter().filter(|song| !song.style.is_empty()),
+            MIN_STYLE_SONGS,
+        )
+    }
+
     /// The style whose centroid is nearest (the first by name on a tie).
     pub fn classify(&self, tokens: &[Token], meter: Option<Meter>) -> &str {
         let features = features(tokens, meter, &self.meters);

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::Device;
 use grid_codec::{Token, parse_tokens};
 use judge::TrainingIndex;
+use judge::style::{Labelled, StyleClassifier};
 use model_folder::ModelFolder;
 use serde::Serialize;
 use trainer::prepare::{SONGS_FILE, SongRecord, Split};
@@ -49,6 +50,9 @@ pub struct Loaded {
     pub held_out: Vec<HeldOut>,
     /// The training songs, for the longest copy; `None` when the data is unknown.
     pub training: Option<TrainingIndex>,
+    /// The style classifier `judge` fits on the same training songs; `None`
+    /// when they are unknown or fewer than two collections have enough.
+    pub styles: Option<StyleClassifier>,
 }
 
 /// True for a name that can only be a listed model's: letters, digits and
@@ -179,25 +183,35 @@ impl Catalog {
             (None, Some(songs_of)) => Some(songs_of(&folder)),
             (None, None) => None,
         };
-        let (held_out, training) = match songs.map(|songs| songs.and_then(split_songs)) {
+        let (held_out, training, styles) = match songs.map(|songs| songs.and_then(split_songs)) {
             Some(Ok((held_out, train))) => {
-                let (names, tokens): (Vec<String>, Vec<Vec<Token>>) = train.into_iter().unzip();
+                let styles = StyleClassifier::fit_corpus(train.iter().map(|song| Labelled {
+                    style: &song.collection,
+                    tokens: &song.tokens,
+                    meter: song.meter,
+                }));
+                let (names, tokens): (Vec<String>, Vec<Vec<Token>>) = train
+                    .into_iter()
+                    .map(|song| (song.name, song.tokens))
+                    .unzip();
                 (
                     held_out,
                     Some(TrainingIndex::new(&tokens).with_names(names)),
+                    styles,
                 )
             }
             Some(Err(error)) => {
                 tracing::warn!("{name}: no held-out songs: {error}");
-                (Vec::new(), None)
+                (Vec::new(), None, None)
             }
-            None => (Vec::new(), None),
+            None => (Vec::new(), None, None),
         };
         let loaded = Arc::new(Loaded {
             name: name.to_owned(),
             folder,
             held_out,
             training,
+            styles,
         });
         self.loaded
             .lock()
@@ -213,8 +227,16 @@ fn read_songs(data: &Path) -> Result<Vec<SongRecord>, String> {
     trainer::read_songs(&path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The held-out songs, and the training songs' names and tokens.
-type SplitSongs = (Vec<HeldOut>, Vec<(String, Vec<Token>)>);
+/// A training song, for the longest copy and the style classifier.
+struct TrainingSong {
+    name: String,
+    tokens: Vec<Token>,
+    collection: String,
+    meter: Option<esac_parse::Meter>,
+}
+
+/// The held-out songs, and the training songs.
+type SplitSongs = (Vec<HeldOut>, Vec<TrainingSong>);
 
 /// The held-out and training songs among prepared songs.
 fn split_songs(records: Vec<SongRecord>) -> Result<SplitSongs, String> {
@@ -224,7 +246,12 @@ fn split_songs(records: Vec<SongRecord>) -> Result<SplitSongs, String> {
         let tokens =
             parse_tokens(&record.tokens).map_err(|e| format!("song {}: {e}", record.id))?;
         match record.split {
-            Split::Train => train.push((record.label(), tokens)),
+            Split::Train => train.push(TrainingSong {
+                name: record.label(),
+                tokens,
+                collection: record.collection,
+                meter: record.meter,
+            }),
             Split::Test => held_out.push(HeldOut {
                 bars: record
                     .bars

@@ -700,12 +700,14 @@ fn describe_melody(
 /// `judge`'s numbers for one melody.
 fn statistics(loaded: &Loaded, composed: &Composed) -> Value {
     let encoding = &loaded.folder.encoding;
+    let generated = &composed.generated;
     let song = Song {
-        name: composed.generated.name.clone(),
-        tokens: composed.generated.tokens.clone(),
-        closed: composed.generated.closed,
-        tonality: Tonality::of(encoding, None, &composed.generated.tokens),
-        meter: None,
+        name: generated.name.clone(),
+        tokens: generated.tokens.clone(),
+        closed: generated.closed,
+        tonality: Tonality::of(encoding, None, &generated.tokens),
+        // The asked meter, as `judge` reads a generated melody's.
+        meter: generated.asking.as_ref().map(|asking| asking.asked.meter),
         metric: None,
         minor: None,
         style: None,
@@ -740,7 +742,11 @@ fn statistics(loaded: &Loaded, composed: &Composed) -> Value {
         "range_semitones": lowest.zip(highest).map(|(l, h)| h - l),
         "longest_copy": loaded.training.as_ref().map(|_| judged.longest_copy),
         "copied_from": judged.copied_from,
-        "key_found": judge::find_key(&composed.generated.tokens).map(|k| k.key.to_string()),
+        "key_found": judged.key_found.map(|key| key.to_string()),
+        "style_found": loaded
+            .styles
+            .as_ref()
+            .map(|styles| styles.classify(&song.tokens, song.meter)),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The composer page in a real browser: Debian's Chromium driven through
-//! chromedriver (WebDriver). Open the page, ask for a seed and 8 bars of 3/4,
-//! generate, check the drawn score against the API's melody, play it and see
+//! chromedriver (WebDriver), over the songs the shipped model was trained on.
+//! Open the page, ask for a seed and 8 bars of 3/4, generate, check the drawn
+//! score and the numbers against the API's melody, play it and see
 //! a note highlighted, download the MIDI and read it back, and keep a
 //! screenshot (`UPDATE_SCREENSHOT=1` writes it to docs/composer.png).
 
@@ -94,19 +95,18 @@ fn the_page_draws_plays_and_downloads_a_melody() {
     if !browser_installed() {
         return;
     }
-    // One training song, so that the page has a copy to name: any melody
-    // with a note longer than a step shares its holds.
+    // The songs the shipped model was trained on, prepared as `serve`
+    // prepares them, so that the page names a real copy and style (and the
+    // screenshot shows what a user sees).
     let songs = tempfile_dir("browser-songs");
-    let song = |id: &str, split: &str| {
-        format!(
-            r#"{{"id":"{id}","file":"t.krn","title":"Scale","split":"{split}","transposed_by":0,"tokens":"60 _ 62 _ 64 _ 65 _ 67 _ _ _ 72 _ _ _"}}"#
-        )
+    let essen = common::workspace().join("../shared/data/essen");
+    let named = trainer::source::read_sources(&[essen]).expect("../shared/data/essen");
+    let options = trainer::PrepareOptions {
+        find_variants: false,
+        ..trainer::PrepareOptions::default()
     };
-    std::fs::write(
-        songs.join("songs.jsonl"),
-        format!("{}\n{}\n", song("T1", "train"), song("E1", "test")),
-    )
-    .unwrap();
+    let prepared = trainer::prepare_named(&named, &options).unwrap();
+    trainer::prepare::write_prepared(&prepared, &songs).unwrap();
     // The server runs its own runtime, so it starts outside the test's.
     let server = common::server_with_data(Some(songs));
     let driver = start_driver();
@@ -206,17 +206,24 @@ async fn drive(server: &melody_server::Running, driver: &Driver) {
     assert_eq!(melody["asked"]["mode_guidance"], 0.5);
     let asked = text_of(&client, "asked").await;
     assert!(asked.contains("(guided, weight 0.5)"), "{asked}");
-    // The statistics name the training song that holds the longest copy.
+    // The statistics name the training song that holds the longest copy, and
+    // the collection the style classifier finds nearest.
     let stats = text_of(&client, "stats").await;
-    let from = &melody["statistics"]["copied_from"];
+    let statistics = &melody["statistics"];
+    let from = &statistics["copied_from"];
     let copy = format!(
         "{} grid steps: steps {}-",
-        melody["statistics"]["longest_copy"],
+        statistics["longest_copy"],
         from["melody_start"].as_u64().unwrap() + 1
     );
-    assert_eq!(from["song"], "T1 Scale (t.krn)");
+    let song = from["song"].as_str().unwrap();
     assert!(
-        stats.contains(&copy) && stats.contains("of T1 Scale (t.krn)"),
+        stats.contains(&copy) && stats.contains(&format!("of {song}")),
+        "{stats}"
+    );
+    let style = statistics["style_found"].as_str().unwrap();
+    assert!(
+        stats.contains(&format!("(judge's style classifier) {style}")),
         "{stats}"
     );
     let drawn = client
