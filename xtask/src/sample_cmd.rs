@@ -246,7 +246,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
             &OUTPUTS[..1]
         };
         for ext in outputs {
-            println!("  {}", args.out.join(format!("{name}.{ext}")).display());
+            println!("  {}", melody_file(&args.out, name, ext).display());
         }
     }
     let unnotated: Vec<&Unnotated> = melodies
@@ -258,7 +258,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
             ComposeError::NoMelody { .. } => melody.error.to_string(),
             error => format!("{}: {error}", melody.generated.name),
         };
-        let tokens = args.out.join(format!("{}.txt", melody.generated.name));
+        let tokens = melody_file(&args.out, &melody.generated.name, OUTPUTS[0]);
         eprintln!(
             "warning: {why}; only its tokens were written, to {}",
             tokens.display()
@@ -361,11 +361,7 @@ fn remove_earlier_run(dir: &Path, melodies: &[Composition]) -> Result<()> {
 /// The tokens of a melody that makes no score, and none of the other files.
 fn write_tokens_only(dir: &Path, unnotated: &Unnotated) -> Result<()> {
     let generated = &unnotated.generated;
-    let tokens = dir.join(format!(
-        "{}.{}",
-        generated.name,
-        Artifact::Tokens.extension()
-    ));
+    let tokens = melody_file(dir, &generated.name, OUTPUTS[0]);
     fs::write(
         &tokens,
         composer::token_text(&generated.tokens, generated.closed),
@@ -376,10 +372,16 @@ fn write_tokens_only(dir: &Path, unnotated: &Unnotated) -> Result<()> {
 /// The files written for each melody, by extension, the tokens first.
 const OUTPUTS: [&str; 6] = ["txt", "mid", "musicxml", "abc", "wav", "png"];
 
+/// A melody's file with that extension (`melody-2.mid`), as `sample` writes
+/// them and `remove_earlier_run` finds them.
+fn melody_file(dir: &Path, name: &str, ext: &str) -> PathBuf {
+    dir.join(format!("{name}.{ext}"))
+}
+
 /// Tokens, MIDI, MusicXML, ABC, WAV and piano roll for one melody. The `.txt`
 /// ends with `.` when the model ended the melody, so `judge` can tell.
 fn write_outputs(dir: &Path, composed: &Composed, soundfont: Option<&SoundFont>) -> Result<()> {
-    let path = |ext: &str| dir.join(format!("{}.{ext}", composed.generated.name));
+    let path = |ext: &str| melody_file(dir, &composed.generated.name, ext);
     for artifact in [
         Artifact::Tokens,
         Artifact::Midi,
