@@ -52,7 +52,7 @@ pub struct Loaded {
     pub training: Option<TrainingIndex>,
     /// The style classifier `judge` fits on the same training songs; `None`
     /// when they are unknown or fewer than two collections have enough.
-    pub styles: Option<StyleClassifier>,
+    pub style_classifier: Option<StyleClassifier>,
 }
 
 /// True for a name that can only be a listed model's: letters, digits and
@@ -183,35 +183,37 @@ impl Catalog {
             (None, Some(songs_of)) => Some(songs_of(&folder)),
             (None, None) => None,
         };
-        let (held_out, training, styles) = match songs.map(|songs| songs.and_then(split_songs)) {
-            Some(Ok((held_out, train))) => {
-                let styles = StyleClassifier::fit_corpus(train.iter().map(|song| Labelled {
-                    style: &song.collection,
-                    tokens: &song.tokens,
-                    meter: song.meter,
-                }));
-                let (names, tokens): (Vec<String>, Vec<Vec<Token>>) = train
-                    .into_iter()
-                    .map(|song| (song.name, song.tokens))
-                    .unzip();
-                (
-                    held_out,
-                    Some(TrainingIndex::new(&tokens).with_names(names)),
-                    styles,
-                )
-            }
-            Some(Err(error)) => {
-                tracing::warn!("{name}: no held-out songs: {error}");
-                (Vec::new(), None, None)
-            }
-            None => (Vec::new(), None, None),
-        };
+        let (held_out, training, style_classifier) =
+            match songs.map(|songs| songs.and_then(split_songs)) {
+                Some(Ok((held_out, train))) => {
+                    let style_classifier =
+                        StyleClassifier::fit_corpus(train.iter().map(|song| Labelled {
+                            style: &song.collection,
+                            tokens: &song.tokens,
+                            meter: song.meter,
+                        }));
+                    let (names, tokens): (Vec<String>, Vec<Vec<Token>>) = train
+                        .into_iter()
+                        .map(|song| (song.name, song.tokens))
+                        .unzip();
+                    (
+                        held_out,
+                        Some(TrainingIndex::new(&tokens).with_names(names)),
+                        style_classifier,
+                    )
+                }
+                Some(Err(error)) => {
+                    tracing::warn!("{name}: no held-out songs: {error}");
+                    (Vec::new(), None, None)
+                }
+                None => (Vec::new(), None, None),
+            };
         let loaded = Arc::new(Loaded {
             name: name.to_owned(),
             folder,
             held_out,
             training,
-            styles,
+            style_classifier,
         });
         self.loaded
             .lock()

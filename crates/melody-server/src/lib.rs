@@ -744,9 +744,9 @@ fn statistics(loaded: &Loaded, composed: &Composed) -> Value {
         "copied_from": judged.copied_from,
         "key_found": judged.key_found.map(|key| key.to_string()),
         "style_found": loaded
-            .styles
+            .style_classifier
             .as_ref()
-            .map(|styles| styles.classify(&song.tokens, song.meter)),
+            .map(|classifier| classifier.classify(&song.tokens, song.meter)),
     })
 }
 
