@@ -250,8 +250,9 @@ pub struct SampleBench {
     pub device: String,
     pub melodies: usize,
     pub step_weights: lstm_candle::StepWeights,
-    /// Whether bf16 products ran on AMX tiles (false for f32).
-    pub amx: bool,
+    /// The kernel bf16 products ran on (`amx-tiles`, `avx512-bf16` or
+    /// `f32-candle`); `null` with f32 weights.
+    pub bf16_kernel: Option<&'static str>,
     /// Tokens generated, the closing `.` included.
     pub tokens: usize,
     pub seconds: f64,
@@ -299,7 +300,7 @@ pub fn sample(
         device: device_name(device),
         melodies,
         step_weights,
-        amx: model.stepper()?.on_tiles(),
+        bf16_kernel: model.stepper()?.bf16_kernel().map(|kernel| kernel.name()),
         tokens,
         seconds,
         tokens_per_s: tokens as f64 / seconds,

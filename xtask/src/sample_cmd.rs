@@ -91,7 +91,7 @@ pub struct SampleArgs {
     #[arg(long, value_name = "WEIGHT")]
     pub mode_guidance: Option<f64>,
     /// How each step holds the LSTM weights: f32 as trained, or bf16 (rounded;
-    /// several times faster products on a CPU with Intel AMX, and slightly
+    /// faster products on a CPU with Intel AMX or AVX-512 BF16, and slightly
     /// different melodies) [default: the model's generation_config.json, else f32].
     #[arg(long, value_name = "f32|bf16")]
     pub step_weights: Option<lstm_candle::StepWeights>,

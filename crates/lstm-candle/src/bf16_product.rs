@@ -1,15 +1,17 @@
-//! Products with a weight matrix rounded to bf16, on Intel AMX tiles where the CPU has them.
+//! Products with a weight matrix rounded to bf16, on Intel AMX tiles or with AVX-512 BF16 where the CPU has them.
 //!
 //! Generation steps a batch of melodies one token at a time, and at hidden 512
 //! the f32 gate products are most of the step. A tile multiply (`TDPBF16PS`)
 //! multiplies bf16 pairs and sums them in f32, several times faster than an
-//! f32 product on the same core. Both operands are rounded to bf16 (8 bits of
-//! mantissa), so the results differ from the f32 product by about 1e-3 of
-//! their scale. Each output row depends only on its own input row (the tiles
-//! hold 16 rows, each summed on its own), so a melody comes out the same alone
-//! or in a batch. Without AMX (another CPU, another OS) the same rounded
+//! f32 product on the same core; where there are no tiles, AVX-512 BF16
+//! (`VDPBF16PS`, on AMD Zen 4 and later and on Intel since Cooper Lake) does
+//! the same sixteen columns at a time. Both operands are rounded to bf16 (8
+//! bits of mantissa), so the results differ from the f32 product by about 1e-3
+//! of their scale. Each output row depends only on its own input row (summed
+//! pair by pair in depth order), so a melody comes out the same alone or in a
+//! batch. Without either (another CPU; AMX also needs Linux) the same rounded
 //! operands are multiplied in f32 with Candle, which sums in another order:
-//! the results then differ from AMX's in the last bits.
+//! the results then differ from the bf16 kernels' in the last bits.
 
 use candle_core::{Device, Result, Tensor};
 use half::bf16;
@@ -19,6 +21,37 @@ const TILE_ROWS: usize = 16;
 const TILE_DEPTH: usize = 32;
 /// Output rows one pass over the weights serves: the four accumulator tiles.
 const PASS_ROWS: usize = 4 * TILE_ROWS;
+
+/// Which code multiplies a [`Bf16Matrix`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bf16Kernel {
+    /// Intel AMX tiles (`TDPBF16PS`).
+    AmxTiles,
+    /// AVX-512 BF16 (`VDPBF16PS`), sixteen columns to a register.
+    Avx512Bf16,
+    /// The rounded values back in f32, multiplied by Candle (any CPU or device).
+    Candle,
+}
+
+impl Bf16Kernel {
+    /// The name benchmarks print.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bf16Kernel::AmxTiles => "amx-tiles",
+            Bf16Kernel::Avx512Bf16 => "avx512-bf16",
+            Bf16Kernel::Candle => "f32-candle",
+        }
+    }
+
+    /// Whether this CPU and process can run it.
+    pub fn available(self) -> bool {
+        match self {
+            Bf16Kernel::AmxTiles => amx::available(),
+            Bf16Kernel::Avx512Bf16 => avx512::available(),
+            Bf16Kernel::Candle => true,
+        }
+    }
+}
 
 /// A `(depth, width)` weight matrix rounded to bf16, laid out for `x @ W`.
 #[derive(Clone)]
@@ -30,44 +63,57 @@ pub struct Bf16Matrix {
 
 #[derive(Clone)]
 enum Layout {
-    /// Tiles of 16 (pairs of depth) x 16 (columns) x 2, one 1 KB block per
+    /// Blocks of 16 (pairs of depth) x 16 (columns) x 2, one 1 KB block per
     /// (column block, depth block), column block major: the layout
-    /// `TDPBF16PS` reads its second operand in. Depth is padded with zeros to
-    /// a multiple of 32.
-    #[cfg_attr(
-        not(all(target_arch = "x86_64", target_os = "linux")),
-        allow(dead_code)
-    )]
-    Tiles(std::sync::Arc<Vec<bf16>>),
+    /// `TDPBF16PS` reads its second operand in, and in which each column
+    /// block's pairs follow one another, 64 bytes each, as `VDPBF16PS` reads
+    /// them. Depth is padded with zeros to a multiple of 32.
+    Pairs {
+        kernel: Bf16Kernel,
+        values: std::sync::Arc<Vec<bf16>>,
+    },
     /// The rounded values back in f32, `(depth, width)`, for Candle.
     Rounded(Tensor),
 }
 
 impl Bf16Matrix {
-    /// Rounds `w` (`(depth, width)`, f32) for products with AMX if it is on
-    /// the CPU, this process can use AMX and the width is a multiple of 16 (a
-    /// tile's columns), else with Candle on `w`'s device.
+    /// Rounds `w` (`(depth, width)`, f32) for products with AMX tiles if the
+    /// CPU has them and this process can use them, else with AVX-512 BF16 if
+    /// the CPU has it, else with Candle on `w`'s device. The bf16 kernels run
+    /// on the CPU and need a width divisible by 16 (a tile's columns).
     pub fn new(w: &Tensor) -> Result<Self> {
-        let tiles = w.device().is_cpu() && w.dim(1)? % TILE_ROWS == 0 && amx::available();
-        Self::with_tiles(w, tiles)
+        let fits = w.device().is_cpu() && w.dim(1)? % TILE_ROWS == 0;
+        let kernel = [Bf16Kernel::AmxTiles, Bf16Kernel::Avx512Bf16]
+            .into_iter()
+            .find(|kernel| fits && kernel.available())
+            .unwrap_or(Bf16Kernel::Candle);
+        Self::with_kernel(w, kernel)
     }
 
-    /// As [`Self::new`], choosing the layout.
-    pub(crate) fn with_tiles(w: &Tensor, tiles: bool) -> Result<Self> {
+    /// As [`Self::new`], choosing the kernel.
+    pub(crate) fn with_kernel(w: &Tensor, kernel: Bf16Kernel) -> Result<Self> {
         let (depth, width) = w.dims2()?;
-        let layout = if tiles {
-            if !amx::available() {
-                candle_core::bail!("this CPU or OS gives no AMX tiles")
-            }
-            if width % TILE_ROWS != 0 {
-                candle_core::bail!("a bf16 tile product needs a width divisible by 16, not {width}")
-            }
-            Layout::Tiles(std::sync::Arc::new(pack_tiles(&w.to_vec2::<f32>()?, width)))
-        } else {
+        let layout = if kernel == Bf16Kernel::Candle {
             let rounded = w
                 .to_dtype(candle_core::DType::BF16)?
                 .to_dtype(candle_core::DType::F32)?;
             Layout::Rounded(rounded)
+        } else {
+            if !kernel.available() {
+                candle_core::bail!(
+                    "this CPU or process cannot run the {} kernel",
+                    kernel.name()
+                )
+            }
+            if width % TILE_ROWS != 0 {
+                candle_core::bail!(
+                    "a bf16 product on the CPU needs a width divisible by 16, not {width}"
+                )
+            }
+            Layout::Pairs {
+                kernel,
+                values: std::sync::Arc::new(pack_tiles(&w.to_vec2::<f32>()?, width)),
+            }
         };
         Ok(Self {
             depth,
@@ -76,9 +122,12 @@ impl Bf16Matrix {
         })
     }
 
-    /// Whether products run on AMX tiles.
-    pub fn on_tiles(&self) -> bool {
-        matches!(self.layout, Layout::Tiles(_))
+    /// The code its products run on.
+    pub fn kernel(&self) -> Bf16Kernel {
+        match self.layout {
+            Layout::Pairs { kernel, .. } => kernel,
+            Layout::Rounded(_) => Bf16Kernel::Candle,
+        }
     }
 
     /// `[parts side by side] @ W`, `(rows, width)` f32, each part `(rows, d_i)`
@@ -103,9 +152,17 @@ impl Bf16Matrix {
                     .to_dtype(candle_core::DType::F32)?;
                 joined.matmul(rounded)
             }
-            Layout::Tiles(tiles) => {
+            Layout::Pairs { kernel, values } => {
                 let input = tile_rows(parts, rows, self.depth)?;
-                let out = amx::product(&input, tiles, rows, self.depth, self.width);
+                let out = match kernel {
+                    Bf16Kernel::AmxTiles => {
+                        amx::product(&input, values, rows, self.depth, self.width)
+                    }
+                    Bf16Kernel::Avx512Bf16 => {
+                        avx512::product(&input, values, rows, self.depth, self.width)
+                    }
+                    Bf16Kernel::Candle => unreachable!("Candle multiplies the rounded f32 values"),
+                };
                 Tensor::from_vec(out, (rows, self.width), &Device::Cpu)
             }
         }
@@ -139,7 +196,7 @@ fn tile_rows(parts: &[&Tensor], rows: usize, depth: usize) -> Result<Vec<bf16>> 
     Ok(out)
 }
 
-/// `w` (`depth` rows of `width`) in [`Layout::Tiles`].
+/// `w` (`depth` rows of `width`) in [`Layout::Pairs`].
 fn pack_tiles(w: &[Vec<f32>], width: usize) -> Vec<bf16> {
     let depth_blocks = padded_depth(w.len()) / TILE_DEPTH;
     let mut out = Vec::with_capacity(width / TILE_ROWS * depth_blocks * TILE_ROWS * TILE_DEPTH);
@@ -161,6 +218,27 @@ fn pack_tiles(w: &[Vec<f32>], width: usize) -> Vec<bf16> {
     out
 }
 
+/// Shares the column blocks of 16 of a `width` wide product among rayon's
+/// threads: `work` gets each thread's blocks and `out`'s start, and must write
+/// only those blocks' columns.
+#[cfg(target_arch = "x86_64")]
+fn share_column_blocks(
+    width: usize,
+    out: &mut [f32],
+    work: impl Fn(std::ops::Range<usize>, *mut f32) + Sync,
+) {
+    use rayon::prelude::*;
+    let column_blocks = width / TILE_ROWS;
+    let threads = rayon::current_num_threads().clamp(1, column_blocks.max(1));
+    let share = column_blocks.div_ceil(threads);
+    // An address, not a pointer, so that the threads can share it.
+    let out_address = out.as_mut_ptr() as usize;
+    (0..threads).into_par_iter().for_each(|thread| {
+        let blocks = thread * share..((thread + 1) * share).min(column_blocks);
+        work(blocks, out_address as *mut f32);
+    });
+}
+
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod amx {
     //! The tile kernel. Linux gives a process the tile registers only when
@@ -169,10 +247,8 @@ mod amx {
     use std::arch::asm;
     use std::sync::OnceLock;
 
+    use super::{PASS_ROWS, TILE_DEPTH, TILE_ROWS, padded_depth, share_column_blocks};
     use half::bf16;
-    use rayon::prelude::*;
-
-    use super::{PASS_ROWS, TILE_DEPTH, TILE_ROWS, padded_depth};
 
     const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
     const XFEATURE_XTILEDATA: i64 = 18;
@@ -240,26 +316,11 @@ mod amx {
         let stride = padded_depth(depth);
         let padded_rows = rows.div_ceil(PASS_ROWS) * PASS_ROWS;
         let mut out = vec![0f32; padded_rows * width];
-        let column_blocks = width / TILE_ROWS;
-        let threads = rayon::current_num_threads().clamp(1, column_blocks.max(1));
-        let share = column_blocks.div_ceil(threads);
-        let out_address = out.as_mut_ptr() as usize;
-        (0..threads).into_par_iter().for_each(|thread| {
-            let blocks = thread * share..((thread + 1) * share).min(column_blocks);
+        share_column_blocks(width, &mut out, |blocks, out| {
             // SAFETY: `available()` was true to build tiles; each thread
-            // writes only its own column blocks of `out`, which outlives the
-            // loop; every read is within `input` and `tiles` as sized above.
-            unsafe {
-                columns(
-                    input,
-                    tiles,
-                    out_address as *mut f32,
-                    rows,
-                    stride,
-                    width,
-                    blocks,
-                );
-            }
+            // writes only its own column blocks of `out`; every read is
+            // within `input` and `tiles` as sized above.
+            unsafe { columns(input, tiles, out, rows, stride, width, blocks) }
         });
         out.truncate(rows * width);
         out
@@ -375,6 +436,210 @@ mod amx {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    //! The AVX-512 BF16 kernel: each output row's sixteen columns of a block
+    //! sum the row's bf16 pairs, one `VDPBF16PS` a pair, in depth order.
+    //! Registers hold `ROWS` rows by `COLUMN_BLOCKS` blocks of sums; each
+    //! group of column blocks goes through every row before the next, so its
+    //! weights are read from the cache, not memory, for all but the first.
+
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    use super::{TILE_DEPTH, TILE_ROWS, padded_depth, share_column_blocks};
+    use half::bf16;
+
+    /// Rows and column blocks of sums kept in registers: 6 x 4 sums, 4
+    /// weights and a broadcast input pair take 29 of the 32 registers.
+    const ROWS: usize = 6;
+    const COLUMN_BLOCKS: usize = 4;
+
+    /// Whether the CPU has AVX-512 BF16, unless `ESAC_MELODY_NO_AVX512_BF16`
+    /// is set.
+    pub fn available() -> bool {
+        static AVAILABLE: OnceLock<bool> = OnceLock::new();
+        *AVAILABLE.get_or_init(|| {
+            std::env::var_os("ESAC_MELODY_NO_AVX512_BF16").is_none()
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bf16")
+        })
+    }
+
+    /// `input @ W` for the first `rows` rows of `input` (bf16,
+    /// `padded_depth(depth)` wide), W in pairs: `(rows, width)` f32. The
+    /// column blocks are shared out among the threads.
+    pub fn product(
+        input: &[bf16],
+        pairs: &[bf16],
+        rows: usize,
+        depth: usize,
+        width: usize,
+    ) -> Vec<f32> {
+        assert!(
+            available(),
+            "pairs are laid out for AVX-512 only where the CPU has it"
+        );
+        let stride = padded_depth(depth);
+        assert!(input.len() >= rows * stride && pairs.len() >= stride * width);
+        let mut out = vec![0f32; rows * width];
+        share_column_blocks(width, &mut out, |blocks, out| {
+            // SAFETY: `available()` holds; each thread writes only its own
+            // column blocks of `out`; every read is within `input` and
+            // `pairs` as checked above.
+            unsafe {
+                columns(
+                    input.as_ptr(),
+                    pairs.as_ptr(),
+                    out,
+                    rows,
+                    stride,
+                    width,
+                    blocks,
+                )
+            }
+        });
+        out
+    }
+
+    /// The products for the column blocks `blocks`, every row.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn columns(
+        input: *const bf16,
+        pairs: *const bf16,
+        out: *mut f32,
+        rows: usize,
+        stride: usize,
+        width: usize,
+        blocks: std::ops::Range<usize>,
+    ) {
+        // Values of one column block: every pair of depth, 16 columns x 2.
+        let block_values = stride / TILE_DEPTH * TILE_ROWS * TILE_DEPTH;
+        let mut block = blocks.start;
+        while block < blocks.end {
+            let group = (blocks.end - block).min(COLUMN_BLOCKS);
+            let mut first_row = 0;
+            while first_row < rows {
+                let count = (rows - first_row).min(ROWS);
+                let at = Block {
+                    input: unsafe { input.add(first_row * stride) },
+                    stride,
+                    pairs: unsafe { pairs.add(block * block_values) },
+                    block_values,
+                    out: unsafe { out.add(first_row * width + block * TILE_ROWS) },
+                    width,
+                };
+                // SAFETY: `count` rows and `group` column blocks from here are
+                // within the operands, as `product` checked.
+                unsafe {
+                    match (count, group) {
+                        (6, 4) => sums::<6, 4>(&at),
+                        (5, 4) => sums::<5, 4>(&at),
+                        (4, 4) => sums::<4, 4>(&at),
+                        (3, 4) => sums::<3, 4>(&at),
+                        (2, 4) => sums::<2, 4>(&at),
+                        (1, 4) => sums::<1, 4>(&at),
+                        (count, _) => {
+                            for offset in 0..group {
+                                let at = at.column_block(offset);
+                                match count {
+                                    6 => sums::<6, 1>(&at),
+                                    5 => sums::<5, 1>(&at),
+                                    4 => sums::<4, 1>(&at),
+                                    3 => sums::<3, 1>(&at),
+                                    2 => sums::<2, 1>(&at),
+                                    _ => sums::<1, 1>(&at),
+                                }
+                            }
+                        }
+                    }
+                }
+                first_row += count;
+            }
+            block += group;
+        }
+    }
+
+    /// Where a group of rows and column blocks begins in each operand.
+    struct Block {
+        input: *const bf16,
+        stride: usize,
+        pairs: *const bf16,
+        block_values: usize,
+        out: *mut f32,
+        width: usize,
+    }
+
+    impl Block {
+        fn column_block(&self, offset: usize) -> Block {
+            Block {
+                pairs: self.pairs.wrapping_add(offset * self.block_values),
+                out: self.out.wrapping_add(offset * TILE_ROWS),
+                ..*self
+            }
+        }
+    }
+
+    /// 512 bits read as 32 bf16 values.
+    #[inline]
+    fn as_pairs(bits: __m512i) -> __m512bh {
+        // SAFETY: both are 512 bits of plain data, any bit pattern valid.
+        unsafe { std::mem::transmute::<__m512i, __m512bh>(bits) }
+    }
+
+    /// `R` rows by `C` column blocks: each sum starts at 0 and adds the
+    /// row's pairs in depth order, whatever `R` and `C` are.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn sums<const R: usize, const C: usize>(at: &Block) {
+        let mut sums = [[_mm512_setzero_ps(); C]; R];
+        for pair in 0..at.stride / 2 {
+            let mut weights = [_mm512_setzero_si512(); C];
+            for (column, weight) in weights.iter_mut().enumerate() {
+                // SAFETY: within the column block's pairs (see `columns`).
+                *weight = unsafe {
+                    _mm512_loadu_si512(
+                        at.pairs
+                            .add(column * at.block_values + pair * 2 * TILE_ROWS)
+                            .cast(),
+                    )
+                };
+            }
+            for (row, row_sums) in sums.iter_mut().enumerate() {
+                // SAFETY: the row's pair is within `input`.
+                let pair_bits = unsafe {
+                    at.input
+                        .add(row * at.stride + 2 * pair)
+                        .cast::<i32>()
+                        .read_unaligned()
+                };
+                let pair_values = as_pairs(_mm512_set1_epi32(pair_bits));
+                for (sum, weight) in row_sums.iter_mut().zip(&weights) {
+                    *sum = _mm512_dpbf16_ps(*sum, pair_values, as_pairs(*weight));
+                }
+            }
+        }
+        for (row, row_sums) in sums.iter().enumerate() {
+            for (column, sum) in row_sums.iter().enumerate() {
+                // SAFETY: the row's 16 columns of this block are within `out`.
+                unsafe { _mm512_storeu_ps(at.out.add(row * at.width + column * TILE_ROWS), *sum) };
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod avx512 {
+    use half::bf16;
+
+    pub fn available() -> bool {
+        false
+    }
+
+    pub fn product(_: &[bf16], _: &[bf16], _: usize, _: usize, _: usize) -> Vec<f32> {
+        unreachable!("pairs are laid out for AVX-512 only where the CPU has it")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,21 +661,32 @@ mod tests {
             .collect()
     }
 
-    /// The layouts to test here: Candle's always, the tiles where this CPU runs them.
+    /// A matrix for each kernel this CPU runs; the others are named as not tested.
     fn layouts(w: &Tensor) -> Vec<Bf16Matrix> {
-        let mut found = vec![Bf16Matrix::with_tiles(w, false).unwrap()];
-        if amx::available() {
-            found.push(Bf16Matrix::with_tiles(w, true).unwrap());
-        } else {
-            eprintln!("the AMX tile kernel is not tested: this CPU or OS gives no AMX tiles");
+        let mut found = Vec::new();
+        for kernel in [
+            Bf16Kernel::Candle,
+            Bf16Kernel::AmxTiles,
+            Bf16Kernel::Avx512Bf16,
+        ] {
+            if kernel.available() {
+                found.push(Bf16Matrix::with_kernel(w, kernel).unwrap());
+            } else {
+                eprintln!(
+                    "the {} kernel is not tested: this CPU or OS cannot run it",
+                    kernel.name()
+                );
+            }
         }
         found
     }
 
     /// Against the exact sums (f64) of the bf16-rounded operands, within the
     /// error of summing `depth` terms in f32. The rows cover a partial tile, a
-    /// partial pass of four tiles and a second pass; the depth, two inputs
-    /// side by side that are not a multiple of 32.
+    /// partial pass of four tiles and a second pass (and for AVX-512, groups of
+    /// six rows and what is left); the depth, two inputs side by side that are
+    /// not a multiple of 32; the widths, groups of four column blocks of 16 and
+    /// fewer.
     #[test]
     fn products_are_the_sums_of_the_rounded_operands() {
         for (first, second, width, rows) in [
@@ -419,6 +695,8 @@ mod tests {
             (49, 64, 48, 16),
             (49, 64, 48, 58),
             (49, 64, 48, 70),
+            (49, 64, 80, 13),
+            (49, 64, 144, 58),
             (5, 8, 32, 3),
             (8, 8, 32, 3),
         ] {
@@ -442,8 +720,8 @@ mod tests {
                             let bound = (first + second) as f64 * f32::EPSILON as f64 * scale;
                             assert!(
                                 error <= bound,
-                                "tiles {}, {rows} rows: [{row}][{column}] is {} not {exact} (bound {bound})",
-                                matrix.on_tiles(),
+                                "{}, {rows} rows: [{row}][{column}] is {} not {exact} (bound {bound})",
+                                matrix.kernel().name(),
                                 found[row][column]
                             );
                         }
@@ -470,8 +748,8 @@ mod tests {
                 assert_eq!(
                     alone[0],
                     together[row],
-                    "tiles {}, row {row}",
-                    matrix.on_tiles()
+                    "{}, row {row}",
+                    matrix.kernel().name()
                 );
             }
         }

@@ -16,8 +16,8 @@
 //! on CUDA as well; elsewhere, and as the reference they are tested against, as
 //! Candle operations step by step.
 //! Generation steps one token at a time through a [`Stepper`], which can hold
-//! the gate weights rounded to bf16 and multiply them on Intel AMX tiles
-//! ([`StepWeights`], [`bf16_product`]).
+//! the gate weights rounded to bf16 and multiply them on Intel AMX tiles or
+//! with AVX-512 BF16 ([`StepWeights`], [`bf16_product`]).
 
 pub mod bf16_product;
 pub mod checkpoint;

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::bf16_product::Bf16Matrix;
+use crate::bf16_product::{Bf16Kernel, Bf16Matrix};
 use crate::fused::Recurrence;
 use crate::lstm::{
     GateWeights, LayerState, LstmState, cell_update, project_sequence, run_layer, stack_steps,
@@ -283,7 +283,7 @@ pub enum StepWeights {
     #[default]
     F32,
     /// Rounded to bf16, and each step's inputs with them, the products summed
-    /// in f32: on a CPU with Intel AMX several times faster at hidden 512
+    /// in f32: on a CPU with Intel AMX or AVX-512 BF16 faster at hidden 512
     /// (see [`crate::bf16_product`]); elsewhere the same rounding, multiplied
     /// in f32.
     Bf16,
@@ -1100,12 +1100,14 @@ pub struct Stepper {
 }
 
 impl Stepper {
-    /// Whether its gate products run on AMX tiles (bf16 weights on a CPU
-    /// that grants them, gates a multiple of 16 wide).
-    pub fn on_tiles(&self) -> bool {
-        self.layers
-            .iter()
-            .any(|layer| matches!(&layer.products, GateProducts::Bf16(m) if m.on_tiles()))
+    /// The kernel its gate products run on with bf16 weights (`None` with
+    /// f32 weights): AMX tiles or AVX-512 BF16 where the CPU has them and
+    /// the gates are a multiple of 16 wide, else Candle's f32 product.
+    pub fn bf16_kernel(&self) -> Option<Bf16Kernel> {
+        self.layers.iter().find_map(|layer| match &layer.products {
+            GateProducts::Bf16(matrix) => Some(matrix.kernel()),
+            GateProducts::F32 { .. } => None,
+        })
     }
 
     /// Logits `(batch, vocab)` for the ids `(batch,)` and one `(batch,)`
