@@ -10,7 +10,8 @@
 #
 # OUT defaults to target/issue27 (each run's samples and judge.json stay
 # there), MODEL to assets/essen, DATA to ../shared/data/essen (the songs the
-# model was trained on). About 20 minutes on 2 cores.
+# model was trained on). 7 to 20 minutes on 2 cores (7 where the CPU has
+# AVX-512 BF16 or AMX for the bf16 steps).
 set -euo pipefail
 
 out=${1:-target/issue27}
