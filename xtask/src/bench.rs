@@ -252,7 +252,7 @@ pub struct SampleBench {
     pub step_weights: lstm_candle::StepWeights,
     /// The kernel bf16 products ran on (`amx-tiles`, `avx512-bf16` or
     /// `f32-candle`); `null` with f32 weights.
-    pub bf16_kernel: Option<&'static str>,
+    pub bf16_kernel: Option<lstm_candle::bf16_product::Bf16Kernel>,
     /// Tokens generated, the closing `.` included.
     pub tokens: usize,
     pub seconds: f64,
@@ -300,7 +300,7 @@ pub fn sample(
         device: device_name(device),
         melodies,
         step_weights,
-        bf16_kernel: model.stepper()?.bf16_kernel().map(|kernel| kernel.name()),
+        bf16_kernel: model.stepper()?.bf16_kernel(),
         tokens,
         seconds,
         tokens_per_s: tokens as f64 / seconds,

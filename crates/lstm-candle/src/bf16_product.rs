@@ -22,7 +22,7 @@ const TILE_DEPTH: usize = 32;
 /// Output rows one pass over the weights serves: the four accumulator tiles.
 const PASS_ROWS: usize = 4 * TILE_ROWS;
 
-/// Which code multiplies a [`Bf16Matrix`].
+/// Which code multiplies a [`Bf16Matrix`]; serialized as its [`name`](Self::name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bf16Kernel {
     /// Intel AMX tiles (`TDPBF16PS`).
@@ -50,6 +50,12 @@ impl Bf16Kernel {
             Bf16Kernel::Avx512Bf16 => avx512::available(),
             Bf16Kernel::Candle => true,
         }
+    }
+}
+
+impl serde::Serialize for Bf16Kernel {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 
