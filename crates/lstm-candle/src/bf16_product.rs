@@ -54,7 +54,10 @@ impl Bf16Kernel {
 }
 
 impl serde::Serialize for Bf16Kernel {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())
     }
 }

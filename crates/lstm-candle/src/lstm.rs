@@ -73,8 +73,9 @@ pub fn lstm_cell_step(
 
 /// The cell's update from the pre-activations of its four gates (input,
 /// forget, cell, output): c' = σ(f) c + σ(i) tanh(g), h' = σ(o) tanh(c'). The
-/// step-by-step graph and the stepper both use it; the fused CPU op writes the
-/// same math in its own loop and is tested against it.
+/// step-by-step graph uses it, and the stepper off the CPU; the fused CPU op
+/// writes the same math in its own loop, which the stepper uses on the CPU,
+/// and is tested against it.
 pub(crate) fn cell_update(gates: [Tensor; 4], c: &Tensor) -> Result<LayerState> {
     let [input, forget, cell, output] = gates;
     let c = sigmoid(&forget)?

@@ -1129,8 +1129,13 @@ impl Stepper {
                 .products
                 .apply(&input, &previous.h)?
                 .broadcast_add(&weights.bias)?;
-            let gate = |k: usize| gates.narrow(1, k * self.hidden, self.hidden);
-            let next = cell_update([gate(0)?, gate(1)?, gate(2)?, gate(3)?], &previous.c)?;
+            let next = if gates.device().is_cpu() && gates.dtype() == DType::F32 {
+                let (h, c) = crate::fused::step_cell(&gates, &previous.c)?;
+                LayerState { h, c }
+            } else {
+                let gate = |k: usize| gates.narrow(1, k * self.hidden, self.hidden);
+                cell_update([gate(0)?, gate(1)?, gate(2)?, gate(3)?], &previous.c)?
+            };
             input = next.h.clone();
             layers.push(next);
         }
