@@ -22,6 +22,8 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor, bail};
 
+use crate::lstm::LayerState;
+
 /// The two float types the op runs in: f32 for training, f64 for the
 /// finite-difference tests.
 pub(crate) trait Real:
@@ -531,16 +533,19 @@ fn forward_portable<R: Real>(
 
 compiled_per_cpu! {
     /// One step's cell update for every row, for generation: the gates'
-    /// pre-activations `(rows, 4 * hidden)` and c `(rows, hidden)` give the
-    /// new h and c, through the recurrence's own loop.
-    fn cell_step => cell_step_portable(pre: &[R], c_prev: &[R], hidden: usize) -> (Vec<R>, Vec<R>)
+    /// products `(rows, 4 * hidden)`, their bias `(4 * hidden)` and c `(rows,
+    /// hidden)` give the new h and c, through the recurrence's own loop.
+    fn cell_step => cell_step_portable(products: &[R], bias: &[R], c_prev: &[R], hidden: usize) -> (Vec<R>, Vec<R>)
 }
 
 #[inline(always)]
-fn cell_step_portable<R: Real>(pre: &[R], c_prev: &[R], hidden: usize) -> (Vec<R>, Vec<R>) {
+fn cell_step_portable<R: Real>(
+    products: &[R],
+    bias: &[R],
+    c_prev: &[R],
+    hidden: usize,
+) -> (Vec<R>, Vec<R>) {
     let four = 4 * hidden;
-    // The pre-activations already hold both products: nothing to add to them.
-    let nothing = vec![R::default(); four];
     let mut gates = vec![R::default(); four];
     let (mut h, mut c) = (
         vec![R::default(); c_prev.len()],
@@ -548,9 +553,11 @@ fn cell_step_portable<R: Real>(pre: &[R], c_prev: &[R], hidden: usize) -> (Vec<R
     );
     for r in 0..c_prev.len() / hidden {
         let (wide, narrow) = (r * four..(r + 1) * four, r * hidden..(r + 1) * hidden);
+        // The bias takes the place of the recurrent product the loop adds,
+        // which `products` already holds.
         cell_forward(
-            &pre[wide],
-            &nothing,
+            &products[wide],
+            bias,
             &mut gates,
             &c_prev[narrow.clone()],
             &mut c[narrow.clone()],
@@ -561,30 +568,33 @@ fn cell_step_portable<R: Real>(pre: &[R], c_prev: &[R], hidden: usize) -> (Vec<R
 }
 
 /// The stepper's cell update on the CPU in f32: [`cell_step`] on the gates'
-/// pre-activations `(rows, 4 * hidden)` and c `(rows, hidden)`, giving (h, c).
-/// Candle's sigmoid calls libm's `expf` one value at a time, a fifth of a
-/// generation step at hidden 512; this loop is vectorized, with the exp the
-/// fused recurrence trains with.
-pub(crate) fn step_cell(pre: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
+/// products `(rows, 4 * hidden)` (input and recurrent summed), their bias
+/// `(4 * hidden)` and c `(rows, hidden)`. Candle's sigmoid calls libm's `expf`
+/// one value at a time, a fifth of a generation step at hidden 512; this loop
+/// is vectorized, with the exp the fused recurrence trains with, and adds the
+/// bias as it goes rather than in a tensor of its own.
+pub(crate) fn step_cell(products: &Tensor, bias: &Tensor, c: &Tensor) -> Result<LayerState> {
     let (rows, hidden) = c.dims2()?;
-    if pre.dims2()? != (rows, 4 * hidden) {
+    if products.dims2()? != (rows, 4 * hidden) || bias.dims1()? != 4 * hidden {
         bail!(
-            "a cell step needs gates (rows, 4 * {hidden}), not {:?}",
-            pre.dims()
+            "a cell step needs products (rows, 4 * {hidden}) and a bias (4 * {hidden}), not {:?} and {:?}",
+            products.dims(),
+            bias.dims()
         )
     }
-    let (pre, c) = (pre.contiguous()?, c.contiguous()?);
-    let (pre_guard, c_guard) = (pre.storage_and_layout(), c.storage_and_layout());
+    let (products, bias, c) = (products.contiguous()?, bias.contiguous()?, c.contiguous()?);
+    let guards = [&products, &bias, &c].map(|t| t.storage_and_layout());
     let (h, c) = cell_step(
-        cpu_values::<f32, _>(&pre_guard, "gates")?,
-        cpu_values::<f32, _>(&c_guard, "c")?,
+        cpu_values::<f32, _>(&guards[0], "products")?,
+        cpu_values::<f32, _>(&guards[1], "bias")?,
+        cpu_values::<f32, _>(&guards[2], "c")?,
         hidden,
     );
-    let device = pre.device();
-    Ok((
-        Tensor::from_vec(h, (rows, hidden), device)?,
-        Tensor::from_vec(c, (rows, hidden), device)?,
-    ))
+    let device = products.device();
+    Ok(LayerState {
+        h: Tensor::from_vec(h, (rows, hidden), device)?,
+        c: Tensor::from_vec(c, (rows, hidden), device)?,
+    })
 }
 
 /// The three gradients: of the projections, of W_hh^T and of the initial state.
@@ -882,8 +892,11 @@ mod tests {
                 .and_then(|t| t.affine(2.0 * scale, -scale))
                 .unwrap()
         };
-        let (pre, c) = (uniform(4 * hidden, 6.0), uniform(hidden, 2.0));
-        let (h, c_new) = super::step_cell(&pre, &c).unwrap();
+        let (products, c) = (uniform(4 * hidden, 5.0), uniform(hidden, 2.0));
+        let bias = Tensor::rand(-1f32, 1f32, 4 * hidden, &Device::Cpu).unwrap();
+        let crate::lstm::LayerState { h, c: c_new } =
+            super::step_cell(&products, &bias, &c).unwrap();
+        let pre = products.broadcast_add(&bias).unwrap();
         let gate = |k: usize| pre.narrow(1, k * hidden, hidden).unwrap();
         let graph = crate::lstm::cell_update([gate(0), gate(1), gate(2), gate(3)], &c).unwrap();
         for (found, expected) in [(&h, &graph.h), (&c_new, &graph.c)] {
@@ -896,10 +909,14 @@ mod tests {
             let gap = gap.to_scalar::<f32>().unwrap();
             assert!(gap < 2e-6, "{gap} from the graph's cell update");
         }
-        let (h_alone, _) =
-            super::step_cell(&pre.narrow(0, 3, 1).unwrap(), &c.narrow(0, 3, 1).unwrap()).unwrap();
+        let alone = super::step_cell(
+            &products.narrow(0, 3, 1).unwrap(),
+            &bias,
+            &c.narrow(0, 3, 1).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
-            h_alone.to_vec2::<f32>().unwrap()[0],
+            alone.h.to_vec2::<f32>().unwrap()[0],
             h.to_vec2::<f32>().unwrap()[3]
         );
     }

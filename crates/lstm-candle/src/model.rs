@@ -1125,14 +1125,11 @@ impl Stepper {
         }
         let mut layers = Vec::with_capacity(self.layers.len());
         for (weights, previous) in self.layers.iter().zip(state.layers) {
-            let gates = weights
-                .products
-                .apply(&input, &previous.h)?
-                .broadcast_add(&weights.bias)?;
-            let next = if gates.device().is_cpu() && gates.dtype() == DType::F32 {
-                let (h, c) = crate::fused::step_cell(&gates, &previous.c)?;
-                LayerState { h, c }
+            let products = weights.products.apply(&input, &previous.h)?;
+            let next = if products.device().is_cpu() && products.dtype() == DType::F32 {
+                crate::fused::step_cell(&products, &weights.bias, &previous.c)?
             } else {
+                let gates = products.broadcast_add(&weights.bias)?;
                 let gate = |k: usize| gates.narrow(1, k * self.hidden, self.hidden);
                 cell_update([gate(0)?, gate(1)?, gate(2)?, gate(3)?], &previous.c)?
             };
