@@ -158,7 +158,8 @@ cargo xtask sample --model runs/erk --num 4 --key G --meter 3/4 --temperature 0.
 \`\`\`
 
 prints each melody's tokens and writes \`samples/melody-N.txt\` (ending in \` .\` when
-the model ended it), \`.mid\`, \`.musicxml\`, \`.abc\`, \`.wav\` and a piano roll, and
+the model ended it), \`.mid\`, \`.musicxml\`, \`.abc\`, \`.wav\` and a piano roll (time in bars of the
+meter, pitches spelled in the key), and
 \`samples/sample.json\` (which model wrote them, its encoding and its data). The
 tokens stay in the model's key (C major / A minor); the score, MIDI and WAV are
 moved to G major and barred in 3/4. Melody 4 begins:

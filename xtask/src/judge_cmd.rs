@@ -322,7 +322,7 @@ fn judge_and_write(
     let [json, png] = JUDGEMENT_FILES.map(|name| out.join(name));
     trainer::write_atomic(&json, serde_json::to_string_pretty(&judgement)?.as_bytes())
         .with_context(|| format!("cannot write {}", json.display()))?;
-    judge::histograms(&judgement, &png).map_err(anyhow::Error::msg)?;
+    judge::histograms(&judgement, &png)?;
     Ok(judgement)
 }
 

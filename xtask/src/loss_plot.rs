@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use melody_formats::PictureError;
 use plotters::prelude::*;
 use trainer::Evaluation;
 use trainer::logs::MetricRow;
@@ -25,7 +26,7 @@ impl Observer for LossPlot {
     ) -> Result<(), trainer::TrainError> {
         // A picture that cannot be drawn is no reason to stop training.
         if let Err(error) = loss_curve(rows, &self.title, &self.path) {
-            tracing::warn!("cannot draw {}: {error}", self.path.display());
+            tracing::warn!("{error}");
         }
         Ok(())
     }
@@ -117,13 +118,17 @@ impl Observer for Progress {
 }
 
 /// Draws training and validation loss per update into `path` (PNG, 900 x 540).
-pub fn loss_curve(rows: &[MetricRow], title: &str, path: &Path) -> Result<(), String> {
+pub fn loss_curve(rows: &[MetricRow], title: &str, path: &Path) -> Result<(), PictureError> {
     if rows.is_empty() {
-        return Err("no evaluations to plot yet".into());
+        return Err(PictureError::Empty {
+            path: path.to_path_buf(),
+            what: "no evaluations yet",
+        });
     }
+    let failed = melody_formats::drawing_failed(path);
     let labels = melody_formats::font_available();
     let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    root.fill(&WHITE).map_err(&failed)?;
     let max_step = rows.iter().map(|r| r.step).max().unwrap_or(1).max(1) as f64;
     let values = rows
         .iter()
@@ -143,14 +148,14 @@ pub fn loss_curve(rows: &[MetricRow], title: &str, path: &Path) -> Result<(), St
     }
     let mut chart = builder
         .build_cartesian_2d(0f64..max_step, (low - margin)..(high + margin))
-        .map_err(|e| e.to_string())?;
+        .map_err(&failed)?;
     let mut mesh = chart.configure_mesh();
     if labels {
         mesh.x_desc("updates").y_desc("nats per token");
     } else {
         mesh.disable_x_axis().disable_y_axis();
     }
-    mesh.draw().map_err(|e| e.to_string())?;
+    mesh.draw().map_err(&failed)?;
     let series = [
         (
             "training loss (windows)",
@@ -168,7 +173,7 @@ pub fn loss_curve(rows: &[MetricRow], title: &str, path: &Path) -> Result<(), St
     for (name, color, points) in series {
         let drawn = chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?;
+            .map_err(&failed)?;
         if labels {
             drawn.label(name).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -182,9 +187,9 @@ pub fn loss_curve(rows: &[MetricRow], title: &str, path: &Path) -> Result<(), St
             .border_style(BLACK)
             .label_font(("sans-serif", 16))
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(&failed)?;
     }
-    root.present().map_err(|e| e.to_string())
+    root.present().map_err(&failed)
 }
 
 #[cfg(test)]
@@ -210,6 +215,9 @@ mod tests {
         loss_curve(&rows, "test", &path).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        assert!(loss_curve(&[], "empty", &path).is_err());
+        assert!(matches!(
+            loss_curve(&[], "empty", &path),
+            Err(PictureError::Empty { .. })
+        ));
     }
 }

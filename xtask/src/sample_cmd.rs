@@ -397,7 +397,6 @@ fn write_outputs(dir: &Path, composed: &Composed, soundfont: Option<&SoundFont>)
         &composed.melody,
         &composed.generated.name,
         &path("png"),
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     Ok(())
 }

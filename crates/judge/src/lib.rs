@@ -954,13 +954,14 @@ pub fn table(j: &Judgement) -> String {
 type BinName = Box<dyn Fn(usize) -> String>;
 
 /// Pitch-class, interval and duration histograms, generated beside test songs, as a PNG.
-pub fn histograms(j: &Judgement, path: &Path) -> Result<(), String> {
+pub fn histograms(j: &Judgement, path: &Path) -> Result<(), melody_formats::PictureError> {
+    let failed = melody_formats::drawing_failed(path);
     const PITCH_NAMES: [&str; 12] = [
         "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
     ];
     let labels = melody_formats::font_available();
     let root = BitMapBackend::new(path, (1500, 450)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    root.fill(&WHITE).map_err(&failed)?;
     let panels = root.split_evenly((1, 3));
     let sets: [(&str, &[f64], &[f64], BinName); 3] = [
         (
@@ -1000,7 +1001,7 @@ pub fn histograms(j: &Judgement, path: &Path) -> Result<(), String> {
         }
         let mut chart = builder
             .build_cartesian_2d(-0.5f64..bins as f64 - 0.5, 0f64..top)
-            .map_err(|e| e.to_string())?;
+            .map_err(&failed)?;
         let x_label = |x: &f64| name(x.round().max(0.0) as usize);
         let y_label = |y: &f64| format!("{:.0}%", y * 100.0);
         let mut mesh = chart.configure_mesh();
@@ -1013,7 +1014,7 @@ pub fn histograms(j: &Judgement, path: &Path) -> Result<(), String> {
         } else {
             mesh.disable_x_axis().disable_y_axis();
         }
-        mesh.draw().map_err(|e| e.to_string())?;
+        mesh.draw().map_err(&failed)?;
         for (values, offset, color, legend) in [
             (generated, -0.4, BLUE.mix(0.8), j.judged.label()),
             (test, 0.0, RED.mix(0.6), "test songs"),
@@ -1023,7 +1024,7 @@ pub fn histograms(j: &Judgement, path: &Path) -> Result<(), String> {
                     let x = i as f64 + offset;
                     Rectangle::new([(x, 0.0), (x + 0.4, *v)], color.filled())
                 }))
-                .map_err(|e| e.to_string())?;
+                .map_err(&failed)?;
             if labels {
                 series.label(legend).legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
@@ -1036,10 +1037,10 @@ pub fn histograms(j: &Judgement, path: &Path) -> Result<(), String> {
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK.mix(0.3))
                 .draw()
-                .map_err(|e| e.to_string())?;
+                .map_err(&failed)?;
         }
     }
-    root.present().map_err(|e| e.to_string())
+    root.present().map_err(&failed)
 }
 
 #[cfg(test)]

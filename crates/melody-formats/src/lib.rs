@@ -8,12 +8,12 @@
 
 pub mod abc;
 pub mod audio;
-mod font;
 pub mod kern;
 pub mod midi;
 pub mod musicxml;
 pub mod notation;
 pub mod piano_roll;
+mod picture;
 
-pub use font::font_available;
 pub use notation::NotationError;
+pub use picture::{PictureError, drawing_failed, font_available};

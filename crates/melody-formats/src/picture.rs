@@ -1,10 +1,35 @@
-//! Text in the PNG pictures needs a font file: a common system sans-serif font
-//! is registered with plotters when one is found, otherwise pictures are drawn
-//! without labels (and a warning is logged).
+//! What the PNG pictures share: a font for their text, and the error of drawing
+//! one. Text needs a font file: a common system sans-serif font is registered
+//! with plotters when one is found, otherwise pictures are drawn without labels
+//! (and a warning is logged).
 
+use std::error::Error as StdError;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use plotters::drawing::DrawingAreaErrorKind;
 use plotters::style::FontStyle;
+use thiserror::Error;
+
+/// Why a picture was not written.
+#[derive(Debug, Error)]
+pub enum PictureError {
+    #[error("{path}: nothing to draw: {what}")]
+    Empty { path: PathBuf, what: &'static str },
+    #[error("cannot draw {path}: {reason}")]
+    Draw { path: PathBuf, reason: String },
+}
+
+/// Turns plotters' error, which holds its backend's, into a [`PictureError`]
+/// naming the file.
+pub fn drawing_failed<E: StdError + Send + Sync>(
+    path: &Path,
+) -> impl Fn(DrawingAreaErrorKind<E>) -> PictureError + '_ {
+    move |error| PictureError::Draw {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    }
+}
 
 const FONT_PATHS: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
