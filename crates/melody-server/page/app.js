@@ -6,7 +6,9 @@
 const SETTINGS = ["model", "bars", "meter", "mode", "style", "pickup", "mode_guidance", "prime", "start_like",
   "seed", "temperature", "top_k", "top_p", "max_len", "key", "tempo"];
 const $ = (id) => document.getElementById(id);
-const state = { models: [], melody: null, tune: null, timing: null, playing: [] };
+// `asked` counts the melodies asked for: only the latest one's answer is shown,
+// so a slow answer never replaces a newer one.
+const state = { models: [], melody: null, tune: null, timing: null, playing: [], asked: 0 };
 
 function setOptions(select, values, first) {
   const chosen = select.value;
@@ -88,17 +90,19 @@ async function generate(push) {
   $("error").textContent = "";
   $("generate").disabled = true;
   const params = query();
+  const ask = ++state.asked;
   try {
     const melody = await api(`/api/generate?${params}`);
+    if (ask !== state.asked) return;
     state.melody = melody;
     show(melody);
     const url = `?${melody.query}`;
     if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
     remember(melody);
   } catch (error) {
-    $("error").textContent = error.message;
+    if (ask === state.asked) $("error").textContent = error.message;
   } finally {
-    $("generate").disabled = false;
+    if (ask === state.asked) $("generate").disabled = false;
   }
 }
 
@@ -205,8 +209,9 @@ async function main() {
   if (params.has("model")) $("model").value = params.get("model");
   await chooseModel($("model").value);
   fillFrom(params);
+  // A first visit shows a melody at once, with the form's defaults.
+  await generate(false);
   document.body.dataset.ready = "true";
-  if ([...params.keys()].length) generate(false);
 }
 
 main();

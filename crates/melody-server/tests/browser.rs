@@ -153,6 +153,18 @@ async fn drive(server: &melody_server::Running, driver: &Driver) {
         "return document.body.dataset.ready === 'true';",
     )
     .await;
+    // A first visit shows a melody of the form's defaults at once.
+    let first = client
+        .execute(
+            "return [Boolean(document.querySelector('#score svg')), document.getElementById('play').disabled, location.search, document.getElementById('error').textContent];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first[0], true, "no score on the first visit: {first}");
+    assert_eq!(first[1], false, "{first}");
+    assert!(first[2].as_str().unwrap().contains("seed=0"), "{first}");
+    assert_eq!(first[3], "", "{first}");
 
     // Seed 5, 8 bars of 3/4, then Generate.
     let seed = client.find(Locator::Id("seed")).await.unwrap();
@@ -189,7 +201,7 @@ async fn drive(server: &melody_server::Running, driver: &Driver) {
     let query = wait_until(
         &client,
         "the score",
-        "return document.querySelector('#score svg') && !document.getElementById('play').disabled && location.search.slice(1);",
+        "return document.querySelector('#score svg') && !document.getElementById('play').disabled && location.search.includes('seed=5') && location.search.slice(1);",
     )
     .await;
     let query = query.as_str().unwrap();
