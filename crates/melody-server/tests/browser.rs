@@ -310,6 +310,31 @@ async fn drive(server: &melody_server::Running, driver: &Driver) {
         note_ons as u64,
         melody["statistics"]["notes"].as_u64().unwrap()
     );
+
+    // On a phone-sized screen the page is one column that fits: nothing is
+    // wider than the window, and the score is drawn within its box.
+    client.set_window_size(420, 900).await.unwrap();
+    client
+        .goto(&format!("{}?seed=4&meter=6/8&bars=8", server.url()))
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "the narrow page",
+        "return document.body.dataset.ready === 'true';",
+    )
+    .await;
+    let widths = client
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth,
+                     Math.max(...[...document.querySelectorAll('#score svg *')].map((e) => e.getBoundingClientRect().right)),
+                     document.getElementById('score').getBoundingClientRect().right];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let [page, window, drawing, score_box] = [0, 1, 2, 3].map(|i| widths[i].as_f64().unwrap());
+    assert!(page <= window && drawing <= score_box, "{widths}");
     client.close().await.unwrap();
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("composer.png");
