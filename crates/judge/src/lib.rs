@@ -990,7 +990,9 @@ pub fn histograms(j: &Judgement, path: &Path) -> Result<(), melody_formats::Pict
             .chain(test)
             .fold(0f64, |m, v| m.max(*v))
             .max(0.01)
-            * 1.1;
+            // Headroom above the tallest bar for the legend, which would
+            // otherwise hide the bars under it.
+            * 1.35;
         let mut builder = ChartBuilder::on(panel);
         builder.margin(12);
         if labels {
@@ -1034,6 +1036,7 @@ pub fn histograms(j: &Judgement, path: &Path) -> Result<(), melody_formats::Pict
         if labels {
             chart
                 .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK.mix(0.3))
                 .draw()
