@@ -532,7 +532,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         dataset.condition(conditioning);
     }
     eprintln!(
-        "training on {} songs ({} tokens; {}), validating on {}, testing on {}; {:?} objective, {} epochs at most",
+        "training on {} songs ({} tokens; {}), validating on {}, testing on {}; {}, {} epochs at most",
         dataset.train.len(),
         dataset.train_tokens(),
         dataset.encoding,
@@ -559,7 +559,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let mut plot = LossPlot {
         path: run_dir.join("loss.png"),
         title: format!(
-            "{} ({:?} objective)",
+            "{} ({})",
             run_dir.file_name().unwrap_or_default().to_string_lossy(),
             config.objective
         ),

@@ -41,6 +41,16 @@ pub enum Objective {
     Last,
 }
 
+/// What is trained, in words: "loss at every position".
+impl std::fmt::Display for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Objective::All => "loss at every position",
+            Objective::Last => "loss at the last position",
+        })
+    }
+}
+
 /// Every hyper-parameter of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
