@@ -635,6 +635,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         "  metrics.csv, metrics.json, events.out.tfevents.*  (tensorboard --logdir {})",
         args.runs.display()
     );
+    println!("  loss.png  training loss and validation NLL per update");
+    println!(
+        "  model.dot  the network's graph (dot -Tpng {}/model.dot -o model.png)",
+        run_dir.display()
+    );
     println!("  state/  what --resume continues from");
     println!("evaluate: cargo xtask eval --model {}", run_dir.display());
     println!(
