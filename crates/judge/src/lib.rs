@@ -885,7 +885,7 @@ pub fn table(j: &Judgement) -> String {
     for m in &j.meters {
         let (g, t) = (&m.generated, &m.test);
         out += &format!(
-            "\nin {}: {} {judged}, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties in {} / {} melodies, p = {}{}); full bars in the written score {} / {} (of {} / {}{}); ending at a bar line {} / {}; ending on the tonic {} / {}{}; metric profile distance {:.3} (notes a quarter or longer {:.3})",
+            "\nin {}: {} {judged}, {} test songs; ties across bar lines per 100 notes {:.2} / {:.2} ({} / {} ties in {} / {} melodies, p = {}{}); full bars in the written score {} / {} (of {} / {}{}); ending at a bar line {} / {}; ending on the tonic {} / {}{}; bars repeating an earlier bar {} / {} (of {} / {}{}); metric profile distance {:.3} (notes a quarter or longer {:.3})",
             m.meter,
             g.melodies,
             t.melodies,
@@ -919,6 +919,14 @@ pub fn table(j: &Judgement) -> String {
             m.train.as_ref().map_or_else(String::new, |r| format!(
                 " (training songs {})",
                 pct(r.ends_on_tonic)
+            )),
+            pct(g.repeated_bars),
+            pct(t.repeated_bars),
+            g.whole_bars,
+            t.whole_bars,
+            m.train.as_ref().map_or_else(String::new, |r| format!(
+                "; training songs {}",
+                pct(r.repeated_bars)
             )),
             m.profile_distance,
             m.long_note_profile_distance

@@ -1,14 +1,15 @@
 //! What a musician checks of a melody's meter: where in the bar its notes
 //! start (the metric profile), whether its written bars each hold one bar of
-//! the meter, how many notes are tied across bar lines, and whether it ends at
-//! a bar line; and whether its key finder's mode is the one asked. Generated
+//! the meter, how many notes are tied across bar lines, whether it ends at a
+//! bar line, and how often a bar repeats an earlier one; and whether its key
+//! finder's mode is the one asked. Generated
 //! melodies and held-out songs are measured alike, per meter.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use esac_parse::{Duration, Meter};
-use grid_codec::{BarLayout, DecodeOptions, decode};
+use grid_codec::{BarLayout, DecodeOptions, Token, decode};
 use melody_formats::kern::to_kern;
 use serde::Serialize;
 
@@ -57,6 +58,12 @@ pub struct MeterMeasures {
     /// Melodies whose score could not be written (a note no plain or dotted
     /// value spells), left out of [`Self::full_bars`].
     pub unwritten_scores: usize,
+    /// Of the melodies' whole bars (the upbeat and a shorter last bar
+    /// aside), the share that repeat an earlier bar of the same melody token
+    /// for token: folk songs say their phrases again.
+    pub repeated_bars: f64,
+    /// The whole bars that share is of.
+    pub whole_bars: usize,
 }
 
 /// The bars of `song`'s score in grid steps, upbeat bar first: its tokens
@@ -96,6 +103,22 @@ pub fn full_inner_bars(bars: &[u32], metric: Metric) -> (usize, usize) {
     (full, inner.len())
 }
 
+/// Of `tokens` cut into bars of `metric` from its upbeat on, the whole bars
+/// (the upbeat and a shorter last bar aside): how many repeat an earlier one
+/// token for token, and how many there are.
+pub fn repeated_bars(tokens: &[Token], metric: Metric) -> (usize, usize) {
+    let bar = metric.bar_steps.max(1);
+    let bars: Vec<&[Token]> = tokens
+        .get(metric.pickup % bar..)
+        .unwrap_or_default()
+        .chunks_exact(bar)
+        .collect();
+    let repeated = (0..bars.len())
+        .filter(|&i| bars[..i].contains(&bars[i]))
+        .count();
+    (repeated, bars.len())
+}
+
 /// The measures of `melodies`, all of one meter, for notes of `long_steps`
 /// or longer in the long-note profile.
 pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterMeasures {
@@ -106,7 +129,11 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
     let (mut with_tonality, mut tonic_endings) = (0usize, 0usize);
     let mut melodies_with_ties = 0usize;
     let (mut full_bars, mut inner_bars, mut unwritten_scores) = (0usize, 0usize, 0usize);
+    let (mut repeated, mut whole_bars) = (0usize, 0usize);
     for (song, metric) in melodies {
+        let (again, of) = repeated_bars(&song.tokens, *metric);
+        repeated += again;
+        whole_bars += of;
         match written_bars(song, *metric) {
             Some(bars) => {
                 let (full, inner) = full_inner_bars(&bars, *metric);
@@ -164,6 +191,8 @@ pub fn meter_measures(melodies: &[(&Song, Metric)], long_steps: usize) -> MeterM
         full_bars: share(full_bars, inner_bars),
         inner_bars,
         unwritten_scores,
+        repeated_bars: share(repeated, whole_bars),
+        whole_bars,
     }
 }
 
@@ -369,6 +398,8 @@ mod tests {
         };
         assert_eq!(full_inner_bars(&[12, 12, 4], on_the_downbeat), (2, 2));
         assert_eq!(full_inner_bars(&[12], on_the_downbeat), (0, 0));
+        // Its two whole bars differ: none repeats.
+        assert_eq!((measures.repeated_bars, measures.whole_bars), (0.0, 2));
         // Four steps shorter it ends in the middle of a bar.
         let short = song(
             "60 _ _ _ 62 _ _ _ _ _ _ _ 64 _ _ _ _ _ _ _ r _ _ _ 65 _ _ _ 67 _ _ _",
@@ -376,6 +407,40 @@ mod tests {
         );
         let measures = meter_measures(&[(&short, metric)], 8);
         assert_eq!((measures.ending_at_bar_end, measures.closed), (0.0, 0.0));
+    }
+
+    #[test]
+    fn bars_that_say_an_earlier_one_again() {
+        // 2/4 (8 steps) after an eighth upbeat (2 steps): bars A B A A' A,
+        // A' differing from A in its last step only, then 3 steps of a last
+        // bar. Bars 3 and 5 repeat bar 1; bar 4 repeats none.
+        let a = "60 _ 62 _ 64 _ _ _";
+        let b = "67 _ _ _ 65 _ 64 _";
+        let a_dash = "60 _ 62 _ 64 _ _ r";
+        let text = format!("55 _ {a} {b} {a} {a_dash} {a} 60 _ _");
+        let tokens = parse_tokens(&text).unwrap();
+        let metric = Metric {
+            meter: "2/4".parse().unwrap(),
+            bar_steps: 8,
+            pickup: 2,
+        };
+        assert_eq!(repeated_bars(&tokens, metric), (2, 5));
+        // Read from the downbeat instead, every bar straddles two of the
+        // above: "60 _ 62 _ 64 _ _ _" is never a bar, and no bar repeats.
+        let on_the_downbeat = Metric {
+            pickup: 0,
+            ..metric
+        };
+        assert_eq!(repeated_bars(&tokens, on_the_downbeat), (0, 5));
+        // A bar of 6/8 (12 steps) said three times, with no upbeat.
+        let three = parse_tokens(&format!("{a} 67 _ _ _ {a} 67 _ _ _ {a} 67 _ _ _")).unwrap();
+        let six_eight = Metric {
+            meter: "6/8".parse().unwrap(),
+            bar_steps: 12,
+            pickup: 0,
+        };
+        assert_eq!(repeated_bars(&three, six_eight), (2, 3));
+        assert_eq!(repeated_bars(&[], six_eight), (0, 0));
     }
 
     #[test]
