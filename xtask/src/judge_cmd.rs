@@ -219,18 +219,12 @@ impl Corpus {
 /// A held-out song's meter and upbeat, when its bars are regular.
 fn record_metric(record: &trainer::SongRecord, encoding: &Encoding) -> Option<Metric> {
     let layout = record.bars.as_ref()?;
-    Some(Metric {
-        meter: record.meter?,
-        bar_steps: layout.bar_steps as usize,
-        pickup: layout.regular_pickup()? as usize,
-    })
-    .filter(|metric| metric_steps(metric.meter, encoding) == Some(metric.bar_steps))
-}
-
-/// Grid steps of a bar of `meter`.
-fn metric_steps(meter: esac_parse::Meter, encoding: &Encoding) -> Option<usize> {
-    let steps = meter.bar_length()? / encoding.step;
-    steps.is_integer().then(|| steps.to_integer() as usize)
+    Metric::on_grid(
+        record.meter?,
+        encoding.step,
+        layout.regular_pickup()? as usize,
+    )
+    .filter(|metric| metric.bar_steps == layout.bar_steps as usize)
 }
 
 /// Judges `samples` (tokens in `encoding`, each asked to be as `asked` says
@@ -267,13 +261,8 @@ pub fn run(
                 closed: s.closed,
                 tonality: Tonality::of(encoding, None, &s.tokens),
                 meter: asked.map(|a| a.meter),
-                metric: asked.and_then(|a| {
-                    Some(Metric {
-                        meter: a.meter,
-                        bar_steps: metric_steps(a.meter, encoding)?,
-                        pickup: a.pickup as usize,
-                    })
-                }),
+                metric: asked
+                    .and_then(|a| Metric::on_grid(a.meter, encoding.step, a.pickup as usize)),
                 minor: asked.map(|a| a.minor),
                 style: asked.map(|a| a.style.clone()),
             }

@@ -25,6 +25,19 @@ pub struct Metric {
     pub pickup: usize,
 }
 
+impl Metric {
+    /// `meter` on a grid of `step`, after an upbeat of `pickup` steps; `None`
+    /// in free meter or where a bar is not a whole number of steps.
+    pub fn on_grid(meter: Meter, step: Duration, pickup: usize) -> Option<Self> {
+        let steps = meter.bar_length()? / step;
+        steps.is_integer().then(|| Metric {
+            meter,
+            bar_steps: steps.to_integer() as usize,
+            pickup,
+        })
+    }
+}
+
 /// Meter measures of a set of melodies of one meter.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MeterMeasures {

@@ -138,6 +138,7 @@ function show(melody) {
     ["Range", s.range_semitones === null ? "" : `${s.range_semitones} semitones`],
     ["Ends on the tonic", s.ends_on_tonic ? "yes" : "no"],
     ["Key the notes suggest (Krumhansl-Kessler)", s.key_found || ""],
+    ["Bars repeating an earlier bar", s.repeated_bars ? `${s.repeated_bars.repeated} of ${s.repeated_bars.of}` : ""],
     ["Collection it is nearest to (judge's style classifier)",
       s.style_found ?? "(not known: the training songs are unknown or of one collection)"],
     ["Longest copy from a training song", copyText()],

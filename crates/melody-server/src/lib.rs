@@ -26,6 +26,7 @@ use candle_core::Device;
 use composer::{Artifact, ComposeError, Composed, Generated, Settings};
 use esac_parse::{Key, Meter, Mode};
 use grid_codec::{parse_tokens, tokens_to_string};
+use judge::meter::Metric;
 use judge::{Song, Tonality, TrainingIndex};
 use melody_formats::audio::SoundFont;
 use serde_json::{Value, json};
@@ -732,6 +733,17 @@ fn statistics(loaded: &Loaded, composed: &Composed) -> Value {
         })
         .collect();
     let (lowest, highest) = (pitches.iter().min(), pitches.iter().max());
+    // In the bars the score is written in: its meter and upbeat.
+    let step = encoding.step;
+    let repeated_bars = Metric::on_grid(
+        composed.meter,
+        step,
+        (composed.melody.pickup() / step).to_integer() as usize,
+    )
+    .map(|metric| {
+        let (repeated, of) = judge::meter::repeated_bars(&generated.tokens, metric);
+        json!({ "repeated": repeated, "of": of })
+    });
     json!({
         "notes": judged.notes,
         "grid_steps": judged.tokens,
@@ -743,6 +755,7 @@ fn statistics(loaded: &Loaded, composed: &Composed) -> Value {
         "longest_copy": loaded.training.as_ref().map(|_| judged.longest_copy),
         "copied_from": judged.copied_from,
         "key_found": judged.key_found.map(|key| key.to_string()),
+        "repeated_bars": repeated_bars,
         "style_found": loaded
             .style_classifier
             .as_ref()

@@ -202,6 +202,36 @@ fn a_melody_can_start_like_a_held_out_song() {
 }
 
 #[test]
+fn the_repeated_bars_are_counted_in_the_bars_the_score_writes() {
+    use judge::meter::{Metric, repeated_bars};
+    let server = server();
+    let bar = "60 _ 62 _ 64 _ 65 _";
+    // The same bar twice from the downbeat, then after an eighth upbeat:
+    // either way the second bar repeats the first.
+    for (upbeat, pickup) in [("", 0), ("55 _ ", 2)] {
+        let prime = format!("{upbeat}{bar} {bar}").replace(' ', "+");
+        let (status, melody) = get_json(
+            &server,
+            &format!("/api/generate?prime={prime}&meter=2/4&pickup={pickup}&bars=6&seed=1"),
+        );
+        assert_eq!(status, 200, "{melody}");
+        let counted = &melody["statistics"]["repeated_bars"];
+        let tokens = grid_codec::parse_tokens(melody["tokens"].as_str().unwrap()).unwrap();
+        let metric = Metric {
+            meter: "2/4".parse().unwrap(),
+            bar_steps: 8,
+            pickup,
+        };
+        let (repeated, of) = repeated_bars(&tokens, metric);
+        assert!(repeated >= 1, "{melody}");
+        assert_eq!(
+            (counted["repeated"].as_u64(), counted["of"].as_u64()),
+            (Some(repeated as u64), Some(of as u64))
+        );
+    }
+}
+
+#[test]
 fn bad_settings_are_refused_naming_the_field() {
     let server = server();
     let cases = [
