@@ -2,8 +2,8 @@
 //! start (the metric profile), whether its written bars each hold one bar of
 //! the meter, how many notes are tied across bar lines, whether it ends at a
 //! bar line, and how often a bar repeats an earlier one; and whether its key
-//! finder's mode is the one asked. Generated
-//! melodies and held-out songs are measured alike, per meter.
+//! finder's mode is the one asked. Generated melodies and held-out songs are
+//! measured alike, per meter.
 
 use std::collections::BTreeMap;
 use std::path::Path;
