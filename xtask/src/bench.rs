@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use grid_codec::{Encoding, SongConditions, encode_with};
+use grid_codec::{Encoding, Schedule, SongConditions, encode_with};
 use model_folder::ModelFolder;
 use serde::Serialize;
 
@@ -314,7 +314,7 @@ pub fn sample(
 fn unknown_song(folder: &ModelFolder, rows: usize) -> SideValues {
     match &folder.conditioning {
         Some(conditioning) => SideValues {
-            rows: vec![conditioning.values(&SongConditions::default(), 0); rows],
+            rows: vec![Schedule::fixed(conditioning.values(&SongConditions::default(), &[])); rows],
         },
         None => SideValues::default(),
     }
@@ -363,7 +363,7 @@ pub fn prefix(
         &side
             .rows
             .iter()
-            .flatten()
+            .flat_map(|schedule| &schedule.values)
             .map(|values| vec![vec![values[0]; prefix]])
             .collect::<Vec<_>>(),
     )?;

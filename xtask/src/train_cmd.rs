@@ -173,6 +173,14 @@ pub struct TrainArgs {
     /// README) [default: 0].
     #[arg(long, value_name = "SHARE")]
     pub condition_dropout: Option<f64>,
+    /// With --condition: also tell the model, at each step, the song's own
+    /// token this many bars earlier, one input per number given
+    /// (comma-separated, 1 to 16), so that it can say a bar again as folk
+    /// songs do; `sample` feeds them from the tokens it draws. 2,4,8 lowered
+    /// a hidden-128 whole-Essen model's test NLL by 0.035 (see the README,
+    /// "Repetition") [default: none].
+    #[arg(long, value_name = "BARS", value_delimiter = ',', num_args = 1)]
+    pub lookback: Vec<u32>,
     #[arg(long, help = help("Passes over the training songs at most", D.epochs, R.epochs))]
     pub epochs: Option<usize>,
     #[arg(long, help = help("Stop after this many updates", or_none(D.max_steps), or_none(R.max_steps)))]
@@ -384,6 +392,36 @@ fn init_from(
     Ok((config, init))
 }
 
+/// Refuses `--lookback` values a run cannot use, before the run folder is made.
+fn check_lookback(args: &TrainArgs, init: Option<&trainer::Init>, conditioned: bool) -> Result<()> {
+    if args.lookback.is_empty() {
+        return Ok(());
+    }
+    if !conditioned {
+        bail!("--lookback is a side input beside the conditions, so it needs --condition");
+    }
+    if let Some(init) = init {
+        bail!(
+            "--lookback: a fine-tuned model keeps the side inputs of --init {} (it looks back {}); leave --lookback out",
+            init.source,
+            init.conditioning
+                .as_ref()
+                .and_then(|c| c.lookback.as_ref())
+                .map_or_else(|| "no bars".to_owned(), |l| format!("{:?} bars", l.bars))
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for &bars in &args.lookback {
+        if !(1..=16).contains(&bars) {
+            bail!("--lookback {bars}: each number of bars must be from 1 to 16");
+        }
+        if !seen.insert(bars) {
+            bail!("--lookback {bars} is given twice");
+        }
+    }
+    Ok(())
+}
+
 /// The run name when none is given.
 const DEFAULT_RUN: &str = "erk";
 
@@ -487,6 +525,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if !conditioned && config.condition_dropout > 0.0 {
         bail!("--condition-dropout withholds conditions, so it needs --condition");
     }
+    check_lookback(args, init.as_ref(), conditioned)?;
     let run_dir = run_folder(args)?;
     let data_dir = run_dir.join("data");
     let resuming = args.resume && trainer::is_prepared_folder(&data_dir);
@@ -512,14 +551,25 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let conditioning = match init.as_ref().map(|init| &init.conditioning) {
         // A fine-tuned model keeps its values' meanings.
         Some(theirs) => theirs.clone(),
-        None if conditioned => Some(grid_codec::Conditioning::from_songs(
-            dataset.train.iter().map(|s| &s.conditions),
-        )),
+        None if conditioned => Some(grid_codec::Conditioning {
+            lookback: (!args.lookback.is_empty()).then(|| grid_codec::Lookback {
+                bars: args.lookback.clone(),
+                tokens: dataset.vocabulary.len() as u32,
+            }),
+            ..grid_codec::Conditioning::from_songs(dataset.train.iter().map(|s| &s.conditions))
+        }),
         None => None,
     };
     if let Some(conditioning) = conditioning {
+        let looking_back = conditioning
+            .lookback
+            .as_ref()
+            .map_or_else(String::new, |l| {
+                let bars: Vec<String> = l.bars.iter().map(u32::to_string).collect();
+                format!(", and the song's tokens {} bars back", bars.join(", "))
+            });
         eprintln!(
-            "conditioning on bar position, meter ({}), mode, style ({}) and bars left",
+            "conditioning on bar position, meter ({}), mode, style ({}) and bars left{looking_back}",
             conditioning.meters[2..].join(", "),
             conditioning.styles.len() - 1
         );

@@ -1,7 +1,8 @@
 //! Conditioning end to end: `prepare` records each song's meter and bars,
 //! `train --condition` gives the model their side inputs, `sample` asks for a
 //! meter, mode, style, length and upbeat and writes the score with them, `eval`
-//! scores with them, and `--init` keeps the starting model's conditioning.
+//! scores with them, `--init` keeps the starting model's conditioning, and
+//! `--lookback` gives the model the song's own tokens whole bars back.
 
 // `erk_recorded_with_test_songs` is for the other suites.
 #[allow(dead_code)]
@@ -346,5 +347,112 @@ fn a_conditioned_model_is_asked_for_meter_mode_length_and_upbeat() {
         let error = fails(&args);
         assert!(error.contains(message), "{name}: {error}");
         assert!(!runs.join(name).exists(), "{name}");
+    }
+}
+
+#[test]
+fn a_model_that_looks_back_is_trained_scored_and_sampled_with_its_own_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let songs = songs(dir.path());
+    let runs = dir.path().join("runs");
+    train_tiny(
+        &songs,
+        &runs,
+        "looking",
+        &[
+            "--condition",
+            "--lookback",
+            "1,4",
+            "--hidden",
+            "16",
+            "--embedding-dim",
+            "8",
+        ],
+    );
+    let run = runs.join("looking");
+    let config = json(&run.join("config.json"));
+    let tokens = config["vocab_size"].as_u64().unwrap();
+    let looking: Vec<(&str, u64)> = config["side_inputs"].as_array().unwrap()[5..]
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        looking,
+        [("lookback_1", tokens + 1), ("lookback_4", tokens + 1)]
+    );
+    assert_eq!(
+        config["conditioning"]["lookback"]["bars"],
+        serde_json::json!([1, 4])
+    );
+    // `eval` gives the lookback inputs as training did: the run's own test
+    // figure again.
+    let metrics = json(&run.join("metrics.json"));
+    let evaluated: serde_json::Value =
+        serde_json::from_str(&succeeds(&["eval", "--model", run.to_str().unwrap()])).unwrap();
+    let (trained, scored) = (
+        metrics["test"]["nll_per_token"].as_f64().unwrap(),
+        evaluated["nll_per_token"].as_f64().unwrap(),
+    );
+    assert!(
+        (trained - scored).abs() < 1e-9,
+        "{trained} against {scored}"
+    );
+    let samples = dir.path().join("samples");
+    succeeds(&[
+        "sample",
+        "--model",
+        run.to_str().unwrap(),
+        "--num",
+        "2",
+        "--meter",
+        "2/4",
+        "--bars",
+        "6",
+        "--seed",
+        "3",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert!(samples.join("melody-2.musicxml").is_file());
+
+    let refusals: [(&[&str], &str); 4] = [
+        (
+            &["--lookback", "2"],
+            "--lookback is a side input beside the conditions, so it needs --condition",
+        ),
+        (
+            &["--condition", "--lookback", "2,0"],
+            "--lookback 0: each number of bars must be from 1 to 16",
+        ),
+        (
+            &["--condition", "--lookback", "2,4,2"],
+            "--lookback 2 is given twice",
+        ),
+        (
+            &[
+                "--condition",
+                "--lookback",
+                "2",
+                "--init",
+                run.to_str().unwrap(),
+            ],
+            "--lookback: a fine-tuned model keeps the side inputs of --init",
+        ),
+    ];
+    for (flags, message) in refusals {
+        let mut args = vec![
+            "train",
+            "--data",
+            songs.to_str().unwrap(),
+            "--runs",
+            runs.to_str().unwrap(),
+            "--name",
+            "refused",
+            "--quiet",
+        ];
+        args.extend_from_slice(flags);
+        let error = fails(&args);
+        assert!(error.contains(message), "{flags:?}: {error}");
+        assert!(!runs.join("refused").exists(), "{flags:?}");
     }
 }

@@ -12,7 +12,7 @@ use std::fmt;
 
 use esac_parse::{Duration, Key, Melody, Meter, Mode, Spelling};
 use grid_codec::conditions::{Asked, ConditionError, Request};
-use grid_codec::{DecodeOptions, Encoding, Token, decode, transpose};
+use grid_codec::{DecodeOptions, Encoding, Schedule, Token, decode, transpose};
 use melody_formats::audio::{SoundFont, SynthOptions, write_wav, write_wav_soundfont};
 use melody_formats::midi::{MidiOptions, to_midi};
 use model_folder::ModelFolder;
@@ -402,7 +402,7 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
         return Ok(Plan {
             sampling: MelodyPlan {
                 config,
-                side: Vec::new(),
+                side: Schedule::default(),
                 contrast: None,
             },
             asking: None,

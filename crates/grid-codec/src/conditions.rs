@@ -1,5 +1,6 @@
 //! What a model can be told beside each token: where the step falls in its bar,
-//! the song's meter, mode and style (its collection), and how many bars remain.
+//! the song's meter, mode and style (its collection), how many bars remain,
+//! and, with [`Lookback`], the song's own tokens whole bars earlier.
 //!
 //! Every value is a small integer, so a model reads each as a side input with
 //! an embedding of its own. A song in free meter, or whose bars are unknown,
@@ -192,6 +193,87 @@ pub struct Conditioning {
     /// own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub combinations: Vec<Combination>,
+    /// The song's own tokens some bars back, read after the five inputs of
+    /// [`INPUT_NAMES`] (`None`: not read, as in models trained before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<Lookback>,
+}
+
+/// Side inputs that each hold the song's own token a whole number of bars
+/// before the step predicted, so that a model can say a bar again as folk
+/// songs do (Magenta's Lookback RNN is fed the events one and two bars back).
+/// Each holds only a token already read, so nothing of the answer leaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lookback {
+    /// The bars each input looks back, in the order the model reads them.
+    pub bars: Vec<u32>,
+    /// Tokens of the vocabulary: values `0..tokens` are token ids, and
+    /// `tokens` means "nothing there": before the song reaches that far back,
+    /// in free meter, and in songs whose bars change length.
+    pub tokens: u32,
+}
+
+/// A side input that holds the melody's own token `lag` grid steps before
+/// the step predicted, and `before` until the melody reaches so far back:
+/// the sampler fills it in from the tokens it has drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echo {
+    /// Which side input, in the order the model reads them.
+    pub input: usize,
+    pub lag: usize,
+    pub before: u32,
+}
+
+/// The side inputs of a melody to generate: every input's value at each step,
+/// and which of them echo the melody's own tokens (their values here are
+/// only placeholders).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schedule {
+    pub values: Vec<Vec<u32>>,
+    pub echoes: Vec<Echo>,
+}
+
+impl Schedule {
+    /// Values that no token changes.
+    pub fn fixed(values: Vec<Vec<u32>>) -> Self {
+        Schedule {
+            values,
+            echoes: Vec::new(),
+        }
+    }
+}
+
+impl Lookback {
+    /// The grid steps each input looks back in a song laid out so; `None`
+    /// without regular bars (free meter, meter changes).
+    fn lags(&self, layout: Option<&BarLayout>) -> Option<Vec<usize>> {
+        let layout = layout?;
+        layout.regular_pickup()?;
+        Some(
+            self.bars
+                .iter()
+                .map(|&bars| (bars * layout.bar_steps) as usize)
+                .collect(),
+        )
+    }
+
+    /// Per input, its values at steps `0..=ids.len()` of a song of `ids`:
+    /// the id `lag` steps before, or "nothing there".
+    fn values(&self, ids: &[u32], layout: Option<&BarLayout>) -> Vec<Vec<u32>> {
+        let Some(lags) = self.lags(layout) else {
+            return vec![vec![self.tokens; ids.len() + 1]; self.bars.len()];
+        };
+        lags.into_iter()
+            .map(|lag| {
+                (0..=ids.len())
+                    .map(|t| match t.checked_sub(lag) {
+                        Some(earlier) if lag > 0 => ids[earlier],
+                        _ => self.tokens,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// A meter value, mode value, style, upbeat and length that training songs
@@ -332,6 +414,7 @@ impl Conditioning {
                     songs,
                 })
                 .collect(),
+            lookback: None,
         }
     }
 
@@ -494,8 +577,9 @@ impl Conditioning {
     }
 
     /// The side input values of a melody asked for, for `steps` grid steps of
-    /// `step` and the end; `None` when a bar of the meter is off the grid.
-    pub fn schedule(&self, asked: &Asked, step: Duration, steps: usize) -> Option<Vec<Vec<u32>>> {
+    /// `step` and the end, with the inputs that echo its own tokens; `None`
+    /// when a bar of the meter is off the grid.
+    pub fn schedule(&self, asked: &Asked, step: Duration, steps: usize) -> Option<Schedule> {
         let bar_steps = steps_of(asked.meter.bar_length()?, step)?;
         let tonic = if asked.minor { 'A' } else { 'C' };
         let song = SongConditions {
@@ -514,11 +598,26 @@ impl Conditioning {
             style: asked.style.clone(),
             layout: Some(BarLayout::regular(bar_steps, asked.pickup, asked.bars)),
         };
-        Some(self.values(&song, steps))
+        let mut values = self.fixed_values(&song, steps);
+        let mut echoes = Vec::new();
+        if let Some(lookback) = &self.lookback {
+            let lags = lookback.lags(song.layout.as_ref())?;
+            for lag in lags {
+                echoes.push(Echo {
+                    input: values.len(),
+                    lag,
+                    before: lookback.tokens,
+                });
+                values.push(vec![lookback.tokens]);
+            }
+        }
+        Some(Schedule { values, echoes })
     }
 
-    /// Each side input's name and number of values, in [`INPUT_NAMES`] order.
-    pub fn inputs(&self) -> Vec<(&'static str, usize)> {
+    /// Each side input's name and number of values, in the order the model
+    /// reads them: [`INPUT_NAMES`], then the lookback's (`lookback_2` looks
+    /// back two bars).
+    pub fn inputs(&self) -> Vec<(String, usize)> {
         let sizes = [
             MAX_BAR_STEPS as usize + 1,
             self.meters.len(),
@@ -526,13 +625,31 @@ impl Conditioning {
             self.styles.len(),
             MAX_BARS_LEFT as usize + 2,
         ];
-        INPUT_NAMES.into_iter().zip(sizes).collect()
+        let fixed = INPUT_NAMES.into_iter().map(str::to_owned).zip(sizes);
+        let lookback = self.lookback.iter().flat_map(|lookback| {
+            lookback
+                .bars
+                .iter()
+                .map(|bars| (format!("lookback_{bars}"), lookback.tokens as usize + 1))
+        });
+        fixed.chain(lookback).collect()
     }
 
-    /// The values of every side input for `steps` grid steps and the end: per
-    /// input, `steps + 1` values, the one at `t` describing step `t` (the step
-    /// whose token the model predicts next; `steps` is where the song ends).
-    pub fn values(&self, song: &SongConditions, steps: usize) -> Vec<Vec<u32>> {
+    /// The values of every side input for a song of `ids` (without the
+    /// terminal): per input, `ids.len() + 1` values, the one at `t`
+    /// describing step `t` (the step whose token the model predicts next;
+    /// `ids.len()` is where the song ends).
+    pub fn values(&self, song: &SongConditions, ids: &[u32]) -> Vec<Vec<u32>> {
+        let mut values = self.fixed_values(song, ids.len());
+        if let Some(lookback) = &self.lookback {
+            values.extend(lookback.values(ids, song.layout.as_ref()));
+        }
+        values
+    }
+
+    /// The values of the inputs of [`INPUT_NAMES`], which the tokens do not
+    /// change, for `steps` steps and the end.
+    fn fixed_values(&self, song: &SongConditions, steps: usize) -> Vec<Vec<u32>> {
         let count = steps + 1;
         let (positions, bars_left) = match &song.layout {
             Some(layout) => layout.walk(count),
@@ -696,12 +813,76 @@ mod tests {
             layout: None,
         };
         let conditioning = Conditioning::from_songs([&song]);
-        let values = conditioning.values(&song, 3);
+        let values = conditioning.values(&song, &[0; 3]);
         assert_eq!(values[0], [MAX_BAR_STEPS; 4]);
         assert_eq!(values[1], [0; 4]);
         assert_eq!(values[2], [0; 4]);
         assert_eq!(values[3], [1; 4]);
         assert_eq!(values[4], [MAX_BARS_LEFT + 1; 4]);
+    }
+
+    #[test]
+    fn lookback_holds_the_token_whole_bars_back_and_nothing_without_regular_bars() {
+        let song = |layout| SongConditions {
+            meter: Some("1/4".parse().unwrap()),
+            key: None,
+            style: String::new(),
+            layout,
+        };
+        let conditioning = Conditioning {
+            lookback: Some(Lookback {
+                bars: vec![1, 2],
+                tokens: 20,
+            }),
+            ..Conditioning::from_songs([&song(None)])
+        };
+        let ids = [10, 11, 12, 13, 14, 15, 16, 17];
+        // Worked by hand: bars of 4 steps after an upbeat of 1 (bars 1, 4, 3);
+        // the upbeat does not move a lag, which is a whole number of bars.
+        let values = conditioning.values(&song(Some(BarLayout::regular(4, 1, 2))), &ids);
+        assert_eq!(values.len(), 7);
+        assert_eq!(values[5], [20, 20, 20, 20, 10, 11, 12, 13, 14]);
+        assert_eq!(values[6], [20, 20, 20, 20, 20, 20, 20, 20, 10]);
+        let changing = BarLayout {
+            bar_steps: 4,
+            upbeat: 0,
+            bars: vec![4, 2, 2],
+        };
+        for layout in [None, Some(changing)] {
+            let values = conditioning.values(&song(layout), &ids);
+            assert_eq!(values[5..], [[20; 9], [20; 9]]);
+        }
+        let names: Vec<(String, usize)> = conditioning.inputs().into_iter().skip(5).collect();
+        assert_eq!(
+            names,
+            [("lookback_1".to_owned(), 21), ("lookback_2".to_owned(), 21)]
+        );
+        // Generating 2/4 after an upbeat of 2 steps: the sampler fills the
+        // inputs from the melody's own tokens, 8 and 16 steps back.
+        let asked = Asked {
+            meter: "2/4".parse().unwrap(),
+            minor: false,
+            style: OTHER.into(),
+            bars: 2,
+            pickup: 2,
+        };
+        let schedule = conditioning.schedule(&asked, sixteenth(), 20).unwrap();
+        assert_eq!(
+            schedule.echoes,
+            [
+                Echo {
+                    input: 5,
+                    lag: 8,
+                    before: 20
+                },
+                Echo {
+                    input: 6,
+                    lag: 16,
+                    before: 20
+                }
+            ]
+        );
+        assert_eq!(schedule.values.len(), 7);
     }
 
     #[test]
@@ -853,9 +1034,9 @@ mod tests {
         assert_eq!(conditioning.meters, ["free", "other", "3/4"]);
         assert_eq!(conditioning.styles, ["other", "a", "b"]);
         assert_eq!(conditioning.meter_songs["other"], 1);
-        assert_eq!(conditioning.values(&songs[0], 0)[1], [2]);
-        assert_eq!(conditioning.values(&songs[20], 0)[1], [1]);
-        assert_eq!(conditioning.values(&songs[20], 0)[2], [2]);
+        assert_eq!(conditioning.values(&songs[0], &[])[1], [2]);
+        assert_eq!(conditioning.values(&songs[20], &[])[1], [1]);
+        assert_eq!(conditioning.values(&songs[20], &[])[2], [2]);
         assert!(conditioning.check_meter("3/4".parse().unwrap()).is_ok());
         assert!(conditioning.check_meter("5/4".parse().unwrap()).is_err());
         assert_eq!(conditioning.style_named("b").unwrap(), "b");

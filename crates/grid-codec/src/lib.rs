@@ -19,7 +19,10 @@ pub use codec::{
     DecodeError, DecodeOptions, Encoded, FilterReason, Transposition, decode, encode, encode_with,
     reference_transposition, transpose, transposed_key,
 };
-pub use conditions::{BarLayout, CONDITIONING_FILE, ConditionError, Conditioning, SongConditions};
+pub use conditions::{
+    BarLayout, CONDITIONING_FILE, ConditionError, Conditioning, Echo, Lookback, Schedule,
+    SongConditions,
+};
 pub use encoding::{ENCODING_FILE, Encoding, EncodingError};
 pub use token::{Token, TokenError, parse_tokens, tokens_to_string};
 pub use vocab::{VocabError, Vocabulary};

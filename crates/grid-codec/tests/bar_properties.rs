@@ -107,7 +107,8 @@ proptest! {
         let beyond = 2 * bar_steps as usize;
         let values = Conditioning::from_songs([])
             .schedule(&asked, default_step(), total + beyond)
-            .unwrap();
+            .unwrap()
+            .values;
         let (positions, bars_left) = (&values[0], &values[4]);
         let measures = measure_at_each_step(&melody);
         let last_measure = *measures.last().unwrap();

@@ -269,11 +269,11 @@ impl ModelFolder {
             ),
             None => None,
         };
-        let reads: Vec<(&str, usize)> = model
+        let reads: Vec<(String, usize)> = model
             .config
             .side_inputs
             .iter()
-            .map(|side| (side.name.as_str(), side.size))
+            .map(|side| (side.name.clone(), side.size))
             .collect();
         let told = conditioning
             .as_ref()
@@ -284,6 +284,18 @@ impl ModelFolder {
                 &config_path,
                 format!(
                     "the weights read the side inputs {reads:?}, but \"conditioning\" gives {told:?}; they do not belong together"
+                ),
+            ));
+        }
+        if let Some(lookback) = conditioning.as_ref().and_then(|c| c.lookback.as_ref())
+            && lookback.tokens as usize != vocabulary.len()
+        {
+            return Err(invalid(
+                &config_path,
+                format!(
+                    "\"conditioning\" looks back over {} tokens, but the vocabulary has {}; they do not belong together",
+                    lookback.tokens,
+                    vocabulary.len()
                 ),
             ));
         }

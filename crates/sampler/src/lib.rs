@@ -7,7 +7,7 @@
 //! top-p sampling from a seeded generator: the same seed gives the same melody.
 
 use candle_core::{D, DType, Tensor};
-use grid_codec::{Token, Vocabulary};
+use grid_codec::{Schedule, Token, Vocabulary};
 use lstm_candle::{LstmState, MelodyModel, ModelError, Stepper};
 use model_folder::GenerationConfig;
 use rand::{Rng, SeedableRng};
@@ -104,32 +104,58 @@ impl SamplingConfig {
     }
 }
 
-/// Side input values of a batch of melodies, `rows[melody][input][step]`,
-/// step 0 being the `.` every melody starts from; a step past the end of a
-/// row's values takes its last one. What the values mean is the caller's
-/// business. Empty (no rows) for a model without side inputs.
+/// Side input values of a batch of melodies, one [`Schedule`] per melody:
+/// `values[input][step]`, step 0 being the `.` every melody starts from (a
+/// step past the end of an input's values takes its last one), and the
+/// inputs that echo the melody's own tokens, filled in as they are drawn.
+/// What the values mean is the caller's business. Empty (no rows) for a
+/// model without side inputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SideValues {
-    pub rows: Vec<Vec<Vec<u32>>>,
+    pub rows: Vec<Schedule>,
 }
 
 impl SideValues {
-    /// Each input's value for `row` at `step`.
-    fn at(&self, row: usize, step: usize) -> impl Iterator<Item = u32> + '_ {
-        self.rows.get(row).into_iter().flatten().map(move |values| {
-            values
-                .get(step)
-                .or(values.last())
-                .copied()
-                .unwrap_or_default()
-        })
+    /// Each input's value for `row` at `step`, given the ids fed to the row
+    /// so far (`fed[step]` the one fed at `step`).
+    fn at(&self, row: usize, step: usize, fed: &[u32]) -> Vec<u32> {
+        let Some(schedule) = self.rows.get(row) else {
+            return Vec::new();
+        };
+        let mut values: Vec<u32> = schedule
+            .values
+            .iter()
+            .map(|values| {
+                values
+                    .get(step)
+                    .or(values.last())
+                    .copied()
+                    .unwrap_or_default()
+            })
+            .collect();
+        // Step `s` predicts the token of grid step `s` and `fed[k + 1]` is
+        // that of grid step `k`, as in training (`fed[0]` is the `.`).
+        for echo in &schedule.echoes {
+            values[echo.input] = match (step + 1).checked_sub(echo.lag) {
+                Some(earlier) if echo.lag > 0 && earlier > 0 => fed[earlier],
+                _ => echo.before,
+            };
+        }
+        values
     }
 
     /// Per input, a `(rows, 1)` column of the given rows' values at `step`.
-    fn column(&self, rows: &[usize], step: usize, inputs: usize) -> Vec<Vec<Vec<u32>>> {
+    fn column(
+        &self,
+        rows: &[usize],
+        step: usize,
+        inputs: usize,
+        fed: &[Vec<u32>],
+    ) -> Vec<Vec<Vec<u32>>> {
         let mut by_input = vec![Vec::with_capacity(rows.len()); inputs];
         for &row in rows {
-            for (input, value) in self.at(row, step).enumerate() {
+            let fed = fed.get(row).map_or(&[][..], Vec::as_slice);
+            for (input, value) in self.at(row, step, fed).into_iter().enumerate() {
                 by_input[input].push(vec![value]);
             }
         }
@@ -147,6 +173,9 @@ pub struct Session<'m> {
     side: SideValues,
     /// The melody (row of `side`) each batch row continues.
     rows: Vec<usize>,
+    /// Per row of `side`, the ids fed to it so far, for the inputs that echo
+    /// them.
+    fed: Vec<Vec<u32>>,
     /// Steps fed so far.
     step: usize,
 }
@@ -178,6 +207,7 @@ impl<'m> Session<'m> {
             stepper: model.stepper()?,
             state: model.zero_state(rows)?,
             logits: Tensor::zeros((rows, model.config.vocab_size), DType::F32, model.device())?,
+            fed: vec![Vec::new(); side.rows.len()],
             side,
             rows: (0..rows).collect(),
             step: 0,
@@ -196,9 +226,17 @@ impl<'m> Session<'m> {
     /// Feeds one id per row.
     pub fn advance(&mut self, ids: &[u32]) -> Result<(), SampleError> {
         let input = Tensor::new(ids, self.model.device())?;
-        let columns = self
-            .side
-            .column(&self.rows, self.step, self.model.config.side_inputs.len());
+        if !self.fed.is_empty() {
+            for (&row, &id) in self.rows.iter().zip(ids) {
+                self.fed[row].push(id);
+            }
+        }
+        let columns = self.side.column(
+            &self.rows,
+            self.step,
+            self.model.config.side_inputs.len(),
+            &self.fed,
+        );
         let side = self
             .model
             .side_tensors(&columns)?
@@ -373,12 +411,12 @@ fn pick(probs: &mut [f32], config: &SamplingConfig, rng: &mut ChaCha8Rng) -> usi
 }
 
 /// One melody to generate: how its tokens are picked (with its own seed),
-/// its side values, `[input][step]` as in [`SideValues`] (empty for a
-/// model without side inputs), and side values to steer away from.
+/// its side values as in [`SideValues`] (empty for a model without side
+/// inputs), and side values to steer away from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MelodyPlan {
     pub config: SamplingConfig,
-    pub side: Vec<Vec<u32>>,
+    pub side: Schedule,
     pub contrast: Option<Contrast>,
 }
 
@@ -389,7 +427,7 @@ pub struct MelodyPlan {
 /// Weight 0 samples as without a contrast (at the cost of its rows).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contrast {
-    pub side: Vec<Vec<u32>>,
+    pub side: Schedule,
     pub weight: f64,
 }
 
@@ -471,7 +509,7 @@ pub fn generate_each(
     let mut ids = vec![end];
     ids.extend(vocabulary.ids(&primer)?);
     // Rows of side values: each melody's own, then the contrasts'.
-    let mut side_rows: Vec<Vec<Vec<u32>>> = if model.config.side_inputs.is_empty() {
+    let mut side_rows: Vec<Schedule> = if model.config.side_inputs.is_empty() {
         Vec::new()
     } else {
         plans.iter().map(|plan| plan.side.clone()).collect()
@@ -661,7 +699,7 @@ mod tests {
                 max_len,
                 ..Default::default()
             },
-            side: Vec::new(),
+            side: Schedule::default(),
             contrast: None,
         };
         let plans = [
@@ -713,9 +751,9 @@ mod tests {
                 temperature: 1.5,
                 ..Default::default()
             },
-            side: vec![vec![value]],
+            side: Schedule::fixed(vec![vec![value]]),
             contrast: contrast.map(|weight| Contrast {
-                side: vec![vec![3 - value]],
+                side: Schedule::fixed(vec![vec![3 - value]]),
                 weight,
             }),
         }
@@ -857,6 +895,77 @@ mod tests {
             let expected: Vec<f32> = full.get(0).unwrap().get(t).unwrap().to_vec1().unwrap();
             let got = &session.logits().unwrap()[0];
             let worst = got
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(worst < 1e-5, "step {t}: {worst}");
+        }
+    }
+
+    #[test]
+    fn echoed_inputs_are_the_lookback_values_training_reads() {
+        use grid_codec::conditions::{Asked, BarLayout, Conditioning, Lookback, SongConditions};
+        let (model, vocabulary) = setup();
+        let conditioning = Conditioning {
+            lookback: Some(Lookback {
+                bars: vec![1, 2],
+                tokens: vocabulary.len() as u32,
+            }),
+            ..Conditioning::from_songs([])
+        };
+        let config = ModelConfig {
+            side_inputs: conditioning
+                .inputs()
+                .into_iter()
+                .map(|(name, size)| lstm_candle::SideInput { name, size })
+                .collect(),
+            ..model.config.clone()
+        };
+        let model = MelodyModel::new(config, &Device::Cpu, DType::F32, 3).unwrap();
+        let asked = Asked {
+            meter: "2/4".parse().unwrap(),
+            minor: false,
+            style: "other".into(),
+            bars: 2,
+            pickup: 0,
+        };
+        let ids = vocabulary
+            .encode("60 _ 62 _ r _ 64 _ 60 _ 62 _ 64 _ _ _ 62 _ 60 _")
+            .unwrap();
+        let schedule = conditioning
+            .schedule(&asked, grid_codec::default_step(), ids.len())
+            .unwrap();
+        // What training reads: the same fixed inputs, and the lookback's
+        // values over the whole song, 8 and 16 steps back.
+        let song = SongConditions {
+            layout: Some(BarLayout::regular(8, 0, 2)),
+            ..Default::default()
+        };
+        let mut side = schedule.values[..5].to_vec();
+        side.extend_from_slice(&conditioning.values(&song, &ids)[5..]);
+        let nothing = vocabulary.len() as u32;
+        assert_eq!(side[6][15..18], [nothing, ids[0], ids[1]]);
+        let mut dotted = vec![0];
+        dotted.extend(&ids);
+        let input = model.ids_tensor(&[dotted.clone()]).unwrap();
+        let rows: Vec<Vec<Vec<u32>>> = side.iter().map(|values| vec![values.clone()]).collect();
+        let (full, _) = model
+            .forward(&input, &model.side_tensors(&rows).unwrap(), None, None)
+            .unwrap();
+        let mut session = Session::start(
+            &model,
+            &dotted[..1],
+            1,
+            SideValues {
+                rows: vec![schedule],
+            },
+        )
+        .unwrap();
+        for t in 1..dotted.len() {
+            session.advance(&dotted[t..=t]).unwrap();
+            let expected: Vec<f32> = full.get(0).unwrap().get(t).unwrap().to_vec1().unwrap();
+            let worst = session.logits().unwrap()[0]
                 .iter()
                 .zip(&expected)
                 .map(|(a, b)| (a - b).abs())

@@ -204,7 +204,7 @@ impl Dataset {
     /// (usually read from the training songs with [`Conditioning::from_songs`]).
     pub fn condition(&mut self, conditioning: Conditioning) {
         for song in self.songs_mut() {
-            song.side = conditioning.values(&song.conditions, song.ids.len());
+            song.side = conditioning.values(&song.conditions, &song.ids);
         }
         self.conditioning = Some(conditioning);
     }
@@ -228,7 +228,7 @@ impl Dataset {
                     style: String::new(),
                     ..song.conditions.clone()
                 };
-                song.side = conditioning.values(&conditions, song.ids.len());
+                song.side = conditioning.values(&conditions, &song.ids);
                 withheld += 1;
             }
         }

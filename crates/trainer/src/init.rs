@@ -2,7 +2,8 @@
 //! vocabularies know keep their rows of the embedding and the output layer,
 //! tokens new to the model keep their fresh initialisation, and the LSTM is
 //! taken whole, so the architecture must be the same. Side inputs are taken
-//! whole too, with the starting model's conditioning.
+//! whole too, with the starting model's conditioning; a model that looks back
+//! over its own tokens ([`grid_codec::Lookback`]) needs the same tokens.
 
 use std::collections::HashMap;
 
@@ -72,6 +73,22 @@ impl Init {
     /// tokens were new.
     pub fn apply(&self, model: &MelodyModel, vocabulary: &Vocabulary) -> Result<usize, TrainError> {
         self.check(&model.config)?;
+        let looks_back = self
+            .conditioning
+            .as_ref()
+            .is_some_and(|c| c.lookback.is_some());
+        if looks_back && vocabulary.tokens() != self.tokens.as_slice() {
+            return Err(TrainError::Config(format!(
+                "{} looks back over its own tokens by id, so it trains further only on songs of the same tokens; these have {} tokens, of which {} it does not know",
+                self.source,
+                vocabulary.len(),
+                vocabulary
+                    .tokens()
+                    .iter()
+                    .filter(|t| !self.tokens.contains(t))
+                    .count()
+            )));
+        }
         let old_id: HashMap<Token, usize> = self
             .tokens
             .iter()

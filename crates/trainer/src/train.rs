@@ -182,10 +182,7 @@ impl TrainConfig {
             side_inputs: conditioning.map_or_else(Vec::new, |c| {
                 c.inputs()
                     .into_iter()
-                    .map(|(name, size)| SideInput {
-                        name: name.to_owned(),
-                        size,
-                    })
+                    .map(|(name, size)| SideInput { name, size })
                     .collect()
             }),
         }
