@@ -414,6 +414,20 @@ fn a_model_that_looks_back_is_trained_scored_and_sampled_with_its_own_tokens() {
         samples.to_str().unwrap(),
     ]);
     assert!(samples.join("melody-2.musicxml").is_file());
+    // Its card says what the extra inputs hold.
+    let exported = dir.path().join("exported");
+    succeeds(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--out",
+        exported.to_str().unwrap(),
+    ]);
+    let card = std::fs::read_to_string(exported.join("README.md")).unwrap();
+    assert!(
+        card.contains("and the song's own token 1, 4 bars back (`lookback_N`"),
+        "{card}"
+    );
 
     let refusals: [(&[&str], &str); 4] = [
         (

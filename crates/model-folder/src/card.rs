@@ -59,6 +59,16 @@ fn conditioned(config: &Value, report: Option<&Value>, repo: &str) -> Option<Con
             ))
         })
         .collect();
+    let looking_back = config
+        .pointer("/conditioning/lookback/bars")
+        .and_then(Value::as_array)
+        .map_or_else(String::new, |bars| {
+            let bars: Vec<String> = bars.iter().map(Value::to_string).collect();
+            format!(
+                ",\nand the song's own token {} bars back (`lookback_N`: its id, or \"nothing there\"\nas the last value)",
+                bars.join(", ")
+            )
+        });
     let per_collection = config
         .pointer("/metrics/test_per_collection")
         .and_then(Value::as_object);
@@ -96,7 +106,7 @@ fn conditioned(config: &Value, report: Option<&Value>, repo: &str) -> Option<Con
             "- The Essen Folk Song Collection (EsAC): {collections} collections, both the native\n  EsAC files and the Humdrum `**kern` renditions of the German sets, read with\n  `deutschl/erk` first.{duplicates} Each collection is split on its own, so\n  ERK's 168 test songs are the same as for every other model of this project."
         ),
         model: format!(
-            "Beside each token it reads side inputs,\neach an embedding added to the token's: {}.\nThey tell it where the step falls in its bar and the song's meter, mode, style\n(collection) and bars left. So it does not load into the reference notebook's\n`LSTMModel`; `assets/erk` does.",
+            "Beside each token it reads side inputs,\neach an embedding added to the token's: {}.\nThey tell it where the step falls in its bar and the song's meter, mode, style\n(collection) and bars left{looking_back}. So it does not load into the reference notebook's\n`LSTMModel`; `assets/erk` does.",
             side.join(", ")
         ),
         results,
