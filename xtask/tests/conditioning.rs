@@ -8,12 +8,38 @@
 #[allow(dead_code)]
 mod common;
 
+use std::path::Path;
+
 use common::{json, songs, succeeds, train_tiny, xtask};
 
 fn fails(args: &[&str]) -> String {
     let output = xtask(args);
     assert!(!output.status.success(), "{args:?} should fail");
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `train` with `flags` fails with `message` and leaves no run folder.
+fn refused_before_the_run_folder(
+    songs: &Path,
+    runs: &Path,
+    name: &str,
+    flags: &[&str],
+    message: &str,
+) {
+    let mut args = vec![
+        "train",
+        "--data",
+        songs.to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+        "--name",
+        name,
+        "--quiet",
+    ];
+    args.extend_from_slice(flags);
+    let error = fails(&args);
+    assert!(error.contains(message), "{flags:?}: {error}");
+    assert!(!runs.join(name).exists(), "{flags:?}");
 }
 
 #[test]
@@ -333,20 +359,7 @@ fn a_conditioned_model_is_asked_for_meter_mode_length_and_upbeat() {
         ),
     ];
     for (name, flags, message) in refusals {
-        let mut args = vec![
-            "train",
-            "--data",
-            songs.to_str().unwrap(),
-            "--runs",
-            runs.to_str().unwrap(),
-            "--name",
-            name,
-            "--quiet",
-        ];
-        args.extend_from_slice(flags);
-        let error = fails(&args);
-        assert!(error.contains(message), "{name}: {error}");
-        assert!(!runs.join(name).exists(), "{name}");
+        refused_before_the_run_folder(&songs, &runs, name, flags, message);
     }
 }
 
@@ -454,19 +467,6 @@ fn a_model_that_looks_back_is_trained_scored_and_sampled_with_its_own_tokens() {
         ),
     ];
     for (flags, message) in refusals {
-        let mut args = vec![
-            "train",
-            "--data",
-            songs.to_str().unwrap(),
-            "--runs",
-            runs.to_str().unwrap(),
-            "--name",
-            "refused",
-            "--quiet",
-        ];
-        args.extend_from_slice(flags);
-        let error = fails(&args);
-        assert!(error.contains(message), "{flags:?}: {error}");
-        assert!(!runs.join("refused").exists(), "{flags:?}");
+        refused_before_the_run_folder(&songs, &runs, "refused", flags, message);
     }
 }
