@@ -522,4 +522,36 @@ fn init_keeps_the_rows_of_known_tokens_and_trains_new_ones() {
         err.contains("first has embedding 8, hidden size 16"),
         "{err}"
     );
+
+    // A model that looks back over its tokens by id needs the same tokens.
+    let looking = trainer::Init {
+        conditioning: Some(grid_codec::Conditioning {
+            lookback: Some(grid_codec::Lookback {
+                bars: vec![2],
+                tokens: small.vocabulary.len() as u32,
+            }),
+            ..grid_codec::Conditioning::from_songs([])
+        }),
+        ..init
+    };
+    let err = looking
+        .apply(&fresh, &grown.vocabulary)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("first looks back over its own tokens by id")
+            && err.contains(&format!(
+                "these have {} tokens, of which 1 it does not know",
+                grown.vocabulary.len()
+            )),
+        "{err}"
+    );
+    let same_tokens = MelodyModel::new(
+        tiny().model_config(small.vocabulary.len(), None),
+        &Device::Cpu,
+        candle_core::DType::F32,
+        6,
+    )
+    .unwrap();
+    assert_eq!(looking.apply(&same_tokens, &small.vocabulary).unwrap(), 0);
 }
