@@ -154,6 +154,9 @@ pub struct TrainShape {
     /// With the side inputs of a conditioned whole-collection model, each
     /// window's values drawn as a song has them.
     pub side_inputs: bool,
+    /// With `side_inputs`: this many lookback inputs more, each holding a
+    /// token drawn as the window's own are.
+    pub lookback: usize,
 }
 
 /// Times `steps` training updates (after two warm-up steps) of the melody model
@@ -166,6 +169,7 @@ pub fn train(
         batch,
         seq_len,
         side_inputs,
+        lookback,
     }: TrainShape,
     steps: usize,
     threads: usize,
@@ -180,7 +184,12 @@ pub fn train(
 
     let vocab = 38;
     let side = if side_inputs {
-        whole_collection_side_inputs()
+        let mut inputs = whole_collection_side_inputs();
+        inputs.extend((0..lookback).map(|input| lstm_candle::SideInput {
+            name: format!("lookback_{input}"),
+            size: vocab + 1,
+        }));
+        inputs
     } else {
         Vec::new()
     };
@@ -203,7 +212,13 @@ pub fn train(
                     .map(|_| rng.random_range(0..vocab as u32))
                     .collect(),
                 side: if side_inputs {
-                    song_side_values(&mut rng, seq_len + 1)
+                    let mut values = song_side_values(&mut rng, seq_len + 1);
+                    values.extend((0..lookback).map(|_| {
+                        (0..=seq_len)
+                            .map(|_| rng.random_range(0..vocab as u32))
+                            .collect()
+                    }));
+                    values
                 } else {
                     Vec::new()
                 },

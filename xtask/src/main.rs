@@ -238,7 +238,7 @@ enum BenchCommand {
     },
     /// Training tokens/s (forward + backward + Adam) at the default size and at 2 x 256.
     #[command(
-        after_help = "Examples:\n  cargo xtask bench train --steps 20\n  cargo xtask bench train --size default --threads 1 --fused-only\n  cargo xtask bench train --device cuda --size all --batch 512 --threads 1\n  cargo xtask bench train --side-inputs --fused-only --steps 20"
+        after_help = "Examples:\n  cargo xtask bench train --steps 20\n  cargo xtask bench train --size default --threads 1 --fused-only\n  cargo xtask bench train --device cuda --size all --batch 512 --threads 1\n  cargo xtask bench train --side-inputs --fused-only --steps 20\n  cargo xtask bench train --side-inputs --lookback 3 --fused-only --size default"
     )]
     Train {
         /// Timed training steps per measurement (after two untimed warm-up steps).
@@ -270,6 +270,11 @@ enum BenchCommand {
         /// mode, style, bars left), beside the same model without them.
         #[arg(long)]
         side_inputs: bool,
+        /// With --side-inputs: also time them with this many lookback inputs
+        /// more (`train --lookback 2,4,8` is 3), each holding a token at
+        /// every step [default: 0].
+        #[arg(long, value_name = "INPUTS", requires = "side_inputs")]
+        lookback: Option<usize>,
     },
     /// Sampling tokens/s for 1 and 64 melodies at once, each with f32 and with
     /// bf16 step weights, and the per-token time after 10 and 1000 tokens
@@ -510,6 +515,7 @@ fn run(cli: Cli) -> Result<()> {
                     threads,
                     fused_only,
                     side_inputs,
+                    lookback,
                 },
         } => {
             let device = device.device()?;
@@ -520,9 +526,12 @@ fn run(cli: Cli) -> Result<()> {
                 for &threads in &thread_counts {
                     // The step-by-step recurrence is the in-process reference
                     // for the fused one, and the fused step without side
-                    // inputs for the one with them.
-                    let variants = [(false, false), (true, false), (false, true)];
-                    for (step_by_step, with_side) in variants {
+                    // inputs for the ones with them.
+                    let lookback = lookback.unwrap_or(0);
+                    let variants = [(false, false, 0), (true, false, 0), (false, true, 0)]
+                        .into_iter()
+                        .chain((lookback > 0).then_some((false, true, lookback)));
+                    for (step_by_step, with_side, lookback) in variants {
                         if (step_by_step && fused_only) || (with_side && !side_inputs) {
                             continue;
                         }
@@ -532,6 +541,7 @@ fn run(cli: Cli) -> Result<()> {
                             batch,
                             seq_len,
                             side_inputs: with_side,
+                            lookback,
                         };
                         let result = bench::train(&device, shape, steps, threads, step_by_step)?;
                         println!("{}", serde_json::to_string(&result)?);

@@ -213,6 +213,8 @@ fn bench_train_times_the_model_with_and_without_side_inputs() {
         "1",
         "--seq-len",
         "16",
+        "--lookback",
+        "3",
     ]);
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -224,7 +226,7 @@ fn bench_train_times_the_model_with_and_without_side_inputs() {
         .iter()
         .map(|line| line["side_inputs"].as_u64().unwrap())
         .collect();
-    assert_eq!(side_inputs, [0, 5], "{stdout}");
+    assert_eq!(side_inputs, [0, 5, 8], "{stdout}");
     assert!(
         lines
             .iter()
