@@ -42,6 +42,10 @@ pub enum SampleError {
         rows: usize,
         given: usize,
     },
+    #[error(
+        "an echo fills side input {input}, but the melody's schedule has {inputs} side input(s)"
+    )]
+    EchoInput { input: usize, inputs: usize },
     #[error("a session starts from at least one token (the start token `.`)")]
     EmptyPrefix,
     #[error("a contrast needs a model with side inputs; this one reads none")]
@@ -135,6 +139,7 @@ impl SideValues {
             .collect();
         // Step `s` predicts the token of grid step `s` and `fed[k + 1]` is
         // that of grid step `k`, as in training (`fed[0]` is the `.`).
+        // `Session::start` checks that each echo's input is one of these.
         for echo in &schedule.echoes {
             values[echo.input] = match (step + 1).checked_sub(echo.lag) {
                 Some(earlier) if echo.lag > 0 && earlier > 0 => fed[earlier],
@@ -199,6 +204,15 @@ impl<'m> Session<'m> {
         }
         if ids.is_empty() {
             return Err(SampleError::EmptyPrefix);
+        }
+        for schedule in &side.rows {
+            let inputs = schedule.values.len();
+            if let Some(echo) = schedule.echoes.iter().find(|echo| echo.input >= inputs) {
+                return Err(SampleError::EchoInput {
+                    input: echo.input,
+                    inputs,
+                });
+            }
         }
         // Stepped through like the tokens that follow, with the weights laid
         // out once (a prefix is short, and a batch's start is paid per batch).
@@ -972,6 +986,25 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!(worst < 1e-5, "step {t}: {worst}");
         }
+        // An echo of an input the schedule does not have is refused.
+        let mut misplaced = conditioning
+            .schedule(&asked, grid_codec::default_step(), ids.len())
+            .unwrap();
+        misplaced.echoes[0].input = 7;
+        assert!(matches!(
+            Session::start(
+                &model,
+                &dotted[..1],
+                1,
+                SideValues {
+                    rows: vec![misplaced]
+                }
+            ),
+            Err(SampleError::EchoInput {
+                input: 7,
+                inputs: 7
+            })
+        ));
     }
 
     #[test]
