@@ -243,35 +243,47 @@ impl Schedule {
     }
 }
 
+impl Echo {
+    /// Its value at `step` of a melody whose tokens so far are `tokens`
+    /// (grid step `k`'s at `k`): the token `lag` steps before, or `before`.
+    /// Training and the sampler both read the lookback through this.
+    pub fn value(&self, step: usize, tokens: &[u32]) -> u32 {
+        match step.checked_sub(self.lag) {
+            Some(earlier) if self.lag > 0 => tokens[earlier],
+            _ => self.before,
+        }
+    }
+}
+
 impl Lookback {
-    /// The grid steps each input looks back in a song laid out so; `None`
-    /// without regular bars (free meter, meter changes).
-    fn lags(&self, layout: Option<&BarLayout>) -> Option<Vec<usize>> {
+    /// One echo per input, the first being side input `first_input`, in a
+    /// song laid out so; `None` without regular bars (free meter, meter
+    /// changes).
+    fn echoes(&self, layout: Option<&BarLayout>, first_input: usize) -> Option<Vec<Echo>> {
         let layout = layout?;
         layout.regular_pickup()?;
         Some(
             self.bars
                 .iter()
-                .map(|&bars| (bars * layout.bar_steps) as usize)
+                .enumerate()
+                .map(|(index, &bars)| Echo {
+                    input: first_input + index,
+                    lag: (bars * layout.bar_steps) as usize,
+                    before: self.tokens,
+                })
                 .collect(),
         )
     }
 
     /// Per input, its values at steps `0..=ids.len()` of a song of `ids`:
-    /// the id `lag` steps before, or "nothing there".
+    /// the id that many bars before, or "nothing there".
     fn values(&self, ids: &[u32], layout: Option<&BarLayout>) -> Vec<Vec<u32>> {
-        let Some(lags) = self.lags(layout) else {
+        let Some(echoes) = self.echoes(layout, 0) else {
             return vec![vec![self.tokens; ids.len() + 1]; self.bars.len()];
         };
-        lags.into_iter()
-            .map(|lag| {
-                (0..=ids.len())
-                    .map(|t| match t.checked_sub(lag) {
-                        Some(earlier) if lag > 0 => ids[earlier],
-                        _ => self.tokens,
-                    })
-                    .collect()
-            })
+        echoes
+            .iter()
+            .map(|echo| (0..=ids.len()).map(|t| echo.value(t, ids)).collect())
             .collect()
     }
 }
@@ -601,15 +613,8 @@ impl Conditioning {
         let mut values = self.fixed_values(&song, steps);
         let mut echoes = Vec::new();
         if let Some(lookback) = &self.lookback {
-            let lags = lookback.lags(song.layout.as_ref())?;
-            for lag in lags {
-                echoes.push(Echo {
-                    input: values.len(),
-                    lag,
-                    before: lookback.tokens,
-                });
-                values.push(vec![lookback.tokens]);
-            }
+            echoes = lookback.echoes(song.layout.as_ref(), values.len())?;
+            values.extend(echoes.iter().map(|echo| vec![echo.before]));
         }
         Some(Schedule { values, echoes })
     }

@@ -139,12 +139,11 @@ impl SideValues {
             .collect();
         // Step `s` predicts the token of grid step `s` and `fed[k + 1]` is
         // that of grid step `k`, as in training (`fed[0]` is the `.`).
-        // `Session::start` checks that each echo's input is one of these.
+        // `fed[0]` is the `.`, so the melody's tokens are the rest; each
+        // echo's input is one of these (checked in `Session::start`).
+        let tokens = fed.get(1..).unwrap_or_default();
         for echo in &schedule.echoes {
-            values[echo.input] = match (step + 1).checked_sub(echo.lag) {
-                Some(earlier) if echo.lag > 0 && earlier > 0 => fed[earlier],
-                _ => echo.before,
-            };
+            values[echo.input] = echo.value(step, tokens);
         }
         values
     }
@@ -179,7 +178,7 @@ pub struct Session<'m> {
     /// The melody (row of `side`) each batch row continues.
     rows: Vec<usize>,
     /// Per row of `side`, the ids fed to it so far, for the inputs that echo
-    /// them.
+    /// them (empty when no row has such inputs).
     fed: Vec<Vec<u32>>,
     /// Steps fed so far.
     step: usize,
@@ -221,7 +220,12 @@ impl<'m> Session<'m> {
             stepper: model.stepper()?,
             state: model.zero_state(rows)?,
             logits: Tensor::zeros((rows, model.config.vocab_size), DType::F32, model.device())?,
-            fed: vec![Vec::new(); side.rows.len()],
+            // Only a melody with echoes needs its ids kept.
+            fed: if side.rows.iter().any(|row| !row.echoes.is_empty()) {
+                vec![Vec::new(); side.rows.len()]
+            } else {
+                Vec::new()
+            },
             side,
             rows: (0..rows).collect(),
             step: 0,
