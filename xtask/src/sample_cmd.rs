@@ -84,6 +84,19 @@ pub struct SampleArgs {
     /// the training songs with the meter, mode and style with --condition, else 0].
     #[arg(long, value_name = "STEPS")]
     pub pickup: Option<u32>,
+    /// Form asked of a model trained with --form: one letter a phrase of
+    /// equal length, a letter that came before saying its phrase again bar
+    /// for bar (AABA over 8 bars: bars 3-4 and 7-8 say bars 1-2 again); one
+    /// letter a bar works too (ABAC) [default: the form of a training song
+    /// of the same meter, upbeat and length].
+    #[arg(long, value_name = "LETTERS")]
+    pub form: Option<String>,
+    /// With a model trained with --form: how the bars its form says again
+    /// are written: copied token for token from the bar they say again, or
+    /// drawn as the other bars are (the model, told the form, keeps 70-80%
+    /// of it; see the README, "Repetition").
+    #[arg(long, value_name = "copied|drawn", default_value = "copied")]
+    pub form_bars: composer::FormBars,
     /// Steer a model trained with --condition towards the asked mode: each
     /// note's pitch is drawn from its logits pushed away from the other
     /// mode's by this weight (0: not at all, at most 2); rhythm is untouched
@@ -140,6 +153,8 @@ impl SampleArgs {
             mode: self.mode,
             style: self.style.clone(),
             pickup: self.pickup,
+            form: self.form.clone(),
+            form_bars: self.form_bars,
             mode_guidance: self.mode_guidance,
             key: self.key,
             tempo: self.tempo,

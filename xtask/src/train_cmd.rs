@@ -181,6 +181,13 @@ pub struct TrainArgs {
     /// "Repetition") [default: none].
     #[arg(long, value_name = "BARS", value_delimiter = ',', num_args = 1)]
     pub lookback: Vec<u32>,
+    /// With --lookback: also tell the model, at each step, which of those
+    /// earlier bars its bar says again (the song's form, ABAB...), and keep
+    /// the training songs' forms, so that `sample` draws one or takes one
+    /// asked with --form AABA. Its NLL is not comparable with a model's
+    /// without it: the form tells which bars repeat.
+    #[arg(long)]
+    pub form: bool,
     #[arg(long, help = help("Passes over the training songs at most", D.epochs, R.epochs))]
     pub epochs: Option<usize>,
     #[arg(long, help = help("Stop after this many updates", or_none(D.max_steps), or_none(R.max_steps)))]
@@ -395,6 +402,11 @@ fn init_from(
 /// Refuses `--lookback` values a run cannot use, before the run folder is made.
 fn check_lookback(args: &TrainArgs, init: Option<&trainer::Init>, conditioned: bool) -> Result<()> {
     if args.lookback.is_empty() {
+        if args.form {
+            bail!(
+                "--form tells which of the --lookback bars a bar says again, so it needs --lookback (such as --lookback 2,4,8)"
+            );
+        }
         return Ok(());
     }
     if !conditioned {
@@ -552,9 +564,18 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         // A fine-tuned model keeps its values' meanings.
         Some(theirs) => theirs.clone(),
         None if conditioned => Some(grid_codec::Conditioning {
-            lookback: (!args.lookback.is_empty()).then(|| grid_codec::Lookback {
-                bars: args.lookback.clone(),
-                tokens: dataset.vocabulary.len() as u32,
+            lookback: (!args.lookback.is_empty()).then(|| {
+                let mut lookback = grid_codec::Lookback {
+                    bars: args.lookback.clone(),
+                    tokens: dataset.vocabulary.len() as u32,
+                    forms: None,
+                };
+                if args.form {
+                    let songs = dataset.train.iter();
+                    let forms = lookback.count_forms(songs.map(|s| (&s.conditions, &s.ids[..])));
+                    lookback.forms = Some(forms);
+                }
+                lookback
             }),
             ..grid_codec::Conditioning::from_songs(dataset.train.iter().map(|s| &s.conditions))
         }),
@@ -566,7 +587,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             .as_ref()
             .map_or_else(String::new, |l| {
                 let bars: Vec<String> = l.bars.iter().map(u32::to_string).collect();
-                format!(", and the song's tokens {} bars back", bars.join(", "))
+                let form = if l.forms.is_some() {
+                    " and its form"
+                } else {
+                    ""
+                };
+                format!(
+                    ", and the song's tokens {} bars back{form}",
+                    bars.join(", ")
+                )
             });
         eprintln!(
             "conditioning on bar position, meter ({}), mode, style ({}) and bars left{looking_back}",

@@ -114,6 +114,7 @@ fn train_help_gives_every_flag_a_description_and_its_default() {
             "--resume",
             "--reference-recipe",
             "--condition",
+            "--form",
             "--quiet",
             "-h, --help",
         ]

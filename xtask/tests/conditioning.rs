@@ -376,6 +376,7 @@ fn a_model_that_looks_back_is_trained_scored_and_sampled_with_its_own_tokens() {
             "--condition",
             "--lookback",
             "1,4",
+            "--form",
             "--hidden",
             "16",
             "--embedding-dim",
@@ -391,12 +392,21 @@ fn a_model_that_looks_back_is_trained_scored_and_sampled_with_its_own_tokens() {
         .collect();
     assert_eq!(
         looking,
-        [("lookback_1", tokens + 1), ("lookback_4", tokens + 1)]
+        [
+            ("lookback_1", tokens + 1),
+            ("lookback_4", tokens + 1),
+            ("form", 4)
+        ]
     );
-    assert_eq!(
-        config["conditioning"]["lookback"]["bars"],
-        serde_json::json!([1, 4])
-    );
+    let lookback = &config["conditioning"]["lookback"];
+    assert_eq!(lookback["bars"], serde_json::json!([1, 4]));
+    // The training songs' forms are kept, each of one letter a bar.
+    let forms = lookback["forms"].as_array().unwrap();
+    assert!(!forms.is_empty());
+    for form in forms {
+        let letters = form["form"].as_str().unwrap().chars().count();
+        assert_eq!(letters as u64, form["bars"].as_u64().unwrap(), "{form}");
+    }
     // `eval` gives the lookback inputs as training did: the run's own test
     // figure again.
     let metrics = json(&run.join("metrics.json"));
@@ -420,13 +430,33 @@ fn a_model_that_looks_back_is_trained_scored_and_sampled_with_its_own_tokens() {
         "--meter",
         "2/4",
         "--bars",
-        "6",
+        "8",
+        "--form",
+        "AA",
         "--seed",
         "3",
         "--out",
         samples.to_str().unwrap(),
     ]);
     assert!(samples.join("melody-2.musicxml").is_file());
+    // The form asked, written one letter a bar: bars 5-8 say 1-4 again.
+    let asked = std::fs::read_to_string(samples.join("sample.json")).unwrap();
+    assert!(asked.contains("\"form\": \"ABCDABCD\""), "{asked}");
+    let refused = fails(&[
+        "sample",
+        "--model",
+        run.to_str().unwrap(),
+        "--bars",
+        "8",
+        "--form",
+        "AABA",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert!(
+        refused.contains("--form: form `AABA`: phrase 2 says again phrase 1 (2 bars back), but the model looks back 1, 4 bars only"),
+        "{refused}"
+    );
     // Its card says what the extra inputs hold.
     let exported = dir.path().join("exported");
     succeeds(&[
@@ -441,8 +471,13 @@ fn a_model_that_looks_back_is_trained_scored_and_sampled_with_its_own_tokens() {
         card.contains("and the song's own token 1, 4 bars back (`lookback_N`"),
         "{card}"
     );
+    assert!(card.contains("and which of those bars its bar says again (`form`"));
 
-    let refusals: [(&[&str], &str); 4] = [
+    let refusals: [(&[&str], &str); 5] = [
+        (
+            &["--condition", "--form"],
+            "--form tells which of the --lookback bars a bar says again, so it needs --lookback",
+        ),
         (
             &["--lookback", "2"],
             "--lookback is a side input beside the conditions, so it needs --condition",

@@ -47,6 +47,8 @@ pub enum Field {
     Mode,
     Style,
     Pickup,
+    Form,
+    FormBars,
     ModeGuidance,
     Key,
     Tempo,
@@ -68,6 +70,8 @@ impl Field {
             Field::Mode => "mode",
             Field::Style => "style",
             Field::Pickup => "pickup",
+            Field::Form => "form",
+            Field::FormBars => "form_bars",
             Field::ModeGuidance => "mode_guidance",
             Field::Key => "key",
             Field::Tempo => "tempo",
@@ -157,6 +161,12 @@ pub struct Settings {
     pub style: Option<String>,
     /// Grid steps of an upbeat before the first full bar.
     pub pickup: Option<u32>,
+    /// Which phrases say an earlier one again (`AABA`), for a model trained
+    /// with a form.
+    pub form: Option<String>,
+    /// How the bars a form says again are written, for a model trained
+    /// with a form.
+    pub form_bars: FormBars,
     /// How strongly to steer the melody towards its mode, 0 for not at all
     /// (see `sampler::Contrast`); `None` takes the model's weight for the mode.
     pub mode_guidance: Option<f64>,
@@ -164,6 +174,29 @@ pub struct Settings {
     pub key: Option<Key>,
     /// Quarter notes per minute.
     pub tempo: f64,
+}
+
+/// How the bars a melody's form says again are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormBars {
+    /// Token for token from the bar they say again: the form is kept.
+    #[default]
+    Copied,
+    /// Drawn as every other bar, the model told the form: it keeps most of it.
+    Drawn,
+}
+
+impl std::str::FromStr for FormBars {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "copied" => Ok(FormBars::Copied),
+            "drawn" => Ok(FormBars::Drawn),
+            other => Err(format!("{other:?}: expected copied or drawn")),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -181,6 +214,8 @@ impl Default for Settings {
             mode: None,
             style: None,
             pickup: None,
+            form: None,
+            form_bars: FormBars::default(),
             mode_guidance: None,
             key: None,
             tempo: 100.0,
@@ -327,8 +362,12 @@ impl Asking {
         } else {
             String::new()
         };
+        let form = asked
+            .form
+            .as_ref()
+            .map_or_else(String::new, |form| format!(", form {form}"));
         format!(
-            "{} bars of {}{upbeat}, {}{guided}, style {}",
+            "{} bars of {}{upbeat}, {}{guided}, style {}{form}",
             asked.bars,
             asked.meter,
             self.mode_name(),
@@ -386,12 +425,13 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
         for (given, field) in [
             (settings.mode.is_some(), Field::Mode),
             (settings.style.is_some(), Field::Style),
+            (settings.form.is_some(), Field::Form),
             (settings.mode_guidance.is_some(), Field::ModeGuidance),
         ] {
             if given {
                 return Err(ComposeError::setting(
                     field,
-                    "the model was not trained with --condition, so it cannot be asked for a mode or style, nor guided towards one (train with --condition)",
+                    "the model was not trained with --condition, so it cannot be asked for a mode, style or form, nor guided towards a mode (train with --condition)",
                 ));
             }
         }
@@ -404,6 +444,7 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
                 config,
                 side: Schedule::default(),
                 contrast: None,
+                copies: Vec::new(),
             },
             asking: None,
         });
@@ -414,6 +455,7 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
         style: settings.style.clone(),
         bars: settings.bars.map(|b| b as u32),
         pickup: settings.pickup,
+        form: settings.form.clone(),
     };
     let asked = conditioning.draw(&request, seed).map_err(|error| {
         let field = match error {
@@ -422,6 +464,7 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
             }
             ConditionError::UnknownMeter { .. } => Field::Meter,
             ConditionError::UnknownMode { .. } => Field::Mode,
+            ConditionError::Form { .. } | ConditionError::NoForm => Field::Form,
         };
         ComposeError::setting(field, error.to_string())
     })?;
@@ -476,12 +519,19 @@ pub fn plan(folder: &ModelFolder, settings: &Settings, index: usize) -> Result<P
     } else {
         None
     };
+    let copies = match settings.form_bars {
+        FormBars::Copied => conditioning
+            .form_copies(&asked, step, steps)
+            .unwrap_or_default(),
+        FormBars::Drawn => Vec::new(),
+    };
     let songs_alike = conditioning.songs_alike(&asked);
     Ok(Plan {
         sampling: MelodyPlan {
             config,
             side,
             contrast,
+            copies,
         },
         asking: Some(Asking {
             asked,
@@ -781,6 +831,7 @@ mod tests {
                 style: "deutschl/kinder".into(),
                 bars: 8,
                 pickup: 2,
+                form: None,
             },
             mode_guidance: 0.0,
             songs_alike,

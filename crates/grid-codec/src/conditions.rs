@@ -111,6 +111,16 @@ impl BarLayout {
         regular.then(|| if self.upbeat > 0 { self.bars[0] } else { 0 })
     }
 
+    /// For steps `0..count` of regular bars, the full bar (upbeat aside)
+    /// each falls in, counted from 0; `None` in the upbeat.
+    fn full_bar_of_steps(&self, count: usize) -> Vec<Option<usize>> {
+        let pickup = if self.upbeat > 0 { self.bars[0] } else { 0 } as usize;
+        let bar = (self.bar_steps as usize).max(1);
+        (0..count)
+            .map(|step| Some(step.checked_sub(pickup)? / bar))
+            .collect()
+    }
+
     /// Steps the bars take in all.
     pub fn total_steps(&self) -> u32 {
         self.bars.iter().sum()
@@ -211,7 +221,37 @@ pub struct Lookback {
     /// `tokens` means "nothing there": before the song reaches that far back,
     /// in free meter, and in songs whose bars change length.
     pub tokens: u32,
+    /// When kept, one input more tells the model at each step which of these
+    /// earlier bars its bar says again (its [form](Lookback::form_of)), and
+    /// these are the training songs' forms, from which `sample` draws one
+    /// (`None`: no form input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forms: Option<Vec<FormCount>>,
 }
+
+/// A form that training songs of one meter, upbeat and length have, and how
+/// many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormCount {
+    pub meter: String,
+    /// Grid steps of the upbeat (0: none).
+    pub pickup: u32,
+    /// Full bars, upbeat bar aside.
+    pub bars: u32,
+    /// One letter a full bar (see [`Lookback::letters`]).
+    pub form: String,
+    pub songs: usize,
+}
+
+/// Values of the form input: the step's bar is not known (free meter, bars
+/// that change length), is a bar of its own (the upbeat and bars past the
+/// song's end too), or says again the bar `bars[i]` back (`FORM_REPEATS + i`).
+const FORM_UNKNOWN: u32 = 0;
+const FORM_NEW: u32 = 1;
+const FORM_REPEATS: u32 = 2;
+/// The letters a form is written with, one a bar; bars that say an earlier
+/// bar again share its letter.
+const FORM_LETTERS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// A side input that holds the melody's own token `lag` grid steps before
 /// the step predicted, and `before` until the melody reaches so far back:
@@ -276,16 +316,169 @@ impl Lookback {
     }
 
     /// Per input, its values at steps `0..=ids.len()` of a song of `ids`:
-    /// the id that many bars before, or "nothing there".
+    /// the id that many bars before, or "nothing there"; then the form's.
     fn values(&self, ids: &[u32], layout: Option<&BarLayout>) -> Vec<Vec<u32>> {
-        let Some(echoes) = self.echoes(layout, 0) else {
-            return vec![vec![self.tokens; ids.len() + 1]; self.bars.len()];
+        let count = ids.len() + 1;
+        let mut values = match self.echoes(layout, 0) {
+            Some(echoes) => echoes
+                .iter()
+                .map(|echo| (0..count).map(|t| echo.value(t, ids)).collect())
+                .collect(),
+            None => vec![vec![self.tokens; count]; self.bars.len()],
         };
-        echoes
-            .iter()
-            .map(|echo| (0..=ids.len()).map(|t| echo.value(t, ids)).collect())
+        if self.forms.is_some() {
+            let form = layout.and_then(|layout| Some((layout, self.form_of(ids, layout)?)));
+            values.push(match form {
+                Some((layout, lags)) => self.form_values(&lags, layout, count),
+                None => vec![FORM_UNKNOWN; count],
+            });
+        }
+        values
+    }
+
+    /// A song's form: for each full bar (the upbeat aside), how many bars
+    /// back is the bar it says again token for token, the nearest of
+    /// [`Lookback::bars`] that does, or 0 for a bar of its own. A last bar
+    /// shortened by the upbeat says again the start of a bar. `None`
+    /// without regular bars.
+    pub fn form_of(&self, ids: &[u32], layout: &BarLayout) -> Option<Vec<u32>> {
+        let pickup = layout.regular_pickup()? as usize;
+        let bar = layout.bar_steps as usize;
+        let mut lags = self.bars.clone();
+        lags.sort_unstable();
+        let starts = (pickup..ids.len()).step_by(bar.max(1));
+        Some(
+            starts
+                .enumerate()
+                .map(|(index, start)| {
+                    let end = (start + bar).min(ids.len());
+                    let says_again = |&&back: &&u32| {
+                        let back = back as usize;
+                        back <= index
+                            && ids[start..end] == ids[start - back * bar..end - back * bar]
+                    };
+                    lags.iter().find(says_again).copied().unwrap_or(0)
+                })
+                .collect(),
+        )
+    }
+
+    /// The form input's values at steps `0..count` of a song laid out so
+    /// whose full bars have the form `lags`.
+    fn form_values(&self, lags: &[u32], layout: &BarLayout, count: usize) -> Vec<u32> {
+        layout
+            .full_bar_of_steps(count)
+            .into_iter()
+            .map(|bar| {
+                let lag = bar.and_then(|bar| lags.get(bar));
+                match lag.and_then(|lag| self.bars.iter().position(|b| b == lag)) {
+                    Some(input) => FORM_REPEATS + input as u32,
+                    None => FORM_NEW,
+                }
+            })
             .collect()
     }
+
+    /// A form written one letter a bar: a bar of its own takes the next
+    /// letter, one that says an earlier bar again takes that bar's. `None`
+    /// past 52 bars of their own.
+    pub fn letters(lags: &[u32]) -> Option<String> {
+        let mut fresh = FORM_LETTERS.chars();
+        let mut letters: Vec<char> = Vec::with_capacity(lags.len());
+        for (index, &lag) in lags.iter().enumerate() {
+            let letter = match index.checked_sub(lag as usize) {
+                Some(earlier) if lag > 0 => letters[earlier],
+                _ => fresh.next()?,
+            };
+            letters.push(letter);
+        }
+        Some(letters.into_iter().collect())
+    }
+
+    /// The form of `bars` full bars that `text` writes, one letter a phrase
+    /// of equal length (`AABA` over 8 bars: phrases of 2 bars): each bar of
+    /// a phrase whose letter came before says again the same bar of the
+    /// nearest such phrase this model looks back to.
+    pub fn parse_form(&self, text: &str, bars: u32) -> Result<Vec<u32>, ConditionError> {
+        let error = |why: String| ConditionError::Form {
+            asked: text.to_owned(),
+            why,
+        };
+        let phrases: Vec<char> = text.chars().collect();
+        if phrases.is_empty() || !phrases.iter().all(char::is_ascii_alphabetic) {
+            return Err(error("write one letter a phrase, such as AABA".into()));
+        }
+        if !(bars as usize).is_multiple_of(phrases.len()) {
+            return Err(error(format!(
+                "{} phrases do not divide {bars} bars evenly",
+                phrases.len()
+            )));
+        }
+        let phrase_bars = bars as usize / phrases.len();
+        let mut lags = Vec::with_capacity(bars as usize);
+        for (index, letter) in phrases.iter().enumerate() {
+            let earlier: Vec<usize> = (0..index).filter(|&e| phrases[e] == *letter).collect();
+            let back = earlier
+                .iter()
+                .rev()
+                .map(|&e| ((index - e) * phrase_bars) as u32)
+                .find(|back| self.bars.contains(back));
+            let back = match (earlier.last(), back) {
+                (None, _) => 0,
+                (Some(_), Some(back)) => back,
+                (Some(&nearest), None) => {
+                    return Err(error(format!(
+                        "phrase {} says again phrase {} ({} bars back), but the model looks back {} bars only",
+                        index + 1,
+                        nearest + 1,
+                        (index - nearest) * phrase_bars,
+                        join(&self.bars)
+                    )));
+                }
+            };
+            lags.extend(std::iter::repeat_n(back, phrase_bars));
+        }
+        Ok(lags)
+    }
+
+    /// The forms of `songs` (training songs with their ids), counted by
+    /// meter, upbeat and length.
+    pub fn count_forms<'a>(
+        &self,
+        songs: impl IntoIterator<Item = (&'a SongConditions, &'a [u32])>,
+    ) -> Vec<FormCount> {
+        let mut counts = BTreeMap::<(String, u32, u32, String), usize>::new();
+        for (song, ids) in songs {
+            let Some(layout) = &song.layout else { continue };
+            let Some(form) = self
+                .form_of(ids, layout)
+                .and_then(|lags| Self::letters(&lags))
+            else {
+                continue;
+            };
+            if form.chars().count() != layout.full_bars() as usize {
+                continue;
+            }
+            let pickup = layout.regular_pickup().unwrap_or(0);
+            let key = (meter_text(song.meter), pickup, layout.full_bars(), form);
+            *counts.entry(key).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .map(|((meter, pickup, bars, form), songs)| FormCount {
+                meter,
+                pickup,
+                bars,
+                form,
+                songs,
+            })
+            .collect()
+    }
+}
+
+fn join(numbers: &[u32]) -> String {
+    let texts: Vec<String> = numbers.iter().map(u32::to_string).collect();
+    texts.join(", ")
 }
 
 /// A meter value, mode value, style, upbeat and length that training songs
@@ -315,6 +508,9 @@ pub struct Request {
     pub bars: Option<u32>,
     /// Grid steps of the upbeat (0: start on the downbeat).
     pub pickup: Option<u32>,
+    /// Which phrases say an earlier one again, one letter a phrase
+    /// ([`Lookback::parse_form`]), for a model that reads the form.
+    pub form: Option<String>,
 }
 
 /// A request with everything decided.
@@ -325,6 +521,10 @@ pub struct Asked {
     pub style: String,
     pub bars: u32,
     pub pickup: u32,
+    /// One letter a full bar ([`Lookback::letters`]), for a model that
+    /// reads the form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<String>,
 }
 
 pub const CONDITIONING_FILE: &str = "conditioning.json";
@@ -348,6 +548,12 @@ pub enum ConditionError {
         asked: Mode,
         learned_as: &'static str,
     },
+    #[error("form `{asked}`: {why}")]
+    Form { asked: String, why: String },
+    #[error(
+        "the model was not trained with --form, so it cannot be asked for a form (train with --condition --lookback 2,4,8 --form)"
+    )]
+    NoForm,
 }
 
 impl Conditioning {
@@ -513,6 +719,7 @@ impl Conditioning {
             bars: request
                 .bars
                 .or_else(|| together.as_ref().and_then(|c| c.bars)),
+            form: request.form.clone(),
         };
         let meter = match request.meter {
             Some(meter) => meter,
@@ -561,12 +768,42 @@ impl Conditioning {
             .and_then(|b| b.parse().ok())
             .unwrap_or(8),
         };
+        let pickup = request.pickup.unwrap_or(0);
+        let forms = self
+            .lookback
+            .as_ref()
+            .and_then(|l| Some((l, l.forms.as_ref()?)));
+        let form = match (forms, &request.form) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(ConditionError::NoForm),
+            (Some((lookback, _)), Some(text)) => Some(
+                Lookback::letters(&lookback.parse_form(text, bars)?).ok_or_else(|| {
+                    ConditionError::Form {
+                        asked: text.clone(),
+                        why: format!("more than {} bars of their own", FORM_LETTERS.len()),
+                    }
+                })?,
+            ),
+            // The form of a training song of this meter, upbeat and length;
+            // bars all of their own when none has them.
+            (Some((_, forms)), None) => {
+                let meter_text = meter.to_string();
+                let alike: Vec<(String, usize)> = forms
+                    .iter()
+                    .filter(|f| f.meter == meter_text && f.pickup == pickup && f.bars == bars)
+                    .map(|f| (f.form.clone(), f.songs))
+                    .collect();
+                let own = (0..bars).map(|_| 0).collect::<Vec<u32>>();
+                pick(alike).or_else(|| Lookback::letters(&own))
+            }
+        };
         Ok(Asked {
             meter,
             minor,
             style,
             bars,
-            pickup: request.pickup.unwrap_or(0),
+            pickup,
+            form,
         })
     }
 
@@ -615,13 +852,56 @@ impl Conditioning {
         if let Some(lookback) = &self.lookback {
             echoes = lookback.echoes(song.layout.as_ref(), values.len())?;
             values.extend(echoes.iter().map(|echo| vec![echo.before]));
+            if lookback.forms.is_some() {
+                // No form (more bars of their own than letters): every bar
+                // its own.
+                let lags = match &asked.form {
+                    Some(form) => lookback.parse_form(form, asked.bars).ok()?,
+                    None => vec![0; asked.bars as usize],
+                };
+                values.push(lookback.form_values(&lags, song.layout.as_ref()?, steps + 1));
+            }
         }
         Some(Schedule { values, echoes })
     }
 
+    /// For a model that reads the form: at each of `steps` steps and the
+    /// end, how many steps back is the step its bar says again, where the
+    /// form of `asked` says one (`None`: the model reads no form, or a bar
+    /// is off the grid).
+    pub fn form_copies(
+        &self,
+        asked: &Asked,
+        step: Duration,
+        steps: usize,
+    ) -> Option<Vec<Option<usize>>> {
+        let lookback = self.lookback.as_ref()?;
+        lookback.forms.as_ref()?;
+        let bar_steps = steps_of(asked.meter.bar_length()?, step)?;
+        let lags = match &asked.form {
+            Some(form) => lookback.parse_form(form, asked.bars).ok()?,
+            None => Vec::new(),
+        };
+        let layout = BarLayout::regular(bar_steps, asked.pickup, asked.bars);
+        // The last bar, shortened by the upbeat, ends the song: no copy
+        // past it keeps the melody from ending there.
+        let end = layout.total_steps() as usize;
+        Some(
+            layout
+                .full_bar_of_steps(steps + 1)
+                .into_iter()
+                .enumerate()
+                .map(|(at, bar)| {
+                    let lag = *lags.get(bar?)?;
+                    (lag > 0 && at < end).then_some((lag * bar_steps) as usize)
+                })
+                .collect(),
+        )
+    }
+
     /// Each side input's name and number of values, in the order the model
     /// reads them: [`INPUT_NAMES`], then the lookback's (`lookback_2` looks
-    /// back two bars).
+    /// back two bars) and its `form`.
     pub fn inputs(&self) -> Vec<(String, usize)> {
         let sizes = [
             MAX_BAR_STEPS as usize + 1,
@@ -636,6 +916,10 @@ impl Conditioning {
                 .bars
                 .iter()
                 .map(|bars| (format!("lookback_{bars}"), lookback.tokens as usize + 1))
+                .chain(lookback.forms.as_ref().map(|_| {
+                    let values = FORM_REPEATS as usize + lookback.bars.len();
+                    ("form".to_owned(), values)
+                }))
         });
         fixed.chain(lookback).collect()
     }
@@ -838,6 +1122,7 @@ mod tests {
             lookback: Some(Lookback {
                 bars: vec![1, 2],
                 tokens: 20,
+                forms: None,
             }),
             ..Conditioning::from_songs([&song(None)])
         };
@@ -870,6 +1155,7 @@ mod tests {
             style: OTHER.into(),
             bars: 2,
             pickup: 2,
+            form: None,
         };
         let schedule = conditioning.schedule(&asked, sixteenth(), 20).unwrap();
         assert_eq!(
@@ -888,6 +1174,168 @@ mod tests {
             ]
         );
         assert_eq!(schedule.values.len(), 7);
+    }
+
+    #[test]
+    fn a_form_says_which_bar_each_bar_says_again() {
+        let lookback = Lookback {
+            bars: vec![2, 1],
+            tokens: 20,
+            forms: Some(Vec::new()),
+        };
+        let meter: Meter = "1/4".parse().unwrap();
+        // Worked by hand: an upbeat of 1 step, then bars of 4; the third bar
+        // says the first again, the last (shortened by the upbeat) begins as
+        // the second did, 2 bars back each, not 1.
+        let upbeat = [9, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7];
+        let upbeat_layout = BarLayout::regular(4, 1, 4);
+        assert_eq!(
+            lookback.form_of(&upbeat, &upbeat_layout),
+            Some(vec![0, 0, 2, 2])
+        );
+        // Saying the bar before again is the nearest, 1 bar back.
+        let plain = [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4];
+        let plain_layout = BarLayout::regular(4, 0, 3);
+        assert_eq!(lookback.form_of(&plain, &plain_layout), Some(vec![0, 1, 1]));
+        assert_eq!(Lookback::letters(&[0, 0, 2, 2]).unwrap(), "ABAB");
+        assert_eq!(Lookback::letters(&[0, 1, 1]).unwrap(), "AAA");
+        let changing = BarLayout {
+            bar_steps: 4,
+            upbeat: 0,
+            bars: vec![4, 2, 6],
+        };
+        assert_eq!(lookback.form_of(&plain, &changing), None);
+        // Letters a bar or a phrase, read back.
+        assert_eq!(lookback.parse_form("ABAB", 4).unwrap(), [0, 0, 2, 2]);
+        assert_eq!(lookback.parse_form("AB", 4).unwrap(), [0, 0, 0, 0]);
+        assert_eq!(lookback.parse_form("AA", 4).unwrap(), [0, 0, 2, 2]);
+        assert_eq!(lookback.parse_form("AAA", 3).unwrap(), [0, 1, 1]);
+        for (text, bars, why) in [
+            (
+                "AABA",
+                8,
+                "form `AABA`: phrase 4 says again phrase 2 (4 bars back), but the model looks back 2, 1 bars only",
+            ),
+            (
+                "ABC",
+                8,
+                "form `ABC`: 3 phrases do not divide 8 bars evenly",
+            ),
+            (
+                "A-B",
+                3,
+                "form `A-B`: write one letter a phrase, such as AABA",
+            ),
+        ] {
+            let error = lookback.parse_form(text, bars).unwrap_err();
+            assert_eq!(error.to_string(), why);
+        }
+        // The input: "a bar of its own" (1) for the upbeat and new bars, 2
+        // for 2 bars back (the first lookback), 3 for 1 bar back; "not
+        // known" (0) without regular bars.
+        let song = |layout: BarLayout| SongConditions {
+            meter: Some(meter),
+            key: Some("C major".parse().unwrap()),
+            style: "a".into(),
+            layout: Some(layout),
+        };
+        let upbeat_song = song(upbeat_layout.clone());
+        let plain_song = song(plain_layout);
+        let mut songs = vec![upbeat_song.clone(); MIN_SONGS_PER_METER];
+        songs.push(plain_song.clone());
+        let mut ids: Vec<&[u32]> = vec![&upbeat; MIN_SONGS_PER_METER];
+        ids.push(&plain);
+        let forms = lookback.count_forms(songs.iter().zip(ids));
+        assert_eq!(
+            forms
+                .iter()
+                .map(|f| (f.pickup, f.bars, f.form.as_str(), f.songs))
+                .collect::<Vec<_>>(),
+            [(0, 3, "AAA", 1), (1, 4, "ABAB", MIN_SONGS_PER_METER)]
+        );
+        let conditioning = Conditioning {
+            lookback: Some(Lookback {
+                forms: Some(forms),
+                ..lookback.clone()
+            }),
+            ..Conditioning::from_songs(&songs)
+        };
+        let values = conditioning.values(&upbeat_song, &upbeat);
+        assert_eq!(values.len(), 8);
+        let upbeat_form: Vec<u32> = [vec![1; 9], vec![2; 8]].concat();
+        assert_eq!(values[7], upbeat_form);
+        let plain_values = conditioning.values(&plain_song, &plain);
+        assert_eq!(plain_values[7][3..10], [1, 3, 3, 3, 3, 3, 3]);
+        let free = SongConditions {
+            layout: None,
+            ..plain_song
+        };
+        assert_eq!(conditioning.values(&free, &plain)[7], [0; 13]);
+        assert_eq!(conditioning.inputs()[7..], [("form".to_owned(), 4)]);
+        // Drawn from the training songs of the meter, upbeat and length;
+        // all bars of their own where none has them; or as asked.
+        let draw = |pickup: u32, bars: u32, form: Option<&str>| {
+            let request = Request {
+                meter: Some(meter),
+                pickup: Some(pickup),
+                bars: Some(bars),
+                form: form.map(str::to_owned),
+                ..Request::default()
+            };
+            conditioning
+                .draw(&request, 3)
+                .map(|asked| asked.form.unwrap())
+        };
+        assert_eq!(draw(1, 4, None).unwrap(), "ABAB");
+        assert_eq!(draw(0, 3, None).unwrap(), "AAA");
+        assert_eq!(draw(0, 5, None).unwrap(), "ABCDE");
+        assert_eq!(draw(0, 4, Some("AA")).unwrap(), "ABAB");
+        assert!(draw(0, 8, Some("AABA")).is_err());
+        // Past 52 bars of their own there are no letters: no form, and
+        // every bar its own.
+        let long = Request {
+            meter: Some(meter),
+            bars: Some(60),
+            ..Request::default()
+        };
+        let long = conditioning.draw(&long, 0).unwrap();
+        assert_eq!(long.form, None);
+        let schedule = conditioning.schedule(&long, sixteenth(), 250).unwrap();
+        assert!(
+            schedule.values[7..]
+                .iter()
+                .flatten()
+                .all(|&value| value == 1)
+        );
+        let asked = conditioning
+            .draw(
+                &Request {
+                    meter: Some(meter),
+                    pickup: Some(1),
+                    bars: Some(4),
+                    ..Request::default()
+                },
+                0,
+            )
+            .unwrap();
+        let schedule = conditioning.schedule(&asked, sixteenth(), 16).unwrap();
+        assert_eq!(schedule.values[7], upbeat_form);
+        // Bars 3 and 4 say the bars 2 back (8 steps) again, up to the end
+        // of the last bar (step 16), shortened by the upbeat.
+        let copies = conditioning.form_copies(&asked, sixteenth(), 20).unwrap();
+        let eight_back: Vec<Option<usize>> =
+            [vec![None; 9], vec![Some(8); 7], vec![None; 5]].concat();
+        assert_eq!(copies, eight_back);
+        let formless = Conditioning {
+            lookback: None,
+            ..conditioning
+        };
+        assert_eq!(formless.form_copies(&asked, sixteenth(), 16), None);
+        let request = Request {
+            form: Some("AB".into()),
+            ..Request::default()
+        };
+        assert_eq!(formless.draw(&request, 0), Err(ConditionError::NoForm));
     }
 
     #[test]
@@ -945,6 +1393,7 @@ mod tests {
                 style: style.into(),
                 bars: 64,
                 pickup: 1,
+                form: None,
             })
         };
         assert_eq!(alike("3/4", false, "a"), Some(MIN_SONGS_PER_METER));

@@ -5,8 +5,8 @@
 use esac_parse::{Duration, Event, Key, Melody, Meter, MeterChange, Mode, Pitch, Spelling};
 use grid_codec::conditions::Asked;
 use grid_codec::{
-    BarLayout, Conditioning, DecodeOptions, Encoding, Token, decode, default_step, encode,
-    encode_with, transpose,
+    BarLayout, Conditioning, DecodeOptions, Encoding, Lookback, Token, decode, default_step,
+    encode, encode_with, transpose,
 };
 use proptest::prelude::*;
 
@@ -103,7 +103,7 @@ proptest! {
         prop_assert_eq!(asked_layout.full_bars(), bars);
         prop_assert_eq!(encode(&melody).unwrap().tokens, tokens);
 
-        let asked = Asked { meter, minor: false, style: "other".into(), bars, pickup };
+        let asked = Asked { meter, minor: false, style: "other".into(), bars, pickup, form: None };
         let beyond = 2 * bar_steps as usize;
         let values = Conditioning::from_songs([])
             .schedule(&asked, default_step(), total + beyond)
@@ -152,6 +152,31 @@ proptest! {
         let expected: Vec<i32> = home_pitches.iter().map(|p| p + octaves).collect();
         prop_assert_eq!(pitches(&from_afar.tokens), expected);
         prop_assert_eq!(from_afar.tokens.len(), home.tokens.len());
+    }
+
+    /// A song's form written in letters, one a bar, reads back as the same
+    /// form: the letters keep which earlier bar each bar says again.
+    #[test]
+    fn a_form_in_letters_reads_back_as_the_same_form(
+        bar_steps in 1u32..8,
+        pickup in 0u32..8,
+        choices in prop::collection::vec(0u32..3, 1..20),
+        bars_back in prop::sample::subsequence(vec![1u32, 2, 3, 4, 6, 8], 1..4),
+    ) {
+        let pickup = pickup % bar_steps;
+        let bars = choices.len() as u32;
+        let layout = BarLayout::regular(bar_steps, pickup, bars);
+        // Each bar one of three, which differ from their first token on.
+        let mut ids = vec![99; pickup as usize];
+        for choice in &choices {
+            ids.extend((0..bar_steps).map(|step| choice * 10 + step));
+        }
+        ids.truncate(layout.total_steps() as usize);
+        let lookback = Lookback { bars: bars_back, tokens: 100, forms: Some(Vec::new()) };
+        let lags = lookback.form_of(&ids, &layout).unwrap();
+        prop_assert_eq!(lags.len(), bars as usize);
+        let letters = Lookback::letters(&lags).unwrap();
+        prop_assert_eq!(lookback.parse_form(&letters, bars).unwrap(), lags);
     }
 }
 

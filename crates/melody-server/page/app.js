@@ -3,7 +3,7 @@
 // note highlighted. No build step; abcjs is served beside this file.
 "use strict";
 
-const SETTINGS = ["model", "bars", "meter", "mode", "style", "pickup", "mode_guidance", "prime", "start_like",
+const SETTINGS = ["model", "bars", "meter", "mode", "style", "pickup", "form", "mode_guidance", "prime", "start_like",
   "seed", "temperature", "top_k", "top_p", "max_len", "key", "tempo"];
 const $ = (id) => document.getElementById(id);
 // `asked` counts the melodies asked for: only the latest one's answer is shown,
@@ -38,6 +38,8 @@ async function chooseModel(name) {
   if (!model) return;
   const conditioned = Boolean(model.conditioned);
   for (const id of ["meter", "mode", "style", "mode_guidance"]) $(id).disabled = !conditioned && id !== "meter";
+  // Only a model trained with --form reads a form.
+  $("form").disabled = !(conditioned && model.conditions.form);
   if (conditioned) {
     setOptions($("meter"), model.conditions.meters, "drawn");
     setOptions($("style"), model.conditions.styles, "drawn");

@@ -322,7 +322,8 @@ async fn models(State(state): State<Shared>) -> Response {
 }
 
 /// What the page's controls offer for a model: its defaults and, when it is
-/// conditioned, the meters, modes and styles it knows.
+/// conditioned, the meters, modes and styles it knows and whether it can
+/// be asked for a form.
 fn describe(loaded: &Loaded) -> Value {
     let folder = &loaded.folder;
     let generation = &folder.generation;
@@ -331,6 +332,7 @@ fn describe(loaded: &Loaded) -> Value {
             "meters": c.meter_songs.keys().filter(|m| m.contains('/')).collect::<Vec<_>>(),
             "modes": ["major", "minor"],
             "styles": c.style_songs.keys().collect::<Vec<_>>(),
+            "form": c.lookback.as_ref().is_some_and(|l| l.forms.is_some()),
         })
     });
     json!({
@@ -379,7 +381,7 @@ struct Request {
     canonical: String,
 }
 
-const KNOWN: [&str; 17] = [
+const KNOWN: [&str; 19] = [
     "model",
     "seed",
     "temperature",
@@ -393,6 +395,8 @@ const KNOWN: [&str; 17] = [
     "mode",
     "style",
     "pickup",
+    "form",
+    "form_bars",
     "mode_guidance",
     "key",
     "tempo",
@@ -473,6 +477,8 @@ fn parse_request(pairs: Vec<(String, String)>) -> Result<Request, ServerError> {
             .transpose()?,
         style: params.get("style").cloned(),
         pickup: parse_field(&params, "pickup", "a whole number of grid steps")?,
+        form: params.get("form").map(|form| form.trim().to_owned()),
+        form_bars: parse_field(&params, "form_bars", "copied or drawn")?.unwrap_or_default(),
         mode_guidance: parse_field(&params, "mode_guidance", "a number from 0 to 2")?,
         key: params
             .get("key")
@@ -681,6 +687,7 @@ fn describe_melody(
                 "style": a.style,
                 "bars": a.bars,
                 "pickup": a.pickup,
+                "form": a.form,
                 "mode_guidance": asking.mode_guidance,
                 "description": asking.description(),
                 "songs_alike": asking.songs_alike,

@@ -271,6 +271,8 @@ fn bad_settings_are_refused_naming_the_field() {
             Some("mode_guidance"),
             "--condition",
         ),
+        ("form=AABA", 400, Some("form"), "not trained with --form"),
+        ("form_bars=maybe", 400, Some("form_bars"), "copied or drawn"),
         ("prime=_", 400, Some("prime"), "cannot start with"),
         ("prime=60%20999", 400, Some("prime"), "not a grid token"),
         ("max_len=9999", 400, Some("max_len"), "4096"),

@@ -64,8 +64,13 @@ fn conditioned(config: &Value, report: Option<&Value>, repo: &str) -> Option<Con
         .and_then(Value::as_array)
         .map_or_else(String::new, |bars| {
             let bars: Vec<String> = bars.iter().map(Value::to_string).collect();
+            let form = if config.pointer("/conditioning/lookback/forms").is_some() {
+                ",\nand which of those bars its bar says again (`form`: 0 not known, 1 none, 2 on\nfor each distance in turn; `sample` draws a training song's form or takes\n`--form AABA`)"
+            } else {
+                ""
+            };
             format!(
-                ",\nand the song's own token {} bars back (`lookback_N`: its id, or \"nothing there\"\nas the last value)",
+                ",\nand the song's own token {} bars back (`lookback_N`: its id, or \"nothing there\"\nas the last value){form}",
                 bars.join(", ")
             )
         });

@@ -436,6 +436,20 @@ pub struct MelodyPlan {
     pub config: SamplingConfig,
     pub side: Schedule,
     pub contrast: Option<Contrast>,
+    /// Per grid step (the primer's included, as the side values are): how
+    /// many steps back is the token this step says again instead of
+    /// drawing one, as a song's form says a bar again (`None`, or past the
+    /// list's end: drawn).
+    pub copies: Vec<Option<usize>>,
+}
+
+impl MelodyPlan {
+    /// The token at grid step `step` of a melody whose tokens so far are
+    /// `tokens`, when the plan copies it.
+    fn copied(&self, step: usize, tokens: &[u32]) -> Option<u32> {
+        let lag = (*self.copies.get(step)?)?;
+        tokens.get(step.checked_sub(lag)?).copied()
+    }
 }
 
 /// Guidance by contrast, as classifier-free guidance does with an
@@ -479,6 +493,7 @@ pub fn generate(
             },
             side: sides.next().unwrap_or_default(),
             contrast: None,
+            copies: Vec::new(),
         })
         .collect();
     generate_each(model, vocabulary, primer, &plans)
@@ -588,6 +603,8 @@ pub fn generate_each(
         .max()
         .unwrap_or(0);
     let mut next = vec![0u32; count];
+    // Each melody's ids from its first grid step, for the steps it copies.
+    let mut so_far = vec![ids[1..].to_vec(); count];
     for length in 0..longest {
         let temperatures: Vec<f64> = active
             .iter()
@@ -608,7 +625,11 @@ pub fn generate_each(
                     probs[end as usize] = 0.0;
                 }
             }
-            let id = pick(probs, config, &mut rngs[row]) as u32;
+            let copied = plans[row].copied(primer.len() + length, &so_far[row]);
+            let id = match copied {
+                Some(id) => id,
+                None => pick(probs, config, &mut rngs[row]) as u32,
+            };
             if id == end {
                 *closed = true;
                 continue;
@@ -617,6 +638,7 @@ pub fn generate_each(
             started[row] |= matches!(token, Token::Note(_) | Token::Rest);
             sounded[row] |= matches!(token, Token::Note(_));
             tokens.push(token);
+            so_far[row].push(id);
             if length + 1 < config.max_len {
                 next[row] = id;
                 still_active.push(row);
@@ -708,6 +730,39 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_copies_the_steps_it_says_again() {
+        let (model, vocabulary) = setup();
+        let plan = |copies: Vec<Option<usize>>| MelodyPlan {
+            config: SamplingConfig {
+                seed: 7,
+                temperature: 3.0,
+                max_len: 30,
+                grammar: false,
+                ..Default::default()
+            },
+            side: Schedule::default(),
+            contrast: None,
+            copies,
+        };
+        let primer = parse_tokens("60 _ 62 _ 64 _ 62 _").unwrap();
+        let melody = |copies| {
+            let generated = generate_each(&model, &vocabulary, &primer, &[plan(copies)]);
+            let mut tokens = primer.clone();
+            tokens.extend(generated.unwrap().remove(0).0);
+            tokens
+        };
+        // Grid steps 8-15 say the primer's again; step 16 would look back
+        // before the start, so it is drawn.
+        let mut copies = vec![None; 17];
+        copies[8..16].fill(Some(8));
+        copies[16] = Some(20);
+        let copied = melody(copies);
+        assert!(copied.len() >= 16, "{copied:?}");
+        assert_eq!(copied[8..16], copied[..8]);
+        assert_ne!(melody(Vec::new()).get(8..16), Some(&copied[8..16]));
+    }
+
+    #[test]
     fn a_melody_is_the_same_alone_or_in_a_batch() {
         let (model, vocabulary) = setup();
         let plan = |seed, temperature, max_len| MelodyPlan {
@@ -719,6 +774,7 @@ mod tests {
             },
             side: Schedule::default(),
             contrast: None,
+            copies: Vec::new(),
         };
         let plans = [
             plan(7, 1.0, 40),
@@ -774,6 +830,7 @@ mod tests {
                 side: Schedule::fixed(vec![vec![3 - value]]),
                 weight,
             }),
+            copies: Vec::new(),
         }
     }
 
@@ -929,6 +986,7 @@ mod tests {
             lookback: Some(Lookback {
                 bars: vec![1, 2],
                 tokens: vocabulary.len() as u32,
+                forms: Some(Vec::new()),
             }),
             ..Conditioning::from_songs([])
         };
@@ -947,9 +1005,10 @@ mod tests {
             style: "other".into(),
             bars: 2,
             pickup: 0,
+            form: Some("AA".into()),
         };
         let ids = vocabulary
-            .encode("60 _ 62 _ r _ 64 _ 60 _ 62 _ 64 _ _ _ 62 _ 60 _")
+            .encode("60 _ 62 _ r _ 64 _ 60 _ 62 _ r _ 64 _ 62 _ 60 _")
             .unwrap();
         let schedule = conditioning
             .schedule(&asked, grid_codec::default_step(), ids.len())
@@ -961,9 +1020,20 @@ mod tests {
             ..Default::default()
         };
         let mut side = schedule.values[..5].to_vec();
-        side.extend_from_slice(&conditioning.values(&song, &ids)[5..]);
+        let read = conditioning.values(&song, &ids);
+        side.extend_from_slice(&read[5..]);
         let nothing = vocabulary.len() as u32;
         assert_eq!(side[6][15..18], [nothing, ids[0], ids[1]]);
+        // The form, asked and read from the song alike: its second bar says
+        // the first again (lag 1, the first lookback: value 2); the third,
+        // past the bars asked, is a bar of its own (1).
+        let form: Vec<u32> = [[1; 8], [2; 8]]
+            .concat()
+            .into_iter()
+            .chain([1; 5])
+            .collect();
+        assert_eq!(read[7], form);
+        assert_eq!(schedule.values[7], form);
         let mut dotted = vec![0];
         dotted.extend(&ids);
         let input = model.ids_tensor(&[dotted.clone()]).unwrap();
@@ -994,7 +1064,7 @@ mod tests {
         let mut misplaced = conditioning
             .schedule(&asked, grid_codec::default_step(), ids.len())
             .unwrap();
-        misplaced.echoes[0].input = 7;
+        misplaced.echoes[0].input = 8;
         assert!(matches!(
             Session::start(
                 &model,
@@ -1005,8 +1075,8 @@ mod tests {
                 }
             ),
             Err(SampleError::EchoInput {
-                input: 7,
-                inputs: 7
+                input: 8,
+                inputs: 8
             })
         ));
     }

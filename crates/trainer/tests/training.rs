@@ -529,6 +529,7 @@ fn init_keeps_the_rows_of_known_tokens_and_trains_new_ones() {
             lookback: Some(grid_codec::Lookback {
                 bars: vec![2],
                 tokens: small.vocabulary.len() as u32,
+                forms: None,
             }),
             ..grid_codec::Conditioning::from_songs([])
         }),
