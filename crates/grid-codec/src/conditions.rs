@@ -785,16 +785,27 @@ impl Conditioning {
                 })?,
             ),
             // The form of a training song of this meter, upbeat and length;
-            // bars all of their own when none has them.
-            (Some((_, forms)), None) => {
+            // bars all of their own when none has them. An asked form is
+            // kept as asked.
+            (Some((lookback, forms)), None) => {
                 let meter_text = meter.to_string();
                 let alike: Vec<(String, usize)> = forms
                     .iter()
                     .filter(|f| f.meter == meter_text && f.pickup == pickup && f.bars == bars)
                     .map(|f| (f.form.clone(), f.songs))
                     .collect();
-                let own = (0..bars).map(|_| 0).collect::<Vec<u32>>();
-                pick(alike).or_else(|| Lookback::letters(&own))
+                let mut lags = match pick(alike) {
+                    Some(form) => lookback.parse_form(&form, bars)?,
+                    None => vec![0; bars as usize],
+                };
+                // The last bar is the melody's own, so that the model writes
+                // its ending: a last bar that says an earlier one again, as
+                // the model had written it mid-song, ended 2/4 to 6/8
+                // melodies on the tonic 20% of the time, against 48-57%.
+                if let Some(last) = lags.last_mut() {
+                    *last = 0;
+                }
+                Lookback::letters(&lags)
             }
         };
         Ok(Asked {
@@ -1272,8 +1283,9 @@ mod tests {
         };
         assert_eq!(conditioning.values(&free, &plain)[7], [0; 13]);
         assert_eq!(conditioning.inputs()[7..], [("form".to_owned(), 4)]);
-        // Drawn from the training songs of the meter, upbeat and length;
-        // all bars of their own where none has them; or as asked.
+        // Drawn from the training songs of the meter, upbeat and length,
+        // the last bar made the melody's own; all bars of their own where
+        // none has them; or as asked.
         let draw = |pickup: u32, bars: u32, form: Option<&str>| {
             let request = Request {
                 meter: Some(meter),
@@ -1286,8 +1298,8 @@ mod tests {
                 .draw(&request, 3)
                 .map(|asked| asked.form.unwrap())
         };
-        assert_eq!(draw(1, 4, None).unwrap(), "ABAB");
-        assert_eq!(draw(0, 3, None).unwrap(), "AAA");
+        assert_eq!(draw(1, 4, None).unwrap(), "ABAC");
+        assert_eq!(draw(0, 3, None).unwrap(), "AAB");
         assert_eq!(draw(0, 5, None).unwrap(), "ABCDE");
         assert_eq!(draw(0, 4, Some("AA")).unwrap(), "ABAB");
         assert!(draw(0, 8, Some("AABA")).is_err());
@@ -1319,9 +1331,21 @@ mod tests {
             )
             .unwrap();
         let schedule = conditioning.schedule(&asked, sixteenth(), 16).unwrap();
+        let drawn_form: Vec<u32> = [vec![1; 9], vec![2; 4], vec![1; 4]].concat();
+        assert_eq!(schedule.values[7], drawn_form);
+        // Bar 3 says bar 1, 2 bars (8 steps) back, again.
+        let copies = conditioning.form_copies(&asked, sixteenth(), 20).unwrap();
+        let eight_back: Vec<Option<usize>> =
+            [vec![None; 9], vec![Some(8); 4], vec![None; 8]].concat();
+        assert_eq!(copies, eight_back);
+        // Asked, the last bar too, up to the end of the last bar (step 16),
+        // shortened by the upbeat.
+        let asked = Asked {
+            form: Some("ABAB".into()),
+            ..asked
+        };
+        let schedule = conditioning.schedule(&asked, sixteenth(), 16).unwrap();
         assert_eq!(schedule.values[7], upbeat_form);
-        // Bars 3 and 4 say the bars 2 back (8 steps) again, up to the end
-        // of the last bar (step 16), shortened by the upbeat.
         let copies = conditioning.form_copies(&asked, sixteenth(), 20).unwrap();
         let eight_back: Vec<Option<usize>> =
             [vec![None; 9], vec![Some(8); 7], vec![None; 5]].concat();
