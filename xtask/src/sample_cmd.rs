@@ -87,9 +87,10 @@ pub struct SampleArgs {
     /// Form asked of a model trained with --form: one letter a phrase of
     /// equal length, a letter that came before saying its phrase again bar
     /// for bar (AABA over 8 bars: bars 3-4 and 7-8 say bars 1-2 again); one
-    /// letter a bar works too (ABAC) [default: the form of a training song
-    /// of the same meter, upbeat and length, its last bar made the melody's
-    /// own so that the model writes the ending].
+    /// letter a bar works too (ABAC). The last bar is always the melody's
+    /// own, so that the model writes the ending (AABA is written A A B A')
+    /// [default: the form of a training song of the same meter, upbeat and
+    /// length].
     #[arg(long, value_name = "LETTERS")]
     pub form: Option<String>,
     /// With a model trained with --form: how the bars its form says again

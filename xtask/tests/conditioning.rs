@@ -439,9 +439,10 @@ fn a_model_that_looks_back_is_trained_scored_and_sampled_with_its_own_tokens() {
         samples.to_str().unwrap(),
     ]);
     assert!(samples.join("melody-2.musicxml").is_file());
-    // The form asked, written one letter a bar: bars 5-8 say 1-4 again.
+    // The form asked, written one letter a bar: bars 5-7 say 1-3 again,
+    // and the last is the melody's own.
     let asked = std::fs::read_to_string(samples.join("sample.json")).unwrap();
-    assert!(asked.contains("\"form\": \"ABCDABCD\""), "{asked}");
+    assert!(asked.contains("\"form\": \"ABCDABCE\""), "{asked}");
     let refused = fails(&[
         "sample",
         "--model",

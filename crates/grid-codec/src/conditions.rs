@@ -773,20 +773,12 @@ impl Conditioning {
             .lookback
             .as_ref()
             .and_then(|l| Some((l, l.forms.as_ref()?)));
-        let form = match (forms, &request.form) {
+        let lags = match (forms, &request.form) {
             (None, None) => None,
             (None, Some(_)) => return Err(ConditionError::NoForm),
-            (Some((lookback, _)), Some(text)) => Some(
-                Lookback::letters(&lookback.parse_form(text, bars)?).ok_or_else(|| {
-                    ConditionError::Form {
-                        asked: text.clone(),
-                        why: format!("more than {} bars of their own", FORM_LETTERS.len()),
-                    }
-                })?,
-            ),
+            (Some((lookback, _)), Some(text)) => Some(lookback.parse_form(text, bars)?),
             // The form of a training song of this meter, upbeat and length;
-            // bars all of their own when none has them. An asked form is
-            // kept as asked.
+            // bars all of their own when none has them.
             (Some((lookback, forms)), None) => {
                 let meter_text = meter.to_string();
                 let alike: Vec<(String, usize)> = forms
@@ -794,19 +786,30 @@ impl Conditioning {
                     .filter(|f| f.meter == meter_text && f.pickup == pickup && f.bars == bars)
                     .map(|f| (f.form.clone(), f.songs))
                     .collect();
-                let mut lags = match pick(alike) {
+                Some(match pick(alike) {
                     Some(form) => lookback.parse_form(&form, bars)?,
                     None => vec![0; bars as usize],
-                };
-                // The last bar is the melody's own, so that the model writes
-                // its ending: a last bar that says an earlier one again, as
-                // the model had written it mid-song, ended 2/4 to 6/8
-                // melodies on the tonic 20% of the time, against 48-57%.
-                if let Some(last) = lags.last_mut() {
-                    *last = 0;
-                }
-                Lookback::letters(&lags)
+                })
             }
+        };
+        // The last bar is the melody's own, so that the model writes its
+        // ending (AABA is written A A B A'): a last bar that says an earlier
+        // one again, as the model had written it mid-song, ended 2/4 to 6/8
+        // melodies on the tonic 20% of the time, against 48-57%.
+        let form = lags.map(|mut lags| {
+            if let Some(last) = lags.last_mut() {
+                *last = 0;
+            }
+            Lookback::letters(&lags)
+        });
+        let form = match (form, &request.form) {
+            (Some(None), Some(asked)) => {
+                return Err(ConditionError::Form {
+                    asked: asked.clone(),
+                    why: format!("more than {} bars of their own", FORM_LETTERS.len()),
+                });
+            }
+            (form, _) => form.flatten(),
         };
         Ok(Asked {
             meter,
@@ -1283,9 +1286,9 @@ mod tests {
         };
         assert_eq!(conditioning.values(&free, &plain)[7], [0; 13]);
         assert_eq!(conditioning.inputs()[7..], [("form".to_owned(), 4)]);
-        // Drawn from the training songs of the meter, upbeat and length,
-        // the last bar made the melody's own; all bars of their own where
-        // none has them; or as asked.
+        // Drawn from the training songs of the meter, upbeat and length;
+        // all bars of their own where none has them; or as asked; the last
+        // bar the melody's own.
         let draw = |pickup: u32, bars: u32, form: Option<&str>| {
             let request = Request {
                 meter: Some(meter),
@@ -1301,7 +1304,8 @@ mod tests {
         assert_eq!(draw(1, 4, None).unwrap(), "ABAC");
         assert_eq!(draw(0, 3, None).unwrap(), "AAB");
         assert_eq!(draw(0, 5, None).unwrap(), "ABCDE");
-        assert_eq!(draw(0, 4, Some("AA")).unwrap(), "ABAB");
+        assert_eq!(draw(0, 4, Some("AA")).unwrap(), "ABAC");
+        assert_eq!(draw(0, 4, Some("ABAB")).unwrap(), "ABAC");
         assert!(draw(0, 8, Some("AABA")).is_err());
         // Past 52 bars of their own there are no letters: no form, and
         // every bar its own.
@@ -1338,8 +1342,8 @@ mod tests {
         let eight_back: Vec<Option<usize>> =
             [vec![None; 9], vec![Some(8); 4], vec![None; 8]].concat();
         assert_eq!(copies, eight_back);
-        // Asked, the last bar too, up to the end of the last bar (step 16),
-        // shortened by the upbeat.
+        // A form whose last bar says one again is copied up to the end of
+        // the last bar (step 16), shortened by the upbeat.
         let asked = Asked {
             form: Some("ABAB".into()),
             ..asked
