@@ -441,6 +441,16 @@ impl Lookback {
         Ok(lags)
     }
 
+    /// The form `asked` was given, per full bar: every bar its own without
+    /// one (more bars of their own than letters); `None` for a form this
+    /// model cannot read, which [`Conditioning::draw`] never gives.
+    fn asked_form(&self, asked: &Asked) -> Option<Vec<u32>> {
+        match &asked.form {
+            Some(form) => self.parse_form(form, asked.bars).ok(),
+            None => Some(vec![0; asked.bars as usize]),
+        }
+    }
+
     /// The forms of `songs` (training songs with their ids), counted by
     /// meter, upbeat and length.
     pub fn count_forms<'a>(
@@ -525,6 +535,15 @@ pub struct Asked {
     /// reads the form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<String>,
+}
+
+impl Asked {
+    /// The bars asked for, on a grid of `step`; `None` when a bar of the
+    /// meter is off the grid.
+    fn layout(&self, step: Duration) -> Option<BarLayout> {
+        let bar_steps = steps_of(self.meter.bar_length()?, step)?;
+        Some(BarLayout::regular(bar_steps, self.pickup, self.bars))
+    }
 }
 
 pub const CONDITIONING_FILE: &str = "conditioning.json";
@@ -796,20 +815,21 @@ impl Conditioning {
         // ending (AABA is written A A B A'): a last bar that says an earlier
         // one again, as the model had written it mid-song, ended 2/4 to 6/8
         // melodies on the tonic 20% of the time, against 48-57%.
-        let form = lags.map(|mut lags| {
-            if let Some(last) = lags.last_mut() {
-                *last = 0;
+        let form = match lags {
+            Some(mut lags) => {
+                if let Some(last) = lags.last_mut() {
+                    *last = 0;
+                }
+                let letters = Lookback::letters(&lags);
+                if let (None, Some(asked)) = (&letters, &request.form) {
+                    return Err(ConditionError::Form {
+                        asked: asked.clone(),
+                        why: format!("more than {} bars of their own", FORM_LETTERS.len()),
+                    });
+                }
+                letters
             }
-            Lookback::letters(&lags)
-        });
-        let form = match (form, &request.form) {
-            (Some(None), Some(asked)) => {
-                return Err(ConditionError::Form {
-                    asked: asked.clone(),
-                    why: format!("more than {} bars of their own", FORM_LETTERS.len()),
-                });
-            }
-            (form, _) => form.flatten(),
+            None => None,
         };
         Ok(Asked {
             meter,
@@ -843,7 +863,7 @@ impl Conditioning {
     /// `step` and the end, with the inputs that echo its own tokens; `None`
     /// when a bar of the meter is off the grid.
     pub fn schedule(&self, asked: &Asked, step: Duration, steps: usize) -> Option<Schedule> {
-        let bar_steps = steps_of(asked.meter.bar_length()?, step)?;
+        let layout = asked.layout(step)?;
         let tonic = if asked.minor { 'A' } else { 'C' };
         let song = SongConditions {
             meter: Some(asked.meter),
@@ -859,21 +879,16 @@ impl Conditioning {
                 },
             }),
             style: asked.style.clone(),
-            layout: Some(BarLayout::regular(bar_steps, asked.pickup, asked.bars)),
+            layout: Some(layout.clone()),
         };
         let mut values = self.fixed_values(&song, steps);
         let mut echoes = Vec::new();
         if let Some(lookback) = &self.lookback {
-            echoes = lookback.echoes(song.layout.as_ref(), values.len())?;
+            echoes = lookback.echoes(Some(&layout), values.len())?;
             values.extend(echoes.iter().map(|echo| vec![echo.before]));
             if lookback.forms.is_some() {
-                // No form (more bars of their own than letters): every bar
-                // its own.
-                let lags = match &asked.form {
-                    Some(form) => lookback.parse_form(form, asked.bars).ok()?,
-                    None => vec![0; asked.bars as usize],
-                };
-                values.push(lookback.form_values(&lags, song.layout.as_ref()?, steps + 1));
+                let lags = lookback.asked_form(asked)?;
+                values.push(lookback.form_values(&lags, &layout, steps + 1));
             }
         }
         Some(Schedule { values, echoes })
@@ -891,12 +906,8 @@ impl Conditioning {
     ) -> Option<Vec<Option<usize>>> {
         let lookback = self.lookback.as_ref()?;
         lookback.forms.as_ref()?;
-        let bar_steps = steps_of(asked.meter.bar_length()?, step)?;
-        let lags = match &asked.form {
-            Some(form) => lookback.parse_form(form, asked.bars).ok()?,
-            None => Vec::new(),
-        };
-        let layout = BarLayout::regular(bar_steps, asked.pickup, asked.bars);
+        let layout = asked.layout(step)?;
+        let lags = lookback.asked_form(asked)?;
         // The last bar, shortened by the upbeat, ends the song: no copy
         // past it keeps the melody from ending there.
         let end = layout.total_steps() as usize;
@@ -907,7 +918,7 @@ impl Conditioning {
                 .enumerate()
                 .map(|(at, bar)| {
                     let lag = *lags.get(bar?)?;
-                    (lag > 0 && at < end).then_some((lag * bar_steps) as usize)
+                    (lag > 0 && at < end).then_some((lag * layout.bar_steps) as usize)
                 })
                 .collect(),
         )
